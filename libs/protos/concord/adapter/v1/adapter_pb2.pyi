@@ -1,0 +1,93 @@
+from libs.protos.concord.common.v1 import common_pb2 as _common_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class FetchChangesRequest(_message.Message):
+    __slots__ = ("config_id", "entity_type", "cursor", "page_size")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    entity_type: _common_pb2.EntityType
+    cursor: str
+    page_size: int
+    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., cursor: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class FetchChangesResponse(_message.Message):
+    __slots__ = ("records", "next_cursor", "has_more", "vendor_requests")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
+    next_cursor: str
+    has_more: bool
+    vendor_requests: int
+    def __init__(self, records: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., next_cursor: _Optional[str] = ..., has_more: _Optional[bool] = ..., vendor_requests: _Optional[int] = ...) -> None: ...
+
+class UpsertItem(_message.Message):
+    __slots__ = ("ref", "external_id", "record")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    external_id: str
+    record: _struct_pb2.Struct
+    def __init__(self, ref: _Optional[str] = ..., external_id: _Optional[str] = ..., record: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class UpsertBatchRequest(_message.Message):
+    __slots__ = ("config_id", "entity_type", "items")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    entity_type: _common_pb2.EntityType
+    items: _containers.RepeatedCompositeFieldContainer[UpsertItem]
+    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., items: _Optional[_Iterable[_Union[UpsertItem, _Mapping]]] = ...) -> None: ...
+
+class UpsertResult(_message.Message):
+    __slots__ = ("ref", "external_id", "success", "created", "error_reason", "error_message", "record")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_REASON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    external_id: str
+    success: bool
+    created: bool
+    error_reason: str
+    error_message: str
+    record: _struct_pb2.Struct
+    def __init__(self, ref: _Optional[str] = ..., external_id: _Optional[str] = ..., success: _Optional[bool] = ..., created: _Optional[bool] = ..., error_reason: _Optional[str] = ..., error_message: _Optional[str] = ..., record: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class UpsertBatchResponse(_message.Message):
+    __slots__ = ("results", "vendor_requests")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[UpsertResult]
+    vendor_requests: int
+    def __init__(self, results: _Optional[_Iterable[_Union[UpsertResult, _Mapping]]] = ..., vendor_requests: _Optional[int] = ...) -> None: ...
+
+class CheckHealthRequest(_message.Message):
+    __slots__ = ("config_id",)
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    def __init__(self, config_id: _Optional[str] = ...) -> None: ...
+
+class CheckHealthResponse(_message.Message):
+    __slots__ = ("healthy", "detail")
+    HEALTHY_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    healthy: bool
+    detail: str
+    def __init__(self, healthy: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...

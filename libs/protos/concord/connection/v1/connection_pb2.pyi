@@ -1,0 +1,140 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ConnectionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONNECTION_STATUS_UNSPECIFIED: _ClassVar[ConnectionStatus]
+    CONNECTION_STATUS_PENDING: _ClassVar[ConnectionStatus]
+    CONNECTION_STATUS_CONNECTED: _ClassVar[ConnectionStatus]
+    CONNECTION_STATUS_EXPIRED: _ClassVar[ConnectionStatus]
+    CONNECTION_STATUS_DISCONNECTED: _ClassVar[ConnectionStatus]
+CONNECTION_STATUS_UNSPECIFIED: ConnectionStatus
+CONNECTION_STATUS_PENDING: ConnectionStatus
+CONNECTION_STATUS_CONNECTED: ConnectionStatus
+CONNECTION_STATUS_EXPIRED: ConnectionStatus
+CONNECTION_STATUS_DISCONNECTED: ConnectionStatus
+
+class Connection(_message.Message):
+    __slots__ = ("config_id", "practice_id", "integration_type", "status", "external_account_id", "scopes", "access_token_expire_time", "connect_time", "last_refresh_time")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    INTEGRATION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_TOKEN_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CONNECT_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_REFRESH_TIME_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    practice_id: str
+    integration_type: str
+    status: ConnectionStatus
+    external_account_id: str
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    access_token_expire_time: _timestamp_pb2.Timestamp
+    connect_time: _timestamp_pb2.Timestamp
+    last_refresh_time: _timestamp_pb2.Timestamp
+    def __init__(self, config_id: _Optional[str] = ..., practice_id: _Optional[str] = ..., integration_type: _Optional[str] = ..., status: _Optional[_Union[ConnectionStatus, str]] = ..., external_account_id: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., access_token_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connect_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_refresh_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class StartAuthorizationRequest(_message.Message):
+    __slots__ = ("config_id", "redirect_uri")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    REDIRECT_URI_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    redirect_uri: str
+    def __init__(self, config_id: _Optional[str] = ..., redirect_uri: _Optional[str] = ...) -> None: ...
+
+class StartAuthorizationResponse(_message.Message):
+    __slots__ = ("authorization_url", "state")
+    AUTHORIZATION_URL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    authorization_url: str
+    state: str
+    def __init__(self, authorization_url: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
+
+class CompleteAuthorizationRequest(_message.Message):
+    __slots__ = ("state", "code")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    state: str
+    code: str
+    def __init__(self, state: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+
+class CompleteAuthorizationResponse(_message.Message):
+    __slots__ = ("connection",)
+    CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    connection: Connection
+    def __init__(self, connection: _Optional[_Union[Connection, _Mapping]] = ...) -> None: ...
+
+class GetConnectionRequest(_message.Message):
+    __slots__ = ("config_id",)
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    def __init__(self, config_id: _Optional[str] = ...) -> None: ...
+
+class GetConnectionResponse(_message.Message):
+    __slots__ = ("connection",)
+    CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    connection: Connection
+    def __init__(self, connection: _Optional[_Union[Connection, _Mapping]] = ...) -> None: ...
+
+class GetAccessTokenRequest(_message.Message):
+    __slots__ = ("config_id", "force_refresh")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    FORCE_REFRESH_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    force_refresh: bool
+    def __init__(self, config_id: _Optional[str] = ..., force_refresh: _Optional[bool] = ...) -> None: ...
+
+class GetAccessTokenResponse(_message.Message):
+    __slots__ = ("access_token", "expire_time", "external_account_id", "api_base_url")
+    ACCESS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    API_BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    access_token: str
+    expire_time: _timestamp_pb2.Timestamp
+    external_account_id: str
+    api_base_url: str
+    def __init__(self, access_token: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., external_account_id: _Optional[str] = ..., api_base_url: _Optional[str] = ...) -> None: ...
+
+class DisconnectRequest(_message.Message):
+    __slots__ = ("config_id",)
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    def __init__(self, config_id: _Optional[str] = ...) -> None: ...
+
+class DisconnectResponse(_message.Message):
+    __slots__ = ("connection", "revoked_at_vendor")
+    CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_VENDOR_FIELD_NUMBER: _ClassVar[int]
+    connection: Connection
+    revoked_at_vendor: bool
+    def __init__(self, connection: _Optional[_Union[Connection, _Mapping]] = ..., revoked_at_vendor: _Optional[bool] = ...) -> None: ...
+
+class SetOAuthClientRequest(_message.Message):
+    __slots__ = ("integration_type", "client_id", "client_secret")
+    INTEGRATION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_SECRET_FIELD_NUMBER: _ClassVar[int]
+    integration_type: str
+    client_id: str
+    client_secret: str
+    def __init__(self, integration_type: _Optional[str] = ..., client_id: _Optional[str] = ..., client_secret: _Optional[str] = ...) -> None: ...
+
+class SetOAuthClientResponse(_message.Message):
+    __slots__ = ("integration_type", "client_id")
+    INTEGRATION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    integration_type: str
+    client_id: str
+    def __init__(self, integration_type: _Optional[str] = ..., client_id: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,269 @@
+import datetime
+
+from libs.protos.concord.common.v1 import common_pb2 as _common_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SyncRunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SYNC_RUN_STATUS_UNSPECIFIED: _ClassVar[SyncRunStatus]
+    SYNC_RUN_STATUS_RUNNING: _ClassVar[SyncRunStatus]
+    SYNC_RUN_STATUS_SUCCEEDED: _ClassVar[SyncRunStatus]
+    SYNC_RUN_STATUS_PARTIAL: _ClassVar[SyncRunStatus]
+    SYNC_RUN_STATUS_FAILED: _ClassVar[SyncRunStatus]
+SYNC_RUN_STATUS_UNSPECIFIED: SyncRunStatus
+SYNC_RUN_STATUS_RUNNING: SyncRunStatus
+SYNC_RUN_STATUS_SUCCEEDED: SyncRunStatus
+SYNC_RUN_STATUS_PARTIAL: SyncRunStatus
+SYNC_RUN_STATUS_FAILED: SyncRunStatus
+
+class Patient(_message.Message):
+    __slots__ = ("patient_id", "practice_id", "resource_json", "version", "create_time", "update_time")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_JSON_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    practice_id: str
+    resource_json: str
+    version: int
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, patient_id: _Optional[str] = ..., practice_id: _Optional[str] = ..., resource_json: _Optional[str] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RecordError(_message.Message):
+    __slots__ = ("record_ref", "field", "reason", "message")
+    RECORD_REF_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    record_ref: str
+    field: str
+    reason: str
+    message: str
+    def __init__(self, record_ref: _Optional[str] = ..., field: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class SyncRun(_message.Message):
+    __slots__ = ("run_id", "config_id", "practice_id", "integration_type", "entity_type", "direction", "status", "records_processed", "records_succeeded", "records_failed", "records_created", "records_updated", "vendor_requests", "errors", "trace_id", "workflow_id", "start_time", "end_time", "error_message")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    INTEGRATION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_PROCESSED_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_CREATED_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_UPDATED_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    config_id: str
+    practice_id: str
+    integration_type: str
+    entity_type: _common_pb2.EntityType
+    direction: _common_pb2.SyncDirection
+    status: SyncRunStatus
+    records_processed: int
+    records_succeeded: int
+    records_failed: int
+    records_created: int
+    records_updated: int
+    vendor_requests: int
+    errors: _containers.RepeatedCompositeFieldContainer[RecordError]
+    trace_id: str
+    workflow_id: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    error_message: str
+    def __init__(self, run_id: _Optional[str] = ..., config_id: _Optional[str] = ..., practice_id: _Optional[str] = ..., integration_type: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., direction: _Optional[_Union[_common_pb2.SyncDirection, str]] = ..., status: _Optional[_Union[SyncRunStatus, str]] = ..., records_processed: _Optional[int] = ..., records_succeeded: _Optional[int] = ..., records_failed: _Optional[int] = ..., records_created: _Optional[int] = ..., records_updated: _Optional[int] = ..., vendor_requests: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[RecordError, _Mapping]]] = ..., trace_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class PatientLink(_message.Message):
+    __slots__ = ("patient_id", "config_id", "external_id", "synced_version", "sync_time")
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    SYNCED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SYNC_TIME_FIELD_NUMBER: _ClassVar[int]
+    patient_id: str
+    config_id: str
+    external_id: str
+    synced_version: int
+    sync_time: _timestamp_pb2.Timestamp
+    def __init__(self, patient_id: _Optional[str] = ..., config_id: _Optional[str] = ..., external_id: _Optional[str] = ..., synced_version: _Optional[int] = ..., sync_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreatePatientRequest(_message.Message):
+    __slots__ = ("practice_id", "resource_json")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_JSON_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    resource_json: str
+    def __init__(self, practice_id: _Optional[str] = ..., resource_json: _Optional[str] = ...) -> None: ...
+
+class CreatePatientResponse(_message.Message):
+    __slots__ = ("patient",)
+    PATIENT_FIELD_NUMBER: _ClassVar[int]
+    patient: Patient
+    def __init__(self, patient: _Optional[_Union[Patient, _Mapping]] = ...) -> None: ...
+
+class GetPatientRequest(_message.Message):
+    __slots__ = ("practice_id", "patient_id")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    patient_id: str
+    def __init__(self, practice_id: _Optional[str] = ..., patient_id: _Optional[str] = ...) -> None: ...
+
+class GetPatientResponse(_message.Message):
+    __slots__ = ("patient",)
+    PATIENT_FIELD_NUMBER: _ClassVar[int]
+    patient: Patient
+    def __init__(self, patient: _Optional[_Union[Patient, _Mapping]] = ...) -> None: ...
+
+class UpdatePatientRequest(_message.Message):
+    __slots__ = ("practice_id", "patient_id", "resource_json", "expected_version")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_JSON_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    patient_id: str
+    resource_json: str
+    expected_version: int
+    def __init__(self, practice_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., resource_json: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
+
+class UpdatePatientResponse(_message.Message):
+    __slots__ = ("patient",)
+    PATIENT_FIELD_NUMBER: _ClassVar[int]
+    patient: Patient
+    def __init__(self, patient: _Optional[_Union[Patient, _Mapping]] = ...) -> None: ...
+
+class ListPatientsRequest(_message.Message):
+    __slots__ = ("practice_id", "page_size", "page_token")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, practice_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListPatientsResponse(_message.Message):
+    __slots__ = ("patients", "next_page_token")
+    PATIENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    patients: _containers.RepeatedCompositeFieldContainer[Patient]
+    next_page_token: str
+    def __init__(self, patients: _Optional[_Iterable[_Union[Patient, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ImportPatientsRequest(_message.Message):
+    __slots__ = ("practice_id", "bundle_json")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_JSON_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    bundle_json: str
+    def __init__(self, practice_id: _Optional[str] = ..., bundle_json: _Optional[str] = ...) -> None: ...
+
+class ImportPatientsResponse(_message.Message):
+    __slots__ = ("patient_ids",)
+    PATIENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    patient_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, patient_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StartSyncRequest(_message.Message):
+    __slots__ = ("config_id", "entity_type", "direction", "practice_id")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    entity_type: _common_pb2.EntityType
+    direction: _common_pb2.SyncDirection
+    practice_id: str
+    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., direction: _Optional[_Union[_common_pb2.SyncDirection, str]] = ..., practice_id: _Optional[str] = ...) -> None: ...
+
+class StartSyncResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: SyncRun
+    def __init__(self, run: _Optional[_Union[SyncRun, _Mapping]] = ...) -> None: ...
+
+class GetSyncRunRequest(_message.Message):
+    __slots__ = ("run_id", "practice_id")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    practice_id: str
+    def __init__(self, run_id: _Optional[str] = ..., practice_id: _Optional[str] = ...) -> None: ...
+
+class GetSyncRunResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: SyncRun
+    def __init__(self, run: _Optional[_Union[SyncRun, _Mapping]] = ...) -> None: ...
+
+class WaitSyncRunRequest(_message.Message):
+    __slots__ = ("run_id", "practice_id")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    practice_id: str
+    def __init__(self, run_id: _Optional[str] = ..., practice_id: _Optional[str] = ...) -> None: ...
+
+class WaitSyncRunResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: SyncRun
+    def __init__(self, run: _Optional[_Union[SyncRun, _Mapping]] = ...) -> None: ...
+
+class ListSyncRunsRequest(_message.Message):
+    __slots__ = ("practice_id", "config_id", "page_size", "page_token")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    config_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, practice_id: _Optional[str] = ..., config_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListSyncRunsResponse(_message.Message):
+    __slots__ = ("runs", "next_page_token")
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[SyncRun]
+    next_page_token: str
+    def __init__(self, runs: _Optional[_Iterable[_Union[SyncRun, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetPatientLinkRequest(_message.Message):
+    __slots__ = ("practice_id", "patient_id", "config_id")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    patient_id: str
+    config_id: str
+    def __init__(self, practice_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., config_id: _Optional[str] = ...) -> None: ...
+
+class GetPatientLinkResponse(_message.Message):
+    __slots__ = ("link",)
+    LINK_FIELD_NUMBER: _ClassVar[int]
+    link: PatientLink
+    def __init__(self, link: _Optional[_Union[PatientLink, _Mapping]] = ...) -> None: ...

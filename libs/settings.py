@@ -1,0 +1,56 @@
+"""The one settings loader: every service reads CONCORD_* environment variables through it."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("registry", "connection", "mapping", "sync", "audit")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONCORD_", frozen=True, extra="ignore")
+
+    data_dir: Path = Path("var")
+    # Empty: one SQLite file per service under data_dir. Otherwise a PostgreSQL (asyncpg) URL
+    # shared by all services, each in its own schema.
+    database_url: str = ""
+    database_schema_prefix: str = ""
+
+    registry_address: str = "127.0.0.1:50051"
+    connection_address: str = "127.0.0.1:50052"
+    mapping_address: str = "127.0.0.1:50053"
+    sync_address: str = "127.0.0.1:50054"
+    audit_address: str = "127.0.0.1:50055"
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    # Where vendors redirect users after authorizing (the gateway's callback).
+    public_base_url: str = "http://127.0.0.1:8080"
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    sync_task_queue: str = "sync"
+
+    # Vendor -> base URL of its local sandbox; the registry points that vendor's endpoints there
+    # (same paths, other host). Empty in production.
+    vendor_base_urls: dict[str, str] = {}
+
+    otel_exporter: Literal["none", "console", "otlp", "memory"] = "none"
+    log_level: str = "INFO"
+
+    # Access tokens are refreshed when they expire within this many seconds.
+    token_refresh_margin_seconds: int = 300
+    # The development OIDC issuer the gateway trusts in the embedded default.
+    jwt_issuer: str = "concord-dev"
+    jwt_audience: str = "concord-gateway"
+
+    def service_address(self, service: str) -> str:
+        return getattr(self, f"{service}_address")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,101 @@
+"""Registry rules: pure, no gRPC, no SQL."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
+
+from libs.errors import InvalidArgument
+
+PRACTICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+DIRECTIONS = ("SYNC_DIRECTION_PUSH", "SYNC_DIRECTION_PULL", "SYNC_DIRECTION_BIDIRECTIONAL")
+FREQUENCIES = ("SYNC_FREQUENCY_REAL_TIME", "SYNC_FREQUENCY_HOURLY", "SYNC_FREQUENCY_DAILY", "SYNC_FREQUENCY_MANUAL")
+POLICIES = (
+    "CONFLICT_POLICY_HUB_WINS",
+    "CONFLICT_POLICY_VENDOR_WINS",
+    "CONFLICT_POLICY_NEWEST_WINS",
+    "CONFLICT_POLICY_MANUAL_REVIEW",
+)
+# Policies the sync service applies today; the others arrive with the three-way merge issue.
+SUPPORTED_POLICIES = ("CONFLICT_POLICY_HUB_WINS", "CONFLICT_POLICY_VENDOR_WINS")
+MUTABLE_FIELDS = ("sync_direction", "sync_frequency", "conflict_policy", "active", "enabled_entities")
+
+
+@dataclass(frozen=True)
+class Practice:
+    practice_id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class IntegrationConfig:
+    config_id: str
+    practice_id: str
+    integration_type: str
+    sync_direction: str
+    sync_frequency: str
+    conflict_policy: str
+    active: bool
+    enabled_entities: list[str] = field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+def validate_practice(practice_id: str, name: str) -> None:
+    if not PRACTICE_ID.match(practice_id):
+        raise InvalidArgument(
+            "practice_id must be 1-64 letters, digits, '-' or '_'", field="practice_id", reason="INVALID_PRACTICE_ID"
+        )
+    if not name.strip() or len(name) > 200:
+        raise InvalidArgument("name must be 1-200 characters", field="name", reason="INVALID_NAME")
+
+
+def with_defaults(config: IntegrationConfig) -> IntegrationConfig:
+    return replace(
+        config,
+        sync_direction=config.sync_direction or "SYNC_DIRECTION_BIDIRECTIONAL",
+        sync_frequency=config.sync_frequency or "SYNC_FREQUENCY_MANUAL",
+        conflict_policy=config.conflict_policy or "CONFLICT_POLICY_HUB_WINS",
+        enabled_entities=config.enabled_entities or ["ENTITY_TYPE_PATIENT"],
+    )
+
+
+def validate_config(config: IntegrationConfig, capabilities: list[str]) -> None:
+    _one_of(config.sync_direction, DIRECTIONS, "sync_direction")
+    _one_of(config.sync_frequency, FREQUENCIES, "sync_frequency")
+    _one_of(config.conflict_policy, POLICIES, "conflict_policy")
+    if config.conflict_policy not in SUPPORTED_POLICIES:
+        raise InvalidArgument(
+            f"conflict_policy {config.conflict_policy} is not supported yet",
+            field="conflict_policy",
+            reason="UNSUPPORTED_CONFLICT_POLICY",
+        )
+    for entity in config.enabled_entities:
+        if entity not in capabilities:
+            raise InvalidArgument(
+                f"{entity} is not a capability of {config.integration_type}",
+                field="enabled_entities",
+                reason="UNSUPPORTED_ENTITY",
+            )
+
+
+def _one_of(value: str, allowed: tuple[str, ...], name: str) -> None:
+    if value not in allowed:
+        raise InvalidArgument(f"{name} must be one of {', '.join(allowed)}", field=name, reason="INVALID_ENUM")
+
+
+def point_at_sandbox(endpoints: dict[str, str], base_url: str) -> dict[str, str]:
+    """Moves every endpoint to the sandbox host, keeping the vendor's paths."""
+    base = urlsplit(base_url)
+    moved = {}
+    for key, url in endpoints.items():
+        if not url:
+            moved[key] = url
+            continue
+        parts = urlsplit(url)
+        path = base.path.rstrip("/") + parts.path
+        moved[key] = urlunsplit((base.scheme, base.netloc, path, parts.query, ""))
+    return moved

@@ -1,0 +1,100 @@
+"""Registry use cases."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from libs.errors import InvalidArgument, NotFound
+from services.registry import domain
+from services.registry.domain import IntegrationConfig, Practice
+from services.registry.repository import RegistryRepository
+
+DEFINITIONS_DIR = Path(__file__).parent / "definitions"
+
+
+class RegistryService:
+    def __init__(self, repository: RegistryRepository, vendor_base_urls: dict[str, str] | None = None) -> None:
+        self._repo = repository
+        self._vendor_base_urls = vendor_base_urls or {}
+
+    async def seed_definitions(self) -> None:
+        """Loads the bundled vendor definitions, pointed at sandboxes where configured."""
+        for path in sorted(DEFINITIONS_DIR.glob("*.json")):
+            await self.upsert_definition(json.loads(path.read_text()))
+
+    async def upsert_definition(self, document: dict) -> dict:
+        integration_type = document.get("integration_type", "")
+        if not domain.PRACTICE_ID.match(integration_type):
+            raise InvalidArgument("integration_type is required", field="definition.integration_type")
+        if not document.get("name"):
+            raise InvalidArgument("name is required", field="definition.name")
+        base_url = self._vendor_base_urls.get(integration_type)
+        if base_url:
+            document = {**document, "endpoints": domain.point_at_sandbox(document.get("endpoints", {}), base_url)}
+        await self._repo.put_definition(integration_type, document)
+        return document
+
+    async def get_definition(self, integration_type: str) -> dict:
+        document = await self._repo.get_definition(integration_type)
+        if document is None:
+            raise NotFound(f"no integration definition {integration_type!r}", reason="DEFINITION_NOT_FOUND")
+        return document
+
+    async def list_definitions(self, after: str, limit: int) -> list[dict]:
+        return await self._repo.list_definitions(after, limit)
+
+    async def create_practice(self, practice_id: str, name: str) -> Practice:
+        domain.validate_practice(practice_id, name)
+        return await self._repo.add_practice(practice_id, name.strip())
+
+    async def get_practice(self, practice_id: str) -> Practice:
+        practice = await self._repo.get_practice(practice_id)
+        if practice is None:
+            raise NotFound("practice not found", reason="PRACTICE_NOT_FOUND")
+        return practice
+
+    async def create_config(self, config: IntegrationConfig) -> IntegrationConfig:
+        await self.get_practice(config.practice_id)
+        definition = await self.get_definition(config.integration_type)
+        now = datetime.now(UTC)
+        config = domain.with_defaults(replace(config, config_id=str(uuid.uuid4()), created_at=now, updated_at=now))
+        domain.validate_config(config, definition.get("capabilities", []))
+        return await self._repo.add_config(config)
+
+    async def get_config(self, config_id: str) -> IntegrationConfig:
+        config = await self._repo.get_config(config_id)
+        if config is None:
+            raise NotFound("integration config not found", reason="CONFIG_NOT_FOUND")
+        return config
+
+    async def find_config(self, practice_id: str, integration_type: str) -> IntegrationConfig:
+        config = await self._repo.find_config(practice_id, integration_type)
+        if config is None:
+            raise NotFound(f"the practice has no {integration_type} config", reason="CONFIG_NOT_FOUND")
+        return config
+
+    async def list_configs(self, practice_id: str, after: str, limit: int) -> list[IntegrationConfig]:
+        return await self._repo.list_configs(practice_id, after, limit)
+
+    async def update_config(self, changes: IntegrationConfig, mask: list[str]) -> IntegrationConfig:
+        current = await self.get_config(changes.config_id)
+        if changes.practice_id and changes.practice_id != current.practice_id:
+            raise NotFound("integration config not found", reason="CONFIG_NOT_FOUND")
+        if not mask:
+            raise InvalidArgument("update_mask names no field", field="update_mask", reason="EMPTY_UPDATE_MASK")
+        unknown = [path for path in mask if path not in domain.MUTABLE_FIELDS]
+        if unknown:
+            raise InvalidArgument(
+                f"update_mask may name only {', '.join(domain.MUTABLE_FIELDS)}",
+                field="update_mask",
+                reason="IMMUTABLE_FIELD",
+            )
+        updated = replace(current, **{path: getattr(changes, path) for path in mask}, updated_at=datetime.now(UTC))
+        definition = await self.get_definition(updated.integration_type)
+        domain.validate_config(updated, definition.get("capabilities", []))
+        await self._repo.save_config(updated)
+        return updated

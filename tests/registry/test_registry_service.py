@@ -1,0 +1,119 @@
+"""The registry over real gRPC on 127.0.0.1:0, on each database backend."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.protobuf import field_mask_pb2
+
+from libs.errors import AlreadyExists, InvalidArgument, NotFound
+from libs.grpc_client import call, open_channel
+from libs.protos.concord.common.v1 import common_pb2
+from libs.protos.concord.registry.v1 import registry_pb2 as pb
+from libs.protos.concord.registry.v1 import registry_pb2_grpc
+from services.registry.server import start
+
+
+@pytest.fixture
+async def stub(settings):  # noqa: ANN001
+    service = await start(settings.model_copy(update={"vendor_base_urls": {"ghl": "http://127.0.0.1:8701"}}))
+    channel = open_channel(service.address)
+    yield registry_pb2_grpc.RegistryServiceStub(channel)
+    await channel.close()
+    await service.stop()
+
+
+async def _practice_and_config(stub) -> pb.IntegrationConfig:  # noqa: ANN001
+    await call(stub.CreatePractice, pb.CreatePracticeRequest(practice_id="p1", name="Harbor Clinic"))
+    response = await call(
+        stub.CreateIntegrationConfig,
+        pb.CreateIntegrationConfigRequest(config=pb.IntegrationConfig(practice_id="p1", integration_type="ghl")),
+    )
+    return response.config
+
+
+async def test_ghl_definition_is_seeded_and_points_at_the_sandbox(stub) -> None:  # noqa: ANN001
+    response = await call(stub.GetIntegrationDefinition, pb.GetIntegrationDefinitionRequest(integration_type="ghl"))
+    endpoints = response.definition.endpoints
+    assert endpoints.token_url == "http://127.0.0.1:8701/oauth/token"
+    assert endpoints.authorize_url == "http://127.0.0.1:8701/v2/oauth/chooselocation"
+    assert response.definition.pkce_supported is False
+    assert list(response.definition.capabilities) == [common_pb2.ENTITY_TYPE_PATIENT]
+
+
+async def test_config_defaults_find_and_update(stub) -> None:  # noqa: ANN001
+    config = await _practice_and_config(stub)
+    assert config.sync_direction == common_pb2.SYNC_DIRECTION_BIDIRECTIONAL
+    assert config.conflict_policy == common_pb2.CONFLICT_POLICY_HUB_WINS
+    assert not config.active
+
+    found = await call(
+        stub.FindIntegrationConfig, pb.FindIntegrationConfigRequest(practice_id="p1", integration_type="ghl")
+    )
+    assert found.config.config_id == config.config_id
+
+    changes = pb.IntegrationConfig(
+        config_id=config.config_id, active=True, sync_direction=common_pb2.SYNC_DIRECTION_PUSH
+    )
+    mask = field_mask_pb2.FieldMask(paths=["active", "sync_direction"])
+    updated = await call(
+        stub.UpdateIntegrationConfig, pb.UpdateIntegrationConfigRequest(config=changes, update_mask=mask)
+    )
+    assert updated.config.active
+    assert updated.config.sync_direction == common_pb2.SYNC_DIRECTION_PUSH
+    assert updated.config.conflict_policy == common_pb2.CONFLICT_POLICY_HUB_WINS
+
+    listed = await call(stub.ListIntegrationConfigs, pb.ListIntegrationConfigsRequest(practice_id="p1"))
+    assert [c.config_id for c in listed.configs] == [config.config_id]
+
+
+async def test_bad_input_gets_invalid_argument_naming_the_field(stub) -> None:  # noqa: ANN001
+    with pytest.raises(InvalidArgument) as error:
+        await call(stub.CreatePractice, pb.CreatePracticeRequest(practice_id="bad id!", name="x"))
+    assert error.value.field == "practice_id"
+    assert error.value.reason == "INVALID_PRACTICE_ID"
+
+    config = await _practice_and_config(stub)
+    changes = pb.IntegrationConfig(config_id=config.config_id, conflict_policy=common_pb2.CONFLICT_POLICY_MANUAL_REVIEW)
+    with pytest.raises(InvalidArgument) as error:
+        await call(
+            stub.UpdateIntegrationConfig,
+            pb.UpdateIntegrationConfigRequest(
+                config=changes, update_mask=field_mask_pb2.FieldMask(paths=["conflict_policy"])
+            ),
+        )
+    assert error.value.field == "conflict_policy"
+    still = await call(stub.GetIntegrationConfig, pb.GetIntegrationConfigRequest(config_id=config.config_id))
+    assert still.config.conflict_policy == common_pb2.CONFLICT_POLICY_HUB_WINS
+
+    with pytest.raises(InvalidArgument) as error:
+        await call(stub.ListIntegrationConfigs, pb.ListIntegrationConfigsRequest(practice_id="p1", page_token="%%%"))
+    assert error.value.field == "page_token"
+
+
+async def test_unknown_ids_are_not_found_and_duplicates_refused(stub) -> None:  # noqa: ANN001
+    with pytest.raises(NotFound) as error:
+        await call(stub.GetIntegrationConfig, pb.GetIntegrationConfigRequest(config_id="nope"))
+    assert error.value.reason == "CONFIG_NOT_FOUND"
+    with pytest.raises(NotFound):
+        await call(
+            stub.CreateIntegrationConfig,
+            pb.CreateIntegrationConfigRequest(config=pb.IntegrationConfig(practice_id="ghost", integration_type="ghl")),
+        )
+    await _practice_and_config(stub)
+    with pytest.raises(AlreadyExists):
+        await call(
+            stub.CreateIntegrationConfig,
+            pb.CreateIntegrationConfigRequest(config=pb.IntegrationConfig(practice_id="p1", integration_type="ghl")),
+        )
+
+
+async def test_health_is_served(settings) -> None:  # noqa: ANN001
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    service = await start(settings)
+    async with grpc.aio.insecure_channel(service.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        reply = await health.Check(health_pb2.HealthCheckRequest(service="concord.registry.v1.RegistryService"))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    await service.stop()
