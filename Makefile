@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA_DIR ?= var
 
-.PHONY: demo up test lint protos bench clean venv
+.PHONY: demo up test lint protos breaking bench clean venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ lint: $(STAMP)
 
 protos: $(STAMP)
 	$(BIN)/python scripts/gen_protos.py
+
+# Contract changes must not break clients: compare protos/ with main (FILE rules).
+breaking: $(STAMP)
+	$(BIN)/buf breaking --against '.git#branch=main'
 
 bench: $(STAMP)
 	@mkdir -p bench/results
