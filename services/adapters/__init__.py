@@ -1,0 +1,53 @@
+"""Vendor adapters: one folder per vendor, one generic Temporal worker.
+
+Each ``services/adapters/<vendor>/__init__.py`` exposes ``ADAPTER``, a factory
+``(AdapterContext) -> Adapter``. The generic worker (``python -m services.adapters --vendor ghl``)
+finds it, and serves its methods as the activities ``fetch_changes``, ``upsert_batch`` and
+``check_health`` on task queue ``adapter.<vendor>``. The sync service calls them by name and
+never imports adapter code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
+from libs.protos.concord.connection.v1 import connection_pb2_grpc
+from libs.settings import Settings
+
+TASK_QUEUE_PREFIX = "adapter."
+
+
+def task_queue(vendor: str) -> str:
+    return f"{TASK_QUEUE_PREFIX}{vendor}"
+
+
+@dataclass
+class AdapterContext:
+    settings: Settings
+    connections: connection_pb2_grpc.ConnectionServiceStub
+
+
+class Adapter(Protocol):
+    vendor: str
+
+    async def fetch_changes(self, request: pb.FetchChangesRequest) -> pb.FetchChangesResponse: ...
+
+    async def upsert_batch(self, request: pb.UpsertBatchRequest) -> pb.UpsertBatchResponse: ...
+
+    async def check_health(self, request: pb.CheckHealthRequest) -> pb.CheckHealthResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+AdapterFactory = Callable[[AdapterContext], Adapter]
+
+
+def load_adapter(vendor: str) -> AdapterFactory:
+    if not vendor.isidentifier():
+        raise ValueError(f"not a vendor name: {vendor!r}")
+    module = importlib.import_module(f"{__name__}.{vendor}")
+    return module.ADAPTER

@@ -1,0 +1,61 @@
+"""The generic adapter worker: one vendor's adapter served as Temporal activities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from libs.grpc_client import open_channel
+from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
+from libs.protos.concord.connection.v1 import connection_pb2_grpc
+from libs.settings import Settings
+from services.adapters import Adapter, AdapterContext, load_adapter, task_queue
+
+
+class AdapterActivities:
+    """Binds one adapter instance to the activity names the sync workflows call."""
+
+    def __init__(self, adapter: Adapter) -> None:
+        self._adapter = adapter
+
+    @activity.defn(name="fetch_changes")
+    async def fetch_changes(self, request: pb.FetchChangesRequest) -> pb.FetchChangesResponse:
+        return await self._adapter.fetch_changes(request)
+
+    @activity.defn(name="upsert_batch")
+    async def upsert_batch(self, request: pb.UpsertBatchRequest) -> pb.UpsertBatchResponse:
+        return await self._adapter.upsert_batch(request)
+
+    @activity.defn(name="check_health")
+    async def check_health(self, request: pb.CheckHealthRequest) -> pb.CheckHealthResponse:
+        return await self._adapter.check_health(request)
+
+
+@dataclass
+class AdapterWorker:
+    worker: Worker
+    adapter: Adapter
+
+    async def run(self) -> None:
+        await self.worker.run()
+
+    async def shutdown(self) -> None:
+        await self.worker.shutdown()
+        await self.adapter.aclose()
+
+
+def build_worker(vendor: str, settings: Settings, client: Client) -> AdapterWorker:
+    channel = open_channel(settings.connection_address)
+    context = AdapterContext(settings, connection_pb2_grpc.ConnectionServiceStub(channel))
+    adapter = load_adapter(vendor)(context)
+    activities = AdapterActivities(adapter)
+    worker = Worker(
+        client,
+        task_queue=task_queue(vendor),
+        activities=[activities.fetch_changes, activities.upsert_batch, activities.check_health],
+        max_concurrent_activities=20,
+    )
+    return AdapterWorker(worker, adapter)

@@ -1,0 +1,50 @@
+"""Connection tables (connection_*)."""
+
+from sqlalchemy import JSON, Column, DateTime, LargeBinary, String, Table
+
+from libs.crypto import data_keys_table
+from libs.db import make_metadata
+
+metadata = make_metadata()
+
+oauth_clients = Table(
+    "connection_oauth_clients",
+    metadata,
+    Column("integration_type", String(64), primary_key=True),
+    Column("client_id", String(255), nullable=False),
+    Column("encrypted_client_secret", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+connections = Table(
+    "connection_connections",
+    metadata,
+    Column("config_id", String(36), primary_key=True),
+    Column("practice_id", String(64), nullable=False, index=True),
+    Column("integration_type", String(64), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("encrypted_access_token", LargeBinary, nullable=True),
+    Column("encrypted_refresh_token", LargeBinary, nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True, index=True),
+    Column("scopes", JSON, nullable=False),
+    Column("external_account_id", String(255), nullable=False),
+    Column("connected_at", DateTime(timezone=True), nullable=True),
+    Column("last_refresh_at", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+pending_authorizations = Table(
+    "connection_pending_authorizations",
+    metadata,
+    # SHA-256 of the state: the database never holds a state that could complete a flow.
+    Column("state_hash", String(64), primary_key=True),
+    Column("config_id", String(36), nullable=False, index=True),
+    Column("practice_id", String(64), nullable=False),
+    Column("redirect_uri", String(2048), nullable=False),
+    Column("encrypted_code_verifier", LargeBinary, nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+data_keys = data_keys_table(metadata, "connection")

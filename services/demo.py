@@ -1,0 +1,204 @@
+"""``make demo``: Concord's main job, end to end, on the embedded default.
+
+Starts the Temporal dev server, every service and the GoHighLevel sandbox; creates a practice;
+connects GoHighLevel through the OAuth flow; imports the synthetic patients into the hub; pushes
+them to GoHighLevel; edits one contact in GoHighLevel; pulls the change back; verifies the audit
+chain; prints a summary. Exits 0 only if every step did what it should.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from libs.settings import get_settings
+from libs.telemetry import setup_telemetry
+from services.supervisor import Stack, start_stack
+
+SYNTHEA_DIR = Path(__file__).resolve().parent.parent / "data" / "fhir" / "synthea"
+PRACTICE_ID = "demo-practice"
+EDITED_CITY = "Providence"
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+@dataclass
+class DemoResult:
+    practice_id: str
+    patients_imported: int
+    push_run: dict[str, Any]
+    pull_run: dict[str, Any]
+    edited_contact_id: str
+    edited_patient_id: str
+    audit: dict[str, Any]
+    vendor_api_calls: int
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def synthetic_patients_bundle(limit: int | None = None) -> dict[str, Any]:
+    """One collection Bundle with the Patient of every Synthea file."""
+    entries = []
+    for path in sorted(SYNTHEA_DIR.glob("*.json"))[:limit]:
+        bundle = json.loads(path.read_text())
+        entries += [{"resource": e["resource"]} for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def _check(response: httpx.Response, expected: int, step: str) -> dict[str, Any]:
+    if response.status_code != expected:
+        raise DemoError(f"{step}: HTTP {response.status_code} {response.text[:300]}")
+    return response.json()
+
+
+async def connect_ghl(http: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    """The OAuth dance a practice admin does in the browser, done with httpx."""
+    started = _check(await http.get("/integrations/hl/authorize", headers=headers), 200, "authorize")
+    consent = await http.get(started["authorization_url"], follow_redirects=False)
+    if consent.status_code not in (302, 303) or "location" not in consent.headers:
+        raise DemoError(f"the vendor's consent page answered HTTP {consent.status_code}")
+    _check(await http.get(consent.headers["location"]), 200, "OAuth callback")
+    return started["config_id"]
+
+
+async def run_sync(http: httpx.AsyncClient, headers: dict[str, str], direction: str) -> dict[str, Any]:
+    run = _check(
+        await http.post("/integrations/hl/patients/sync", json={"direction": direction}, headers=headers), 202, "sync"
+    )
+    return _check(await http.get(f"/sync-runs/{run['run_id']}", params={"wait": "true"}, headers=headers), 200, "wait")
+
+
+async def run_demo(stack: Stack, patients_limit: int | None = None) -> DemoResult:
+    began = time.perf_counter()
+    timings: dict[str, float] = {}
+    sandbox = stack.sandboxes["ghl"].url
+    token = stack.gateway.issuer.mint("demo-admin", PRACTICE_ID, "admin")  # type: ignore[union-attr]
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=600) as http:
+        await http.post(f"{sandbox}/_sandbox/stats/reset")
+        _check(await http.post("/practice", json={"name": "Demo Family Practice"}, headers=headers), 201, "practice")
+        await connect_ghl(http, headers)
+        status = _check(await http.get("/integrations/hl/status", headers=headers), 200, "status")
+        if not status["connected"]:
+            raise DemoError("GoHighLevel is not connected after the OAuth flow")
+
+        mark = time.perf_counter()
+        bundle = synthetic_patients_bundle(patients_limit)
+        imported = _check(await http.post("/patients/import", json=bundle, headers=headers), 201, "import")
+        timings["import"] = time.perf_counter() - mark
+
+        mark = time.perf_counter()
+        push = await run_sync(http, headers, "push")
+        timings["push"] = time.perf_counter() - mark
+        if push["status"] != "succeeded" or push["records_succeeded"] != imported["count"]:
+            raise DemoError(f"push ended {push['status']} with {push['records_succeeded']}/{imported['count']} records")
+
+        location = status["account_id"]
+        contacts = _check(await http.get(f"{sandbox}/_sandbox/contacts", params={"locationId": location}), 200, "list")
+        contacts = contacts.get("contacts", contacts) if isinstance(contacts, dict) else contacts
+        if len(contacts) != imported["count"]:
+            raise DemoError(f"GoHighLevel holds {len(contacts)} contacts, expected {imported['count']}")
+        edited = sorted(contacts, key=lambda c: c["id"])[0]
+        _check(await http.patch(f"{sandbox}/_sandbox/contacts/{edited['id']}", json={"city": EDITED_CITY}), 200, "edit")
+
+        mark = time.perf_counter()
+        pull = await run_sync(http, headers, "pull")
+        timings["pull"] = time.perf_counter() - mark
+        if pull["status"] != "succeeded" or pull["records_updated"] != 1 or pull["records_created"] != 0:
+            raise DemoError(
+                f"pull ended {pull['status']}: {pull['records_updated']} updated, {pull['records_created']} created"
+            )
+        patient_id = await _find_patient_in_city(http, headers, EDITED_CITY)
+
+        audit = _check(await http.get("/audit/verify", headers=headers), 200, "audit verify")
+        if not audit["intact"]:
+            raise DemoError(f"the audit chain is broken at {audit['first_broken_sequence']}")
+        stats = _check(await http.get(f"{sandbox}/_sandbox/stats"), 200, "stats")
+        calls = sum(v for k, v in stats.items() if not k.split(" ", 1)[-1].startswith(("/_sandbox", "/oauth")))
+    return DemoResult(
+        practice_id=PRACTICE_ID,
+        patients_imported=imported["count"],
+        push_run=push,
+        pull_run=pull,
+        edited_contact_id=edited["id"],
+        edited_patient_id=patient_id,
+        audit=audit,
+        vendor_api_calls=calls,
+        seconds=time.perf_counter() - began,
+        timings=timings,
+    )
+
+
+async def _find_patient_in_city(http: httpx.AsyncClient, headers: dict[str, str], city: str) -> str:
+    found, token = [], ""
+    while True:
+        page = _check(
+            await http.get("/patients", params={"page_size": 500, "page_token": token}, headers=headers), 200, "list"
+        )
+        found += [p["id"] for p in page["patients"] if any(a.get("city") == city for a in p.get("address", []))]
+        token = page["next_page_token"]
+        if not token:
+            break
+    if len(found) != 1:
+        raise DemoError(f"expected exactly one hub patient with the edited city, found {len(found)}")
+    return found[0]
+
+
+def print_summary(result: DemoResult, console: Console) -> None:
+    table = Table(title="Concord demo: GoHighLevel, end to end", show_header=True)
+    table.add_column("step")
+    table.add_column("result", justify="right")
+    table.add_row("patients imported into the hub", str(result.patients_imported))
+    table.add_row(
+        "pushed to GoHighLevel (created)",
+        f"{result.push_run['records_succeeded']} ({result.push_run['records_created']})",
+    )
+    table.add_row(
+        "pulled back after one edit (updated / unchanged)",
+        f"{result.pull_run['records_updated']} / {result.pull_run['records_processed'] - result.pull_run['records_updated']}",
+    )
+    table.add_row("GoHighLevel API calls (sandbox count)", str(result.vendor_api_calls))
+    table.add_row("audit chain", f"intact, {result.audit['events_checked']} events")
+    for name, seconds in result.timings.items():
+        table.add_row(f"{name} seconds", f"{seconds:.2f}")
+    table.add_row("total seconds", f"{result.seconds:.2f}")
+    table.add_row("push sync trace id", result.push_run["trace_id"])
+    table.add_row("pull sync trace id", result.pull_run["trace_id"])
+    console.print(table)
+
+
+async def _main() -> int:
+    console = Console()
+    settings = get_settings()
+    data_dir = settings.data_dir / "demo"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    settings = settings.model_copy(update={"data_dir": data_dir})
+    setup_telemetry("concord-demo", settings)
+    with console.status("starting Temporal, the services and the GoHighLevel sandbox"):
+        stack = await start_stack(settings, ephemeral_ports=True)
+    try:
+        with console.status("running the demo"):
+            result = await run_demo(stack)
+    except DemoError as error:
+        console.print(f"[red]demo failed:[/red] {error}")
+        return 1
+    finally:
+        await stack.stop()
+    print_summary(result, console)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(_main()))

@@ -1,0 +1,375 @@
+"""The REST API for the frontend (FastAPI, OpenAPI at /docs). It only translates: every rule
+lives in a service behind it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import Body, Depends, FastAPI, Header, Query, Request, Response
+from google.protobuf import field_mask_pb2
+from joserfc.jwk import KeySet
+from pydantic import BaseModel, Field
+
+from libs.errors import InvalidArgument, NotFound
+from libs.grpc_client import call
+from libs.identity import Caller, set_caller
+from libs.protos.concord.audit.v1 import audit_pb2, audit_pb2_grpc
+from libs.protos.concord.common.v1 import common_pb2
+from libs.protos.concord.connection.v1 import connection_pb2, connection_pb2_grpc
+from libs.protos.concord.registry.v1 import registry_pb2, registry_pb2_grpc
+from libs.protos.concord.sync.v1 import sync_pb2, sync_pb2_grpc
+from libs.settings import Settings
+from services.gateway import problems
+from services.gateway.auth import TokenVerifier, caller_from_claims, require
+
+# The seed's URLs say "hl" for GoHighLevel; the registry calls it "ghl".
+VENDOR_SLUGS = {"hl": "ghl"}
+
+
+@dataclass
+class Backends:
+    registry: registry_pb2_grpc.RegistryServiceStub
+    connection: connection_pb2_grpc.ConnectionServiceStub
+    sync: sync_pb2_grpc.SyncServiceStub
+    audit: audit_pb2_grpc.AuditServiceStub
+
+
+class PracticeIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class SyncRequest(BaseModel):
+    direction: Literal["push", "pull", "bidirectional"] | None = None
+
+
+class SyncSettingsIn(BaseModel):
+    sync_direction: Literal["push", "pull", "bidirectional"] | None = None
+    sync_frequency: Literal["real_time", "hourly", "daily", "manual"] | None = None
+    conflict_policy: Literal["hub_wins", "vendor_wins", "newest_wins", "manual_review"] | None = None
+    active: bool | None = None
+
+
+ENUM_PREFIX = {
+    "sync_direction": ("SYNC_DIRECTION_", common_pb2.SyncDirection),
+    "sync_frequency": ("SYNC_FREQUENCY_", common_pb2.SyncFrequency),
+    "conflict_policy": ("CONFLICT_POLICY_", common_pb2.ConflictPolicy),
+}
+
+
+def _enum(kind: str, value: str) -> int:
+    prefix, enum = ENUM_PREFIX[kind]
+    return enum.Value(prefix + value.upper())
+
+
+def _enum_out(kind: str, value: int) -> str:
+    prefix, enum = ENUM_PREFIX[kind]
+    return enum.Name(value).removeprefix(prefix).lower()
+
+
+def _run_json(run: sync_pb2.SyncRun) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "config_id": run.config_id,
+        "integration_type": run.integration_type,
+        "direction": _enum_out("sync_direction", run.direction),
+        "status": sync_pb2.SyncRunStatus.Name(run.status).removeprefix("SYNC_RUN_STATUS_").lower(),
+        "records_processed": run.records_processed,
+        "records_succeeded": run.records_succeeded,
+        "records_failed": run.records_failed,
+        "records_created": run.records_created,
+        "records_updated": run.records_updated,
+        "vendor_requests": run.vendor_requests,
+        "errors": [{"record": e.record_ref, "field": e.field, "reason": e.reason} for e in run.errors],
+        "error_message": run.error_message,
+        "trace_id": run.trace_id,
+        "started_at": run.start_time.ToJsonString() if run.HasField("start_time") else None,
+        "completed_at": run.end_time.ToJsonString() if run.HasField("end_time") else None,
+    }
+
+
+async def authenticate(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
+    """Verifies the bearer JWT and binds the caller for every gRPC call this request makes."""
+    claims = request.app.state.verifier.verify(authorization)
+    caller = caller_from_claims(
+        claims,
+        request.client.host if request.client else "",
+        request.headers.get("user-agent", ""),
+        request.headers.get("x-request-id") or uuid.uuid4().hex,
+    )
+    set_caller(caller)
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(authenticate)]
+
+
+def _patient_json(patient: sync_pb2.Patient) -> dict[str, Any]:
+    return json.loads(patient.resource_json)
+
+
+def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
+    app = FastAPI(
+        title="Concord gateway",
+        version="0.1.0",
+        description="Keeps a practice's patients in agreement with its vendors, under HIPAA.",
+    )
+    problems.install(app)
+    app.state.verifier = TokenVerifier(keys, settings.jwt_issuer, settings.jwt_audience)
+
+    def vendor(slug: str) -> str:
+        if slug not in VENDOR_SLUGS:
+            raise NotFound(f"unknown integration {slug!r}", reason="UNKNOWN_INTEGRATION")
+        return VENDOR_SLUGS[slug]
+
+    async def find_config(caller: Caller, integration_type: str) -> registry_pb2.IntegrationConfig:
+        response = await call(
+            backends.registry.FindIntegrationConfig,
+            registry_pb2.FindIntegrationConfigRequest(
+                practice_id=caller.practice_id, integration_type=integration_type
+            ),
+        )
+        return response.config
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/practice", status_code=201, summary="Register the caller's practice")
+    async def create_practice(body: PracticeIn, caller: CallerDep) -> dict[str, str]:
+        require(caller, "practice.manage")
+        response = await call(
+            backends.registry.CreatePractice,
+            registry_pb2.CreatePracticeRequest(practice_id=caller.practice_id, name=body.name),
+        )
+        return {"practice_id": response.practice.practice_id, "name": response.practice.name}
+
+    @app.get("/integrations/{slug}/authorize", summary="Begin connecting a vendor (OAuth 2.0)")
+    async def authorize(slug: str, caller: CallerDep) -> dict[str, str]:
+        require(caller, "integration.manage")
+        integration_type = vendor(slug)
+        try:
+            config = await find_config(caller, integration_type)
+        except NotFound:
+            config = (
+                await call(
+                    backends.registry.CreateIntegrationConfig,
+                    registry_pb2.CreateIntegrationConfigRequest(
+                        config=registry_pb2.IntegrationConfig(
+                            practice_id=caller.practice_id, integration_type=integration_type, active=True
+                        )
+                    ),
+                )
+            ).config
+        redirect_uri = f"{settings.public_base_url}/integrations/{slug}/callback"
+        started = await call(
+            backends.connection.StartAuthorization,
+            connection_pb2.StartAuthorizationRequest(config_id=config.config_id, redirect_uri=redirect_uri),
+        )
+        return {"authorization_url": started.authorization_url, "state": started.state, "config_id": config.config_id}
+
+    @app.get("/integrations/{slug}/callback", summary="The vendor's OAuth redirect target")
+    async def callback(slug: str, state: str = Query(min_length=1), code: str = Query(min_length=1)) -> dict[str, Any]:
+        vendor(slug)
+        response = await call(
+            backends.connection.CompleteAuthorization,
+            connection_pb2.CompleteAuthorizationRequest(state=state, code=code),
+        )
+        return {"status": "connected", "config_id": response.connection.config_id}
+
+    @app.get("/integrations/{slug}/status", summary="Connection and sync status")
+    async def status(slug: str, caller: CallerDep) -> dict[str, Any]:
+        require(caller, "integration.read")
+        integration_type = vendor(slug)
+        try:
+            config = await find_config(caller, integration_type)
+        except NotFound:
+            return {"integration": slug, "configured": False, "connected": False}
+        connection = (
+            await call(
+                backends.connection.GetConnection, connection_pb2.GetConnectionRequest(config_id=config.config_id)
+            )
+        ).connection
+        status_name = connection_pb2.ConnectionStatus.Name(connection.status).removeprefix("CONNECTION_STATUS_").lower()
+        return {
+            "integration": slug,
+            "configured": True,
+            "config_id": config.config_id,
+            "active": config.active,
+            "connected": connection.status == connection_pb2.CONNECTION_STATUS_CONNECTED,
+            "connection_status": status_name,
+            "account_id": connection.external_account_id,
+            "access_token_expires_at": connection.access_token_expire_time.ToJsonString()
+            if connection.HasField("access_token_expire_time")
+            else None,
+            "sync_direction": _enum_out("sync_direction", config.sync_direction),
+            "sync_frequency": _enum_out("sync_frequency", config.sync_frequency),
+            "conflict_policy": _enum_out("conflict_policy", config.conflict_policy),
+        }
+
+    @app.post("/integrations/{slug}/disconnect", summary="Disconnect a vendor and destroy its tokens")
+    async def disconnect(slug: str, caller: CallerDep) -> dict[str, Any]:
+        require(caller, "integration.manage")
+        config = await find_config(caller, vendor(slug))
+        response = await call(
+            backends.connection.Disconnect, connection_pb2.DisconnectRequest(config_id=config.config_id)
+        )
+        return {"status": "disconnected", "revoked_at_vendor": response.revoked_at_vendor}
+
+    @app.post("/integrations/{slug}/patients/sync", status_code=202, summary="Start a patient sync run")
+    async def start_sync(slug: str, caller: CallerDep, body: SyncRequest | None = None) -> dict[str, Any]:
+        require(caller, "sync.start")
+        config = await find_config(caller, vendor(slug))
+        direction = _enum("sync_direction", body.direction) if body and body.direction else 0
+        response = await call(
+            backends.sync.StartSync,
+            sync_pb2.StartSyncRequest(
+                practice_id=caller.practice_id,
+                config_id=config.config_id,
+                entity_type=common_pb2.ENTITY_TYPE_PATIENT,
+                direction=direction,
+            ),
+        )
+        return _run_json(response.run)
+
+    @app.get("/integrations/{slug}/patients/status", summary="Recent patient sync runs")
+    async def sync_status(
+        slug: str, caller: CallerDep, page_size: int = Query(20, ge=1, le=100), page_token: str = ""
+    ) -> dict[str, Any]:
+        require(caller, "integration.read")
+        config = await find_config(caller, vendor(slug))
+        response = await call(
+            backends.sync.ListSyncRuns,
+            sync_pb2.ListSyncRunsRequest(
+                practice_id=caller.practice_id, config_id=config.config_id, page_size=page_size, page_token=page_token
+            ),
+        )
+        return {"runs": [_run_json(r) for r in response.runs], "next_page_token": response.next_page_token}
+
+    @app.post("/integrations/{slug}/patients/sync-settings", summary="Change how a vendor syncs")
+    async def sync_settings(slug: str, body: SyncSettingsIn, caller: CallerDep) -> dict[str, Any]:
+        require(caller, "integration.manage")
+        config = await find_config(caller, vendor(slug))
+        changes = registry_pb2.IntegrationConfig(config_id=config.config_id, practice_id=caller.practice_id)
+        mask = []
+        for kind in ENUM_PREFIX:
+            value = getattr(body, kind)
+            if value is not None:
+                setattr(changes, kind, _enum(kind, value))
+                mask.append(kind)
+        if body.active is not None:
+            changes.active = body.active
+            mask.append("active")
+        if not mask:
+            raise InvalidArgument("name at least one setting to change", field="body", reason="EMPTY_UPDATE")
+        updated = (
+            await call(
+                backends.registry.UpdateIntegrationConfig,
+                registry_pb2.UpdateIntegrationConfigRequest(
+                    config=changes, update_mask=field_mask_pb2.FieldMask(paths=mask)
+                ),
+            )
+        ).config
+        return {
+            "config_id": updated.config_id,
+            "active": updated.active,
+            "sync_direction": _enum_out("sync_direction", updated.sync_direction),
+            "sync_frequency": _enum_out("sync_frequency", updated.sync_frequency),
+            "conflict_policy": _enum_out("conflict_policy", updated.conflict_policy),
+        }
+
+    @app.get("/sync-runs/{run_id}", summary="One sync run; wait=true blocks until it ends")
+    async def get_run(run_id: str, caller: CallerDep, wait: bool = False) -> dict[str, Any]:
+        require(caller, "integration.read")
+        if wait:
+            request = sync_pb2.WaitSyncRunRequest(practice_id=caller.practice_id, run_id=run_id)
+            run = (await call(backends.sync.WaitSyncRun, request, deadline=600)).run
+        else:
+            request = sync_pb2.GetSyncRunRequest(practice_id=caller.practice_id, run_id=run_id)
+            run = (await call(backends.sync.GetSyncRun, request)).run
+        return _run_json(run)
+
+    @app.get("/audit/verify", summary="Verify the practice's audit hash chain")
+    async def verify_audit(caller: CallerDep) -> dict[str, Any]:
+        require(caller, "practice.manage")
+        result = await call(backends.audit.Verify, audit_pb2.VerifyRequest(practice_id=caller.practice_id))
+        return {
+            "intact": result.intact,
+            "events_checked": result.events_checked,
+            "first_broken_sequence": result.first_broken_sequence,
+            "problem": result.problem,
+            "head_hash": result.head_hash,
+        }
+
+    @app.post("/patients", status_code=201, summary="Create a patient (FHIR R4 Patient)")
+    async def create_patient(
+        resource: Annotated[dict[str, Any], Body()], caller: CallerDep, response: Response
+    ) -> dict[str, Any]:
+        require(caller, "patient.write")
+        created = await call(
+            backends.sync.CreatePatient,
+            sync_pb2.CreatePatientRequest(practice_id=caller.practice_id, resource_json=json.dumps(resource)),
+        )
+        response.headers["Location"] = f"/patients/{created.patient.patient_id}"
+        response.headers["ETag"] = f'W/"{created.patient.version}"'
+        return _patient_json(created.patient)
+
+    @app.post("/patients/import", status_code=201, summary="Import the Patients of a FHIR Bundle")
+    async def import_patients(bundle: Annotated[dict[str, Any], Body()], caller: CallerDep) -> dict[str, Any]:
+        require(caller, "patient.write")
+        imported = await call(
+            backends.sync.ImportPatients,
+            sync_pb2.ImportPatientsRequest(practice_id=caller.practice_id, bundle_json=json.dumps(bundle)),
+        )
+        return {"patient_ids": list(imported.patient_ids), "count": len(imported.patient_ids)}
+
+    @app.get("/patients", summary="List the practice's patients")
+    async def list_patients(
+        caller: CallerDep, page_size: int = Query(50, ge=1, le=500), page_token: str = ""
+    ) -> dict[str, Any]:
+        require(caller, "patient.read")
+        listed = await call(
+            backends.sync.ListPatients,
+            sync_pb2.ListPatientsRequest(practice_id=caller.practice_id, page_size=page_size, page_token=page_token),
+        )
+        return {"patients": [_patient_json(p) for p in listed.patients], "next_page_token": listed.next_page_token}
+
+    @app.get("/patients/{patient_id}", summary="Read a patient")
+    async def get_patient(patient_id: str, caller: CallerDep, response: Response) -> dict[str, Any]:
+        require(caller, "patient.read")
+        found = await call(
+            backends.sync.GetPatient, sync_pb2.GetPatientRequest(practice_id=caller.practice_id, patient_id=patient_id)
+        )
+        response.headers["ETag"] = f'W/"{found.patient.version}"'
+        return _patient_json(found.patient)
+
+    @app.put("/patients/{patient_id}", summary="Replace a patient; If-Match guards against lost updates")
+    async def update_patient(
+        patient_id: str,
+        resource: Annotated[dict[str, Any], Body()],
+        caller: CallerDep,
+        response: Response,
+        if_match: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        require(caller, "patient.write")
+        expected = 0
+        if if_match:
+            digits = if_match.removeprefix("W/").strip('"')
+            if not digits.isdigit():
+                raise InvalidArgument("If-Match must be an ETag from this API", field="If-Match", reason="INVALID_ETAG")
+            expected = int(digits)
+        updated = await call(
+            backends.sync.UpdatePatient,
+            sync_pb2.UpdatePatientRequest(
+                practice_id=caller.practice_id,
+                patient_id=patient_id,
+                resource_json=json.dumps(resource),
+                expected_version=expected,
+            ),
+        )
+        response.headers["ETag"] = f'W/"{updated.patient.version}"'
+        return _patient_json(updated.patient)
+
+    return app

@@ -1,0 +1,54 @@
+"""The sync service's own activities: thin wrappers over the use cases, run on task queue "sync"."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from libs.errors import ConcordError, InvalidArgument, NotFound
+from services.sync.domain import CursorRequest, FinishRun, PullPage, PushBatch, PushBatchRequest, PushResults
+from services.sync.service import SyncService
+
+
+def _permanent(error: ConcordError) -> ApplicationError:
+    return ApplicationError(error.reason, type=type(error).__name__, non_retryable=True)
+
+
+class SyncActivities:
+    def __init__(self, service: SyncService) -> None:
+        self._service = service
+
+    @activity.defn(name="load_cursor")
+    async def load_cursor(self, request: CursorRequest) -> str:
+        return await self._service.load_cursor(request)
+
+    @activity.defn(name="reconcile_pull_page")
+    async def reconcile_pull_page(self, page: PullPage) -> None:
+        try:
+            await self._service.reconcile_pull_page(page)
+        except (InvalidArgument, NotFound) as error:
+            raise _permanent(error) from None
+
+    @activity.defn(name="prepare_push_batch")
+    async def prepare_push_batch(self, request: PushBatchRequest) -> PushBatch:
+        try:
+            return await self._service.prepare_push_batch(request)
+        except (InvalidArgument, NotFound) as error:
+            raise _permanent(error) from None
+
+    @activity.defn(name="record_push_results")
+    async def record_push_results(self, results: PushResults) -> None:
+        await self._service.record_push_results(results)
+
+    @activity.defn(name="finish_run")
+    async def finish_run(self, request: FinishRun) -> None:
+        await self._service.finish_run(request)
+
+    def all(self) -> list:
+        return [
+            self.load_cursor,
+            self.reconcile_pull_page,
+            self.prepare_push_batch,
+            self.record_push_results,
+            self.finish_run,
+        ]

@@ -1,0 +1,73 @@
+"""Protobuf <-> sync rows, pure functions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+
+from libs.protos.concord.common.v1 import common_pb2
+from libs.protos.concord.sync.v1 import sync_pb2 as pb
+
+
+def ts(value) -> timestamp_pb2.Timestamp | None:  # noqa: ANN001
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def patient_to_proto(resource: dict, row: Any) -> pb.Patient:
+    return pb.Patient(
+        patient_id=row.patient_id,
+        practice_id=row.practice_id,
+        resource_json=json.dumps(resource, ensure_ascii=False),
+        version=row.version,
+        create_time=ts(row.created_at),
+        update_time=ts(row.updated_at),
+    )
+
+
+def run_to_proto(row: Any) -> pb.SyncRun:
+    return pb.SyncRun(
+        **{
+            name: _get(row, name)
+            for name in (
+                "run_id",
+                "config_id",
+                "practice_id",
+                "integration_type",
+                "records_processed",
+                "records_succeeded",
+                "records_failed",
+                "records_created",
+                "records_updated",
+                "vendor_requests",
+                "trace_id",
+                "workflow_id",
+                "error_message",
+            )
+        },
+        entity_type=common_pb2.EntityType.Value(_get(row, "entity_type")),
+        direction=common_pb2.SyncDirection.Value(_get(row, "direction")),
+        status=pb.SyncRunStatus.Value(f"SYNC_RUN_STATUS_{_get(row, 'status')}"),
+        errors=[pb.RecordError(**e) for e in _get(row, "error_details")],
+        start_time=ts(_get(row, "started_at")),
+        end_time=ts(_get(row, "completed_at")),
+    )
+
+
+def _get(row: Any, name: str) -> Any:
+    return row[name] if isinstance(row, dict) else getattr(row, name)
+
+
+def link_to_proto(row: Any) -> pb.PatientLink:
+    return pb.PatientLink(
+        patient_id=row.patient_id,
+        config_id=row.config_id,
+        external_id=row.external_id,
+        synced_version=row.synced_version,
+        sync_time=ts(row.synced_at),
+    )

@@ -1,0 +1,163 @@
+"""Sync rules and the workflow/activity argument types: pure, no gRPC, no SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+HUB_WINS = "CONFLICT_POLICY_HUB_WINS"
+VENDOR_WINS = "CONFLICT_POLICY_VENDOR_WINS"
+
+PULL = "SYNC_DIRECTION_PULL"
+PUSH = "SYNC_DIRECTION_PUSH"
+BIDIRECTIONAL = "SYNC_DIRECTION_BIDIRECTIONAL"
+
+RUNNING, SUCCEEDED, PARTIAL, FAILED = "RUNNING", "SUCCEEDED", "PARTIAL", "FAILED"
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    # Field -> value to write into the hub record.
+    changes: dict[str, str | None]
+    # Fields both sides changed to different values.
+    conflicts: tuple[str, ...]
+
+
+def merge(
+    base: dict[str, str | None], ours: dict[str, str | None], theirs: dict[str, str | None], policy: str
+) -> MergeResult:
+    """Field-level three-way merge of canonical projections.
+
+    A field only the vendor changed is taken; a field only the hub changed is kept; a field both
+    changed to different values is a conflict settled by the policy.
+    """
+    changes: dict[str, str | None] = {}
+    conflicts = []
+    for name in sorted(set(base) | set(ours) | set(theirs)):
+        b, o, t = base.get(name), ours.get(name), theirs.get(name)
+        if t == b or o == t:
+            continue
+        if o == b:
+            changes[name] = t
+            continue
+        conflicts.append(name)
+        if policy == VENDOR_WINS:
+            changes[name] = t
+    return MergeResult(changes, tuple(conflicts))
+
+
+def pulls(direction: str) -> bool:
+    return direction in (PULL, BIDIRECTIONAL)
+
+
+def pushes(direction: str) -> bool:
+    return direction in (PUSH, BIDIRECTIONAL)
+
+
+def final_status(failed: int, error: str) -> str:
+    if error:
+        return FAILED
+    return PARTIAL if failed else SUCCEEDED
+
+
+# Workflow and activity arguments (one dataclass each, as Temporal's samples do).
+
+
+@dataclass
+class SyncRunInput:
+    run_id: str
+    config_id: str
+    practice_id: str
+    integration_type: str
+    entity_type: str
+    direction: str
+    conflict_policy: str
+    page_size: int = 100
+    push_batch_size: int = 100
+    # Pull pages handled before continue-as-new keeps the history small.
+    pages_per_execution: int = 50
+    pull_done: bool = False
+
+
+@dataclass
+class RecordFailure:
+    record_ref: str
+    field: str
+    reason: str
+    message: str
+
+
+@dataclass
+class PullPage:
+    run_id: str
+    config_id: str
+    practice_id: str
+    integration_type: str
+    conflict_policy: str
+    records: list[dict]
+    next_cursor: str
+    vendor_requests: int
+
+
+@dataclass
+class PushItem:
+    ref: str
+    external_id: str
+    record: dict
+
+
+@dataclass
+class PushBatchRequest:
+    run_id: str
+    config_id: str
+    practice_id: str
+    integration_type: str
+    after_patient_id: str
+    limit: int
+
+
+@dataclass
+class PushBatch:
+    items: list[PushItem]
+    last_patient_id: str
+    has_more: bool
+
+
+@dataclass
+class PushOutcome:
+    ref: str
+    external_id: str
+    success: bool
+    record: dict = field(default_factory=dict)
+    error_reason: str = ""
+    error_message: str = ""
+
+
+@dataclass
+class PushResults:
+    run_id: str
+    config_id: str
+    practice_id: str
+    integration_type: str
+    outcomes: list[PushOutcome]
+    vendor_requests: int
+
+
+@dataclass
+class FinishRun:
+    run_id: str
+    error_message: str = ""
+
+
+@dataclass
+class CursorRequest:
+    config_id: str
+    entity_type: str
+
+
+def patient_ref(patient_id: str, version: int) -> str:
+    return f"{patient_id}@{version}"
+
+
+def parse_ref(ref: str) -> tuple[str, int]:
+    patient_id, _, version = ref.partition("@")
+    return patient_id, int(version)

@@ -1,0 +1,70 @@
+"""Sync tables (sync_*). PHI lives only in the encrypted *_enc columns."""
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, LargeBinary, String, Table, Text, UniqueConstraint
+
+from libs.crypto import data_keys_table
+from libs.db import make_metadata
+
+metadata = make_metadata()
+
+data_keys = data_keys_table(metadata, "sync")
+
+patients = Table(
+    "sync_patients",
+    metadata,
+    Column("patient_id", String(36), primary_key=True),
+    Column("practice_id", String(64), nullable=False, index=True),
+    Column("version", BigInteger, nullable=False),
+    # The FHIR R4 Patient, encrypted with the practice's data key.
+    Column("resource_enc", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+patient_links = Table(
+    "sync_patient_links",
+    metadata,
+    Column("config_id", String(36), primary_key=True),
+    Column("patient_id", String(36), primary_key=True),
+    Column("practice_id", String(64), nullable=False),
+    Column("external_id", String(128), nullable=False),
+    Column("synced_version", BigInteger, nullable=False),
+    # The canonical projection both sides last agreed on (the merge base), encrypted.
+    Column("base_enc", LargeBinary, nullable=False),
+    Column("synced_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("config_id", "external_id"),
+)
+
+cursors = Table(
+    "sync_cursors",
+    metadata,
+    Column("config_id", String(36), primary_key=True),
+    Column("entity_type", String(32), primary_key=True),
+    Column("cursor", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# The seed's integration_sync_logs: one row per run. error_details hold ids, fields and reasons only.
+sync_logs = Table(
+    "sync_integration_sync_logs",
+    metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("config_id", String(36), nullable=False, index=True),
+    Column("practice_id", String(64), nullable=False, index=True),
+    Column("integration_type", String(64), nullable=False),
+    Column("entity_type", String(32), nullable=False),
+    Column("direction", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("records_processed", Integer, nullable=False, default=0),
+    Column("records_succeeded", Integer, nullable=False, default=0),
+    Column("records_failed", Integer, nullable=False, default=0),
+    Column("records_created", Integer, nullable=False, default=0),
+    Column("records_updated", Integer, nullable=False, default=0),
+    Column("vendor_requests", Integer, nullable=False, default=0),
+    Column("error_details", JSON, nullable=False),
+    Column("error_message", Text, nullable=False, default=""),
+    Column("trace_id", String(32), nullable=False, default=""),
+    Column("workflow_id", String(128), nullable=False, default=""),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True), nullable=True),
+)

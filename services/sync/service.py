@@ -1,0 +1,602 @@
+"""Sync use cases: the practice's canonical patients, and the steps of a sync run."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from libs import fhir_patient
+from libs.crypto import EnvelopeCipher
+from libs.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from libs.grpc_client import call
+from libs.identity import current_caller
+from libs.protos.concord.audit.v1 import audit_pb2, audit_pb2_grpc
+from libs.protos.concord.common.v1 import common_pb2
+from libs.protos.concord.connection.v1 import connection_pb2, connection_pb2_grpc
+from libs.protos.concord.mapping.v1 import mapping_pb2, mapping_pb2_grpc
+from libs.protos.concord.registry.v1 import registry_pb2, registry_pb2_grpc
+from libs.telemetry import current_trace_id
+from services.sync import domain
+from services.sync.domain import (
+    CursorRequest,
+    FinishRun,
+    PullPage,
+    PushBatch,
+    PushBatchRequest,
+    PushItem,
+    PushResults,
+    SyncRunInput,
+)
+from services.sync.repository import SyncRepository, now
+
+PATIENT = "ENTITY_TYPE_PATIENT"
+PURPOSE_RESOURCE = "patient-resource"
+PURPOSE_BASE = "patient-merge-base"
+SYNC_USER = "system:sync"
+MAX_IMPORT = 5000
+
+
+@dataclass
+class Peers:
+    registry: registry_pb2_grpc.RegistryServiceStub
+    connection: connection_pb2_grpc.ConnectionServiceStub
+    mapping: mapping_pb2_grpc.MappingServiceStub
+    audit: audit_pb2_grpc.AuditServiceStub
+
+
+def workflow_id(config_id: str, entity_type: str) -> str:
+    return f"sync:{config_id}:{entity_type}"
+
+
+def _struct(record: dict) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(record)
+    return message
+
+
+def _fields_present(projection: dict[str, str | None]) -> list[str]:
+    return sorted(name for name, value in projection.items() if value is not None)
+
+
+class SyncService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker,
+        cipher: EnvelopeCipher,
+        peers: Peers,
+        temporal: Client,
+        task_queue: str,
+    ) -> None:
+        self._sessions = sessions
+        self._repo = SyncRepository()
+        self._cipher = cipher
+        self._peers = peers
+        self._temporal = temporal
+        self._task_queue = task_queue
+
+    # --- the practice's patients -------------------------------------------------------------
+
+    def _scope(self, practice_id: str) -> str:
+        if not practice_id:
+            raise InvalidArgument("practice_id is required", field="practice_id", reason="REQUIRED_FIELD_MISSING")
+        caller = current_caller()
+        if caller.practice_id and caller.practice_id != practice_id:
+            raise PermissionDenied("the caller belongs to another practice", reason="PRACTICE_SCOPE")
+        return practice_id
+
+    async def _seal(self, practice_id: str, resource: dict) -> bytes:
+        return await self._cipher.encrypt_json(practice_id, resource, PURPOSE_RESOURCE)
+
+    async def _open(self, practice_id: str, blob: bytes) -> dict:
+        return await self._cipher.decrypt_json(practice_id, blob, PURPOSE_RESOURCE)  # type: ignore[return-value]
+
+    def _new_row(self, practice_id: str, resource: dict, sealed: bytes) -> dict[str, Any]:
+        stamp = now()
+        return {
+            "patient_id": resource["id"],
+            "practice_id": practice_id,
+            "version": 1,
+            "resource_enc": sealed,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+
+    @staticmethod
+    def _stamp(resource: dict, patient_id: str, version: int) -> dict:
+        stamped = {**resource, "id": patient_id}
+        stamped["meta"] = {
+            **resource.get("meta", {}),
+            "versionId": str(version),
+            "lastUpdated": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
+        return stamped
+
+    async def create_patient(self, practice_id: str, resource_json: str) -> tuple[dict, Any]:
+        self._scope(practice_id)
+        resource = self._stamp(fhir_patient.parse_patient(resource_json), str(uuid.uuid4()), 1)
+        row = self._new_row(practice_id, resource, await self._seal(practice_id, resource))
+        async with self._sessions() as session, session.begin():
+            await self._repo.insert_patients(session, [row])
+            await self._audit(
+                [self._event(practice_id, "patient.create", resource["id"], fhir_patient.project(resource))]
+            )
+        return resource, row
+
+    async def import_patients(self, practice_id: str, bundle_json: str) -> list[str]:
+        self._scope(practice_id)
+        try:
+            bundle = json.loads(bundle_json)
+        except ValueError:
+            raise InvalidArgument("bundle_json is not JSON", field="bundle_json", reason="INVALID_JSON") from None
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+            raise InvalidArgument("bundle_json must be a FHIR Bundle", field="bundle_json", reason="NOT_A_BUNDLE")
+        entries = [
+            (index, entry["resource"])
+            for index, entry in enumerate(bundle.get("entry") or [])
+            if isinstance(entry, dict)
+            and isinstance(entry.get("resource"), dict)
+            and entry["resource"].get("resourceType") == "Patient"
+        ]
+        if len(entries) > MAX_IMPORT:
+            raise InvalidArgument(f"at most {MAX_IMPORT} patients per import", field="bundle_json", reason="TOO_MANY")
+        rows, events, ids = [], [], []
+        for index, raw in entries:
+            try:
+                parsed = fhir_patient.parse_patient(raw)
+            except InvalidArgument as error:
+                raise InvalidArgument(
+                    error.message, field=f"entry[{index}].resource.{error.field}", reason=error.reason
+                ) from None
+            resource = self._stamp(parsed, str(uuid.uuid4()), 1)
+            rows.append(self._new_row(practice_id, resource, await self._seal(practice_id, resource)))
+            events.append(self._event(practice_id, "patient.create", resource["id"], fhir_patient.project(resource)))
+            ids.append(resource["id"])
+        async with self._sessions() as session, session.begin():
+            await self._repo.insert_patients(session, rows)
+            await self._audit(events)
+        return ids
+
+    async def get_patient(self, practice_id: str, patient_id: str) -> tuple[dict, Any]:
+        self._scope(practice_id)
+        async with self._sessions() as session:
+            row = await self._repo.get_patient(session, practice_id, patient_id)
+        if row is None:
+            raise NotFound("patient not found", reason="PATIENT_NOT_FOUND")
+        resource = await self._open(practice_id, row.resource_enc)
+        await self._audit([self._event(practice_id, "patient.read", patient_id, fhir_patient.project(resource))])
+        return resource, row
+
+    async def update_patient(
+        self, practice_id: str, patient_id: str, resource_json: str, expected_version: int
+    ) -> tuple[dict, Any]:
+        self._scope(practice_id)
+        incoming = fhir_patient.parse_patient(resource_json)
+        if incoming.get("id") not in (None, patient_id):
+            raise InvalidArgument(
+                "resource id does not match patient_id", field="resource_json.id", reason="ID_MISMATCH"
+            )
+        async with self._sessions() as session, session.begin():
+            row = await self._repo.get_patient(session, practice_id, patient_id, lock=True)
+            if row is None:
+                raise NotFound("patient not found", reason="PATIENT_NOT_FOUND")
+            if expected_version and expected_version != row.version:
+                raise Aborted("the patient changed since it was read", reason="VERSION_MISMATCH")
+            before = fhir_patient.project(await self._open(practice_id, row.resource_enc))
+            resource = self._stamp(incoming, patient_id, row.version + 1)
+            sealed = await self._seal(practice_id, resource)
+            if not await self._repo.update_patient(session, patient_id, row.version + 1, sealed, row.version):
+                raise Aborted("the patient changed concurrently", reason="VERSION_MISMATCH")
+            after = fhir_patient.project(resource)
+            changed = sorted(name for name in after if after[name] != before.get(name))
+            await self._audit([self._event(practice_id, "patient.update", patient_id, fields=changed)])
+            updated = await self._repo.get_patient(session, practice_id, patient_id)
+        return resource, updated
+
+    async def list_patients(self, practice_id: str, after: str, limit: int) -> list[tuple[dict, Any]]:
+        self._scope(practice_id)
+        async with self._sessions() as session:
+            rows = await self._repo.list_patients(session, practice_id, after, limit)
+        out = [(await self._open(practice_id, row.resource_enc), row) for row in rows]
+        await self._audit([self._event(practice_id, "patient.read", r["id"], fhir_patient.project(r)) for r, _ in out])
+        return out
+
+    async def get_link(self, practice_id: str, patient_id: str, config_id: str) -> Any:
+        self._scope(practice_id)
+        async with self._sessions() as session:
+            link = await self._repo.get_link(session, config_id, patient_id)
+        if link is None or link.practice_id != practice_id:
+            raise NotFound("no link for that patient and config", reason="LINK_NOT_FOUND")
+        return link
+
+    # --- runs ----------------------------------------------------------------------------------
+
+    async def start_sync(self, practice_id: str, config_id: str, entity_type: str, direction: str) -> Any:
+        self._scope(practice_id)
+        if not config_id:
+            raise InvalidArgument("config_id is required", field="config_id", reason="REQUIRED_FIELD_MISSING")
+        if entity_type not in ("", PATIENT):
+            raise InvalidArgument("only patients sync so far", field="entity_type", reason="UNSUPPORTED_ENTITY")
+        config = (
+            await call(
+                self._peers.registry.GetIntegrationConfig, registry_pb2.GetIntegrationConfigRequest(config_id=config_id)
+            )
+        ).config
+        if config.practice_id != practice_id:
+            raise NotFound("integration config not found", reason="CONFIG_NOT_FOUND")
+        if not config.active:
+            raise FailedPrecondition("the integration config is not active", reason="CONFIG_INACTIVE")
+        connection = (
+            await call(self._peers.connection.GetConnection, connection_pb2.GetConnectionRequest(config_id=config_id))
+        ).connection
+        if connection.status != connection_pb2.CONNECTION_STATUS_CONNECTED:
+            raise FailedPrecondition("the vendor is not connected", reason="NOT_CONNECTED")
+        direction = direction or common_pb2.SyncDirection.Name(config.sync_direction)
+        run_id = str(uuid.uuid4())
+        wf_id = workflow_id(config_id, PATIENT)
+        row = {
+            "run_id": run_id,
+            "config_id": config_id,
+            "practice_id": practice_id,
+            "integration_type": config.integration_type,
+            "entity_type": PATIENT,
+            "direction": direction,
+            "status": domain.RUNNING,
+            "records_processed": 0,
+            "records_succeeded": 0,
+            "records_failed": 0,
+            "records_created": 0,
+            "records_updated": 0,
+            "vendor_requests": 0,
+            "error_details": [],
+            "error_message": "",
+            "trace_id": current_trace_id(),
+            "workflow_id": wf_id,
+            "started_at": now(),
+            "completed_at": None,
+        }
+        async with self._sessions() as session, session.begin():
+            await self._repo.insert_run(session, row)
+        run_input = SyncRunInput(
+            run_id=run_id,
+            config_id=config_id,
+            practice_id=practice_id,
+            integration_type=config.integration_type,
+            entity_type=PATIENT,
+            direction=direction,
+            conflict_policy=common_pb2.ConflictPolicy.Name(config.conflict_policy),
+        )
+        try:
+            await self._temporal.start_workflow(
+                "PatientSync",
+                run_input,
+                id=wf_id,
+                task_queue=self._task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            )
+        except WorkflowAlreadyStartedError:
+            async with self._sessions() as session, session.begin():
+                await self._repo.delete_run(session, run_id)
+            raise FailedPrecondition(
+                "a sync of this config is already running", reason="SYNC_ALREADY_RUNNING"
+            ) from None
+        return row
+
+    async def get_run(self, practice_id: str, run_id: str) -> Any:
+        self._scope(practice_id)
+        async with self._sessions() as session:
+            row = await self._repo.get_run(session, run_id)
+        if row is None or row.practice_id != practice_id:
+            raise NotFound("sync run not found", reason="SYNC_RUN_NOT_FOUND")
+        return row
+
+    async def wait_run(self, practice_id: str, run_id: str) -> Any:
+        row = await self.get_run(practice_id, run_id)
+        if row.status == domain.RUNNING:
+            try:
+                await self._temporal.get_workflow_handle(row.workflow_id).result()
+            except WorkflowFailureError:
+                pass  # the run row carries the outcome
+        return await self.get_run(practice_id, run_id)
+
+    async def list_runs(self, practice_id: str, config_id: str, after: str, limit: int) -> list[Any]:
+        self._scope(practice_id)
+        async with self._sessions() as session:
+            return await self._repo.list_runs(session, practice_id, config_id, after, limit)
+
+    # --- steps of a run (called by the workflow's activities) ---------------------------------
+
+    async def load_cursor(self, request: CursorRequest) -> str:
+        async with self._sessions() as session:
+            return await self._repo.get_cursor(session, request.config_id, request.entity_type)
+
+    async def reconcile_pull_page(self, page: PullPage) -> None:
+        """Maps a vendor page to FHIR and merges it into the hub; the page and its cursor commit
+        together, so a retried or resumed run never applies a page twice or skips one."""
+        mapped = await self._map_to_hub(page.integration_type, page.records)
+        failures: list[dict[str, str]] = []
+        usable = []
+        for raw, result in zip(page.records, mapped, strict=True):
+            ref = result.external_id or str(raw.get("id", ""))
+            if result.errors or not result.external_id:
+                failures.extend(_failures(ref, result.errors) or [_failure(ref, "", "MISSING_ID", "record has no id")])
+            else:
+                usable.append((result.external_id, json.loads(result.resource_json)))
+        counts = {
+            "records_processed": len(page.records),
+            "records_failed": len(failures),
+            "vendor_requests": page.vendor_requests,
+        }
+        events = []
+        async with self._sessions() as session, session.begin():
+            links = await self._repo.links_by_external_id(session, page.config_id, [ext for ext, _ in usable])
+            rows = await self._repo.get_patients(
+                session, page.practice_id, [link.patient_id for link in links.values()]
+            )
+            state: dict[str, dict[str, Any]] = {}
+            for ext, link in links.items():
+                row = rows[link.patient_id]
+                state[ext] = {
+                    "patient_id": link.patient_id,
+                    "version": row.version,
+                    "stored_version": row.version,
+                    "synced_version": link.synced_version,
+                    "resource": await self._open(page.practice_id, row.resource_enc),
+                    "base": await self._cipher.decrypt_json(page.practice_id, link.base_enc, PURPOSE_BASE),
+                    "new": False,
+                }
+            created = updated = 0
+            for ext, theirs in usable:
+                theirs_view = fhir_patient.project(theirs)
+                entry = state.get(ext)
+                if entry is None:
+                    patient_id = str(uuid.uuid4())
+                    state[ext] = {
+                        "patient_id": patient_id,
+                        "version": 1,
+                        "stored_version": 0,
+                        "synced_version": 1,
+                        "resource": self._stamp(theirs, patient_id, 1),
+                        "base": theirs_view,
+                        "new": True,
+                    }
+                    created += 1
+                    events.append(self._event(page.practice_id, "patient.create", patient_id, theirs_view, page))
+                    continue
+                result = domain.merge(
+                    entry["base"], fhir_patient.project(entry["resource"]), theirs_view, page.conflict_policy
+                )
+                if result.changes:
+                    entry["version"] += 1
+                    entry["resource"] = self._stamp(
+                        fhir_patient.apply(entry["resource"], result.changes), entry["patient_id"], entry["version"]
+                    )
+                    updated += 1
+                    events.append(
+                        self._event(
+                            page.practice_id,
+                            "patient.update",
+                            entry["patient_id"],
+                            fields=sorted(result.changes),
+                            page=page,
+                        )
+                    )
+                entry["base"] = theirs_view
+                if fhir_patient.project(entry["resource"]) == theirs_view:
+                    entry["synced_version"] = entry["version"]
+                entry["touched"] = True
+            new_rows, new_links = [], []
+            for ext, entry in state.items():
+                sealed_base = await self._cipher.encrypt_json(page.practice_id, entry["base"], PURPOSE_BASE)
+                if entry["new"]:
+                    sealed = await self._seal(page.practice_id, entry["resource"])
+                    new_rows.append(self._new_row(page.practice_id, entry["resource"], sealed))
+                    new_links.append(
+                        {
+                            "config_id": page.config_id,
+                            "patient_id": entry["patient_id"],
+                            "practice_id": page.practice_id,
+                            "external_id": ext,
+                            "synced_version": entry["synced_version"],
+                            "base_enc": sealed_base,
+                            "synced_at": now(),
+                        }
+                    )
+                    continue
+                if not entry.get("touched"):
+                    continue
+                if entry["version"] != entry["stored_version"]:
+                    sealed = await self._seal(page.practice_id, entry["resource"])
+                    await self._repo.update_patient(
+                        session, entry["patient_id"], entry["version"], sealed, entry["stored_version"]
+                    )
+                await self._repo.update_link(
+                    session,
+                    page.config_id,
+                    entry["patient_id"],
+                    synced_version=entry["synced_version"],
+                    base_enc=sealed_base,
+                )
+            await self._repo.insert_patients(session, new_rows)
+            await self._repo.insert_links(session, new_links)
+            await self._repo.set_cursor(session, page.config_id, PATIENT, page.next_cursor)
+            counts.update(records_succeeded=len(usable), records_created=created, records_updated=updated)
+            await self._repo.add_to_run(session, page.run_id, counts, failures)
+            await self._audit(events)
+
+    async def prepare_push_batch(self, request: PushBatchRequest) -> PushBatch:
+        async with self._sessions() as session:
+            rows = await self._repo.dirty_patients(
+                session, request.practice_id, request.config_id, request.after_patient_id, request.limit
+            )
+        resources = [await self._open(request.practice_id, row.resource_enc) for row in rows]
+        response = await call(
+            self._peers.mapping.MapToVendor,
+            mapping_pb2.MapToVendorRequest(
+                integration_type=request.integration_type,
+                entity_type=common_pb2.ENTITY_TYPE_PATIENT,
+                resource_jsons=[json.dumps(r) for r in resources],
+            ),
+        )
+        items, failures = [], []
+        for row, result in zip(rows, response.results, strict=True):
+            if result.errors:
+                failures.extend(_failures(row.patient_id, result.errors))
+                continue
+            record = json_format.MessageToDict(result.vendor_record)
+            items.append(PushItem(domain.patient_ref(row.patient_id, row.version), row.external_id or "", record))
+        if failures:
+            failed_ids = {f["record_ref"] for f in failures}
+            async with self._sessions() as session, session.begin():
+                counts = {"records_processed": len(failed_ids), "records_failed": len(failed_ids)}
+                await self._repo.add_to_run(session, request.run_id, counts, failures)
+        last = rows[-1].patient_id if rows else request.after_patient_id
+        return PushBatch(items=items, last_patient_id=last, has_more=len(rows) == request.limit)
+
+    async def record_push_results(self, results: PushResults) -> None:
+        """Stores what the vendor acknowledged: links, synced versions and merge bases."""
+        done = [o for o in results.outcomes if o.success]
+        mapped = await self._map_to_hub(results.integration_type, [o.record for o in done]) if done else []
+        failures = [
+            _failure(domain.parse_ref(o.ref)[0], "", o.error_reason or "VENDOR_REJECTED", o.error_message)
+            for o in results.outcomes
+            if not o.success
+        ]
+        events = []
+        created = updated = 0
+        async with self._sessions() as session, session.begin():
+            patient_ids = [domain.parse_ref(o.ref)[0] for o in done]
+            links = await self._repo.links_by_patient(session, results.config_id, patient_ids)
+            taken = await self._repo.links_by_external_id(session, results.config_id, [o.external_id for o in done])
+            rows = await self._repo.get_patients(session, results.practice_id, patient_ids)
+            claims: dict[str, str] = {}
+            new_links = []
+            for outcome, result in zip(done, mapped, strict=True):
+                patient_id, version = domain.parse_ref(outcome.ref)
+                owner = taken.get(outcome.external_id)
+                claimed = claims.setdefault(outcome.external_id, patient_id)
+                if (owner is not None and owner.patient_id != patient_id) or claimed != patient_id:
+                    failures.append(
+                        _failure(
+                            patient_id,
+                            "",
+                            "VENDOR_RECORD_LINKED_ELSEWHERE",
+                            "the vendor matched another patient's record",
+                        )
+                    )
+                    continue
+                if result.errors and patient_id in rows:
+                    base = fhir_patient.project(await self._open(results.practice_id, rows[patient_id].resource_enc))
+                else:
+                    base = fhir_patient.project(json.loads(result.resource_json))
+                sealed_base = await self._cipher.encrypt_json(results.practice_id, base, PURPOSE_BASE)
+                if patient_id in links:
+                    await self._repo.update_link(
+                        session,
+                        results.config_id,
+                        patient_id,
+                        external_id=outcome.external_id,
+                        synced_version=version,
+                        base_enc=sealed_base,
+                    )
+                    updated += 1
+                else:
+                    new_links.append(
+                        {
+                            "config_id": results.config_id,
+                            "patient_id": patient_id,
+                            "practice_id": results.practice_id,
+                            "external_id": outcome.external_id,
+                            "synced_version": version,
+                            "base_enc": sealed_base,
+                            "synced_at": now(),
+                        }
+                    )
+                    created += 1
+                events.append(
+                    self._event(
+                        results.practice_id,
+                        "patient.disclose",
+                        patient_id,
+                        base,
+                        integration=results.integration_type,
+                        correlation=results.run_id,
+                    )
+                )
+            await self._repo.insert_links(session, new_links)
+            counts = {
+                "records_processed": len(results.outcomes),
+                "records_succeeded": created + updated,
+                "records_failed": len(results.outcomes) - created - updated,
+                "records_created": created,
+                "records_updated": updated,
+                "vendor_requests": results.vendor_requests,
+            }
+            await self._repo.add_to_run(session, results.run_id, counts, failures)
+            await self._audit(events)
+
+    async def finish_run(self, request: FinishRun) -> None:
+        async with self._sessions() as session, session.begin():
+            await self._repo.finish_run(session, request.run_id, request.error_message)
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    async def _map_to_hub(self, integration_type: str, records: list[dict]) -> list[mapping_pb2.HubMappingResult]:
+        if not records:
+            return []
+        response = await call(
+            self._peers.mapping.MapToHub,
+            mapping_pb2.MapToHubRequest(
+                integration_type=integration_type,
+                entity_type=common_pb2.ENTITY_TYPE_PATIENT,
+                vendor_records=[_struct(r) for r in records],
+            ),
+        )
+        return list(response.results)
+
+    def _event(
+        self,
+        practice_id: str,
+        action: str,
+        patient_id: str,
+        projection: dict[str, str | None] | None = None,
+        page: PullPage | None = None,
+        *,
+        fields: list[str] | None = None,
+        integration: str = "",
+        correlation: str = "",
+    ) -> audit_pb2.AuditEvent:
+        caller = current_caller()
+        return audit_pb2.AuditEvent(
+            practice_id=practice_id,
+            user_id=caller.user_id or SYNC_USER,
+            action=action,
+            resource=f"Patient/{patient_id}",
+            patient_id=patient_id,
+            integration_type=integration or (page.integration_type if page else ""),
+            data_accessed=fields if fields is not None else _fields_present(projection or {}),
+            success=True,
+            ip_address=caller.ip_address,
+            user_agent=caller.user_agent,
+            correlation_id=correlation or (page.run_id if page else caller.request_id),
+        )
+
+    async def _audit(self, events: list[audit_pb2.AuditEvent]) -> None:
+        if events:
+            await call(self._peers.audit.Record, audit_pb2.RecordRequest(events=events))
+
+
+def _failure(ref: str, field: str, reason: str, message: str) -> dict[str, str]:
+    return {"record_ref": ref, "field": field, "reason": reason, "message": message}
+
+
+def _failures(ref: str, errors: Any) -> list[dict[str, str]]:
+    return [_failure(ref, e.field, e.reason, e.message) for e in errors]

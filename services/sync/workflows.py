@@ -1,0 +1,160 @@
+"""The patient sync workflow: pages and batches, never one activity per record."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from google.protobuf import json_format, struct_pb2
+
+    from libs.protos.concord.adapter.v1 import adapter_pb2
+    from libs.protos.concord.common.v1 import common_pb2
+    from services.sync import domain
+    from services.sync.domain import (
+        CursorRequest,
+        FinishRun,
+        PullPage,
+        PushBatch,
+        PushBatchRequest,
+        PushOutcome,
+        PushResults,
+        SyncRunInput,
+    )
+
+HUB_STEP = {
+    "start_to_close_timeout": timedelta(minutes=2),
+    "retry_policy": RetryPolicy(maximum_attempts=5, non_retryable_error_types=["InvalidArgument", "NotFound"]),
+}
+# Vendor calls pace themselves under the vendor's limit inside the activity; a long backoff here
+# is for outages, not rate limits.
+VENDOR_STEP = {
+    "start_to_close_timeout": timedelta(minutes=10),
+    "heartbeat_timeout": timedelta(minutes=2),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=2),
+        maximum_attempts=8,
+        non_retryable_error_types=["NotConnected", "VendorRejected", "InvalidArgument"],
+    ),
+}
+
+
+def _struct(record: dict) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(record)
+    return message
+
+
+@workflow.defn(name="PatientSync")
+class PatientSyncWorkflow:
+    @workflow.run
+    async def run(self, run: SyncRunInput) -> str:
+        try:
+            if domain.pulls(run.direction) and not run.pull_done:
+                await self._pull(run)
+            if domain.pushes(run.direction):
+                await self._push(run)
+        except ActivityError as error:
+            cause = error.cause
+            reason = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
+            await workflow.execute_activity(
+                "finish_run", FinishRun(run.run_id, f"sync step failed: {reason}"), **HUB_STEP
+            )
+            raise ApplicationError(f"sync run failed: {reason}", non_retryable=True) from None
+        await workflow.execute_activity("finish_run", FinishRun(run.run_id), **HUB_STEP)
+        return run.run_id
+
+    async def _pull(self, run: SyncRunInput) -> None:
+        cursor = await workflow.execute_activity(
+            "load_cursor", CursorRequest(run.config_id, run.entity_type), result_type=str, **HUB_STEP
+        )
+        for _ in range(run.pages_per_execution):
+            page = await workflow.execute_activity(
+                "fetch_changes",
+                adapter_pb2.FetchChangesRequest(
+                    config_id=run.config_id,
+                    entity_type=common_pb2.EntityType.Value(run.entity_type),
+                    cursor=cursor,
+                    page_size=run.page_size,
+                ),
+                task_queue=f"adapter.{run.integration_type}",
+                result_type=adapter_pb2.FetchChangesResponse,
+                **VENDOR_STEP,
+            )
+            await workflow.execute_activity(
+                "reconcile_pull_page",
+                PullPage(
+                    run_id=run.run_id,
+                    config_id=run.config_id,
+                    practice_id=run.practice_id,
+                    integration_type=run.integration_type,
+                    conflict_policy=run.conflict_policy,
+                    records=[json_format.MessageToDict(r) for r in page.records],
+                    next_cursor=page.next_cursor,
+                    vendor_requests=page.vendor_requests,
+                ),
+                **HUB_STEP,
+            )
+            cursor = page.next_cursor
+            if not page.has_more:
+                return
+        # The cursor is saved with every page, so the next execution resumes from it.
+        workflow.continue_as_new(run)
+
+    async def _push(self, run: SyncRunInput) -> None:
+        after = ""
+        while True:
+            batch: PushBatch = await workflow.execute_activity(
+                "prepare_push_batch",
+                PushBatchRequest(
+                    run.run_id, run.config_id, run.practice_id, run.integration_type, after, run.push_batch_size
+                ),
+                result_type=PushBatch,
+                **HUB_STEP,
+            )
+            if batch.items:
+                written = await workflow.execute_activity(
+                    "upsert_batch",
+                    adapter_pb2.UpsertBatchRequest(
+                        config_id=run.config_id,
+                        entity_type=common_pb2.EntityType.Value(run.entity_type),
+                        items=[
+                            adapter_pb2.UpsertItem(ref=i.ref, external_id=i.external_id, record=_struct(i.record))
+                            for i in batch.items
+                        ],
+                    ),
+                    task_queue=f"adapter.{run.integration_type}",
+                    result_type=adapter_pb2.UpsertBatchResponse,
+                    **VENDOR_STEP,
+                )
+                outcomes = [
+                    PushOutcome(
+                        ref=r.ref,
+                        external_id=r.external_id,
+                        success=r.success,
+                        record=json_format.MessageToDict(r.record),
+                        error_reason=r.error_reason,
+                        error_message=r.error_message,
+                    )
+                    for r in written.results
+                ]
+                await workflow.execute_activity(
+                    "record_push_results",
+                    PushResults(
+                        run.run_id,
+                        run.config_id,
+                        run.practice_id,
+                        run.integration_type,
+                        outcomes,
+                        written.vendor_requests,
+                    ),
+                    **HUB_STEP,
+                )
+            after = batch.last_patient_id
+            if not batch.has_more:
+                return
