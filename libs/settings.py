@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     # (same paths, other host). Empty in production.
     vendor_base_urls: dict[str, str] = {}
 
+    # Adapters pace themselves under each vendor's rate limit. Only benchmarks against a sandbox
+    # whose limit is switched off turn this off.
+    vendor_pacing: bool = True
+
     otel_exporter: Literal["none", "console", "otlp", "memory"] = "none"
     log_level: str = "INFO"
 

@@ -30,6 +30,8 @@ def setup_telemetry(service_name: str, settings: Settings) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    # Request lines name hosts and ids only, but one line per vendor call drowns the useful ones.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if settings.otel_exporter == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import grpc
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -38,6 +39,7 @@ class AdapterActivities:
 class AdapterWorker:
     worker: Worker
     adapter: Adapter
+    channel: grpc.aio.Channel
 
     async def run(self) -> None:
         await self.worker.run()
@@ -45,6 +47,7 @@ class AdapterWorker:
     async def shutdown(self) -> None:
         await self.worker.shutdown()
         await self.adapter.aclose()
+        await self.channel.close()
 
 
 def build_worker(vendor: str, settings: Settings, client: Client) -> AdapterWorker:
@@ -58,4 +61,4 @@ def build_worker(vendor: str, settings: Settings, client: Client) -> AdapterWork
         activities=[activities.fetch_changes, activities.upsert_batch, activities.check_health],
         max_concurrent_activities=20,
     )
-    return AdapterWorker(worker, adapter)
+    return AdapterWorker(worker, adapter, channel)

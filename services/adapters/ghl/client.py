@@ -30,6 +30,11 @@ class GhlError(Exception):
         self.reason = reason
         self.message = message
 
+    @property
+    def about_the_record(self) -> bool:
+        """A refusal of this one request's content, not of the connection or the vendor's state."""
+        return 400 <= self.status < 500 and self.status not in (401, 429)
+
 
 @dataclass
 class Credentials:
@@ -49,10 +54,17 @@ def _heartbeat() -> None:
 class Pacer:
     """A sliding-window limiter: at most ``limit`` requests in any ``interval`` seconds."""
 
-    def __init__(self, limit: int, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limit: int,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.limit = limit
         self.interval = interval
         self._clock = clock
+        self._sleep = sleep
         self._sent: collections.deque[float] = collections.deque()
         self._lock = asyncio.Lock()
         self.waited_seconds = 0.0
@@ -69,7 +81,7 @@ class Pacer:
                 wait = self.interval - (now - self._sent[0])
                 self.waited_seconds += wait
                 _heartbeat()
-                await asyncio.sleep(wait)
+                await self._sleep(wait)
 
     def follow(self, headers: httpx.Headers) -> None:
         """Adopts the vendor's advertised window (less a safety margin) when it sends one."""
@@ -82,46 +94,101 @@ class Pacer:
         self.interval = interval
 
 
-_pacers: dict[str, Pacer] = {}
+class Unpaced(Pacer):
+    """For benchmarks against a sandbox whose limit is off (settings.vendor_pacing = False)."""
+
+    def __init__(self) -> None:
+        super().__init__(limit=0, interval=0.0)
+
+    async def acquire(self) -> None:
+        return None
+
+    def follow(self, headers: httpx.Headers) -> None:
+        return None
 
 
-def pacer_for(location_id: str, limit: int = 95, interval: float = 10.0) -> Pacer:
-    if location_id not in _pacers:
-        _pacers[location_id] = Pacer(limit, interval)
-    return _pacers[location_id]
+class Pacers:
+    """One pacer per location, shared by every activity of the worker that owns this."""
+
+    def __init__(self, limit: int = 95, interval: float = 10.0, enabled: bool = True) -> None:
+        self._limit = limit
+        self._interval = interval
+        self._enabled = enabled
+        self._pacers: dict[str, Pacer] = {}
+
+    def __call__(self, location_id: str) -> Pacer:
+        if not self._enabled:
+            return _UNPACED
+        if location_id not in self._pacers:
+            self._pacers[location_id] = Pacer(self._limit, self._interval)
+        return self._pacers[location_id]
+
+
+_UNPACED = Unpaced()
 
 
 class GhlClient:
-    def __init__(self, http: httpx.AsyncClient, tokens: TokenSource, max_retries: int = 8) -> None:
+    """One activity's view of GHL: its credentials, fetched once and refreshed once per 401."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        tokens: TokenSource,
+        pacers: Callable[[str], Pacer],
+        max_retries: int = 8,
+        backoff_seconds: float = 0.5,
+    ) -> None:
         self._http = http
         self._tokens = tokens
+        self._pacers = pacers
         self._max_retries = max_retries
+        self._backoff_seconds = backoff_seconds
+        self._creds: Credentials | None = None
+        self._token_lock = asyncio.Lock()
         self.requests = 0
 
     async def credentials(self) -> Credentials:
-        return await self._tokens(False)
+        async with self._token_lock:
+            if self._creds is None:
+                self._creds = await self._tokens(False)
+            return self._creds
+
+    async def _refreshed(self, rejected: Credentials) -> Credentials:
+        # Concurrent requests that met a 401 with the same token share one forced refresh.
+        async with self._token_lock:
+            if self._creds is rejected:
+                self._creds = await self._tokens(True)
+            return self._creds
 
     async def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None) -> dict:
-        creds = await self._tokens(False)
+        creds = await self.credentials()
         refreshed = False
-        pacer = pacer_for(creds.location_id)
+        pacer = self._pacers(creds.location_id)
+        response: httpx.Response | None = None
         for attempt in range(self._max_retries + 1):
             await pacer.acquire()
             self.requests += 1
-            response = await self._http.request(
-                method,
-                f"{creds.base_url.rstrip('/')}{path}",
-                json=json,
-                params=params,
-                headers={
-                    "Authorization": f"Bearer {creds.access_token}",
-                    "Version": API_VERSION,
-                    "Accept": "application/json",
-                },
-            )
+            try:
+                response = await self._http.request(
+                    method,
+                    f"{creds.base_url.rstrip('/')}{path}",
+                    json=json,
+                    params=params,
+                    headers={
+                        "Authorization": f"Bearer {creds.access_token}",
+                        "Version": API_VERSION,
+                        "Accept": "application/json",
+                    },
+                )
+            except httpx.TransportError:
+                # Every request here is safe to repeat: reads, updates by id and upserts.
+                if attempt == self._max_retries:
+                    raise
+                await self._back_off(None, attempt)
+                continue
             pacer.follow(response.headers)
             if response.status_code == 401 and not refreshed:
-                creds = await self._tokens(True)
+                creds = await self._refreshed(creds)
                 refreshed = True
                 continue
             if response.status_code == 429 or response.status_code in RETRYABLE_STATUSES:
@@ -132,23 +199,35 @@ class GhlClient:
             if response.status_code >= 400:
                 raise GhlError(response.status_code, _reason(response.status_code), _message(response))
             return response.json() if response.content else {}
-        raise GhlError(response.status_code, "VENDOR_UNAVAILABLE", "retries exhausted")
+        status = response.status_code if response is not None else 0
+        raise GhlError(status, "VENDOR_UNAVAILABLE", "retries exhausted")
 
-    async def _back_off(self, response: httpx.Response, attempt: int) -> None:
-        if response.status_code == 429:
-            retry_after = response.headers.get("Retry-After")
-            interval = response.headers.get("X-RateLimit-Interval-Milliseconds")
-            wait = float(retry_after) if retry_after else (int(interval) / 1000 if interval else 10.0)
-        else:
-            wait = min(0.5 * 2**attempt, 30.0)
+    async def _back_off(self, response: httpx.Response | None, attempt: int) -> None:
+        wait = min(self._backoff_seconds * 2**attempt, 30.0)
+        if response is not None and response.status_code == 429:
+            wait = _rate_limit_wait(response.headers)
         _heartbeat()
         await asyncio.sleep(wait)
 
 
+def _rate_limit_wait(headers: httpx.Headers) -> float:
+    """Retry-After when sent (GHL sends none), else one window of the advertised limit."""
+    for name, scale in (("Retry-After", 1.0), ("X-RateLimit-Interval-Milliseconds", 0.001)):
+        try:
+            return max(float(headers[name]) * scale, 0.0)
+        except (KeyError, ValueError):
+            continue
+    return 10.0
+
+
 def _reason(status: int) -> str:
-    return {400: "VENDOR_BAD_REQUEST", 403: "VENDOR_FORBIDDEN", 404: "VENDOR_NOT_FOUND", 422: "VENDOR_REJECTED"}.get(
-        status, "VENDOR_ERROR"
-    )
+    return {
+        400: "VENDOR_BAD_REQUEST",
+        401: "VENDOR_UNAUTHORIZED",
+        403: "VENDOR_FORBIDDEN",
+        404: "VENDOR_NOT_FOUND",
+        422: "VENDOR_REJECTED",
+    }.get(status, "VENDOR_ERROR")
 
 
 def _message(response: httpx.Response) -> str:

@@ -1,35 +1,11 @@
 """GoHighLevel contact wire shapes (docs/vendors/gohighlevel/apps/contacts.json)."""
 
-# UpdateContactDto: PUT /contacts/{id} accepts only these; GHL refuses others (gender,
-# companyName) with 422, so those change only when a contact is created or upserted.
-UPDATE_FIELDS = frozenset(
-    {
-        "address1",
-        "assignedTo",
-        "city",
-        "country",
-        "customFields",
-        "dateOfBirth",
-        "dnd",
-        "dndSettings",
-        "email",
-        "firstName",
-        "inboundDndSettings",
-        "lastName",
-        "name",
-        "phone",
-        "postalCode",
-        "source",
-        "state",
-        "tags",
-        "timezone",
-        "website",
-    }
-)
-
-# UpsertContactDto adds these to UPDATE_FIELDS.
-UPSERT_ONLY_FIELDS = frozenset({"companyName", "gender", "locationId", "createNewIfDuplicateAllowed"})
+# UpsertContactDto fields that UpdateContactDto (PUT /contacts/{id}) lacks: GHL refuses them there
+# with 422, so gender and companyName change only when a contact is created or upserted.
+NOT_UPDATABLE = frozenset({"companyName", "gender", "locationId", "createNewIfDuplicateAllowed"})
 
 
 def update_body(record: dict) -> dict:
-    return {key: value for key, value in record.items() if key in UPDATE_FIELDS}
+    """The record as a PUT body. Any other field GHL does not know is sent, so GHL refuses the
+    record rather than the adapter silently dropping what the hub meant to write."""
+    return {key: value for key, value in record.items() if key not in NOT_UPDATABLE}

@@ -1,0 +1,328 @@
+"""The harness of the shared adapter suite: a vendor sandbox over real HTTP, the real registry and
+connection services over real gRPC, a config connected through the vendor's real OAuth flow, and
+the adapter under test calling the connection service for its tokens.
+
+The suite's tests talk only to `AdapterHarness`. A new vendor adds a subclass and one entry in
+`VENDORS`; every generic test then runs against it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from google.protobuf import json_format, struct_pb2
+
+from libs.asgi import RunningAsgi, serve_asgi
+from libs.grpc_client import call, open_channel
+from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
+from libs.protos.concord.common.v1 import common_pb2
+from libs.protos.concord.connection.v1 import connection_pb2 as cpb
+from libs.protos.concord.connection.v1 import connection_pb2_grpc
+from libs.protos.concord.registry.v1 import registry_pb2 as rpb
+from libs.protos.concord.registry.v1 import registry_pb2_grpc
+from libs.settings import Settings
+from sandbox.ghl.app import create_app as create_ghl_sandbox
+from sandbox.ghl.settings import AppRegistration, GhlSandboxSettings
+from sandbox.ghl.state import Sandbox as GhlSandboxState
+from services.adapters import Adapter, AdapterContext
+from services.adapters.ghl import GhlAdapter
+from services.connection.server import start as start_connection
+from services.connection.settings import ConnectionSettings
+from services.registry.server import start as start_registry
+
+CLIENT_ID = "concord-adapter-tests"
+CLIENT_SECRET = "adapter-suite-client-secret-0123"
+REDIRECT_URI = "http://127.0.0.1:8080/oauth/callback"
+PRACTICE_ID = "p-adapter-suite"
+PATIENT = common_pb2.ENTITY_TYPE_PATIENT
+
+
+def struct(record: dict) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(record)
+    return message
+
+
+def plain(message: struct_pb2.Struct) -> dict:
+    return json_format.MessageToDict(message)
+
+
+@dataclass
+class AdapterHarness:
+    """One vendor, connected: what the generic suite needs to drive and observe it."""
+
+    vendor: str
+    settings: Settings  # connection_address points at the running connection service
+    sandbox_url: str
+    config_id: str
+    connections: connection_pb2_grpc.ConnectionServiceStub
+    adapter: Adapter
+    http: httpx.AsyncClient = field(repr=False)
+
+    # --- the adapter's activities, as the sync workflows call them --------------------------------
+
+    async def fetch(self, cursor: str = "", page_size: int = 100) -> pb.FetchChangesResponse:
+        request = pb.FetchChangesRequest(
+            config_id=self.config_id, entity_type=PATIENT, cursor=cursor, page_size=page_size
+        )
+        return await self.adapter.fetch_changes(request)
+
+    async def upsert(self, items: list[tuple[str, str, dict]]) -> pb.UpsertBatchResponse:
+        """items: (ref, external_id or "", record)."""
+        request = pb.UpsertBatchRequest(
+            config_id=self.config_id,
+            entity_type=PATIENT,
+            items=[pb.UpsertItem(ref=ref, external_id=eid, record=struct(rec)) for ref, eid, rec in items],
+        )
+        return await self.adapter.upsert_batch(request)
+
+    # --- vendor specifics, implemented per vendor --------------------------------------------------
+
+    def record_id(self, record: dict) -> str:
+        raise NotImplementedError
+
+    async def seed(self, count: int) -> list[str]:
+        """Creates `count` records at the vendor, as its users would; returns their ids."""
+        raise NotImplementedError
+
+    async def edit(self, external_id: str) -> None:
+        """A vendor user edits the record (its modification time moves on)."""
+        raise NotImplementedError
+
+    async def stored(self) -> dict[str, dict]:
+        """Every record the vendor holds for this account, by id."""
+        raise NotImplementedError
+
+    def new_records(self, count: int) -> list[dict]:
+        """Valid records the vendor has not seen, each with its own matching identifiers."""
+        raise NotImplementedError
+
+    def changed(self, record: dict) -> dict:
+        """The same record with a field changed that updates by id accept."""
+        raise NotImplementedError
+
+    def changed_value(self, stored: dict) -> Any:
+        """What `changed` changed, as the vendor stores it."""
+        raise NotImplementedError
+
+    def malformed(self, record: dict) -> list[tuple[dict, str]]:
+        """Variants of `record` the vendor refuses, each with the offending value."""
+        raise NotImplementedError
+
+    async def expire_access_tokens(self) -> None:
+        raise NotImplementedError
+
+    async def revoke_tokens(self) -> None:
+        raise NotImplementedError
+
+    async def live_refresh_tokens(self) -> set[str]:
+        raise NotImplementedError
+
+    async def token_requests(self) -> int:
+        """Requests made to the vendor's token endpoint so far."""
+        raise NotImplementedError
+
+    async def inject(self, *, server_error_rate: float = 0.0, malformed_pages: bool = False) -> None:
+        raise NotImplementedError
+
+    async def clear_faults(self) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class GhlHarness(AdapterHarness):
+    location_id: str = ""
+    sandbox: GhlSandboxState | None = field(default=None, repr=False)  # the simulator's memory
+
+    def record_id(self, record: dict) -> str:
+        return record["id"]
+
+    async def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self.http.request(method, f"{self.sandbox_url}/_sandbox{path}", **kwargs)
+        assert response.status_code < 300, response.text
+        return response.json()
+
+    async def seed(self, count: int) -> list[str]:
+        return (await self._admin("POST", "/seed", json={"locationId": self.location_id, "count": count}))["ids"]
+
+    async def edit(self, external_id: str) -> None:
+        await self._admin("PATCH", f"/contacts/{external_id}", json={"city": "Edited Springs"})
+
+    async def stored(self) -> dict[str, dict]:
+        listed = await self._admin("GET", "/contacts", params={"locationId": self.location_id})
+        return {c["id"]: c for c in listed["contacts"]}
+
+    def new_records(self, count: int) -> list[dict]:
+        return [
+            {
+                "firstName": f"Adapter{i}",
+                "lastName": "Suite",
+                "email": f"adapter.suite.{i}@example.com",
+                "phone": f"+1617555{i:04d}",
+                "dateOfBirth": "1980-02-29",
+                "gender": "female",
+                "city": "Boston",
+                "country": "US",
+            }
+            for i in range(count)
+        ]
+
+    def changed(self, record: dict) -> dict:
+        return {**record, "city": f"Moved {record['firstName']}"}
+
+    def changed_value(self, stored: dict) -> Any:
+        return stored.get("city")
+
+    def malformed(self, record: dict) -> list[tuple[dict, str]]:
+        return [
+            ({**record, "email": "not-an-email"}, "not-an-email"),
+            ({**record, "favouriteColour": "teal-and-violet"}, "teal-and-violet"),
+        ]
+
+    async def expire_access_tokens(self) -> None:
+        await self._admin("POST", "/faults", json={"expire_all_tokens": True})
+
+    async def revoke_tokens(self) -> None:
+        await self._admin("POST", "/faults", json={"revoke_tokens": True})
+
+    async def live_refresh_tokens(self) -> set[str]:
+        return set(self.sandbox.refresh_tokens)
+
+    async def token_requests(self) -> int:
+        return (await self._admin("GET", "/stats")).get("POST /oauth/token", 0)
+
+    async def inject(self, *, server_error_rate: float = 0.0, malformed_pages: bool = False) -> None:
+        await self._admin(
+            "POST", "/faults", json={"status_5xx_rate": server_error_rate, "malformed_next_page": malformed_pages}
+        )
+
+    async def clear_faults(self) -> None:
+        await self._admin("DELETE", "/faults")
+
+
+async def _open_ghl(
+    stack: contextlib.AsyncExitStack, settings: Settings, http: httpx.AsyncClient, rate_limit: tuple[int, float] | None
+) -> GhlHarness:
+    limits = {} if rate_limit is None else {"burst_limit": rate_limit[0], "burst_window_ms": int(rate_limit[1] * 1000)}
+    app = create_ghl_sandbox(
+        GhlSandboxSettings(apps=[AppRegistration(CLIENT_ID, CLIENT_SECRET, [REDIRECT_URI])], **limits)
+    )
+    served: RunningAsgi = await serve_asgi(app)
+    stack.push_async_callback(served.stop)
+    settings = await _start_services(stack, settings, "ghl", served.url)
+    state: GhlSandboxState = app.state.sandbox
+    # Retries after a 5xx back off 20 ms, not 0.5 s: the suite waits for retries, not for outages.
+    adapter = functools.partial(GhlAdapter, backoff_seconds=0.02)
+    return GhlHarness(
+        **await _connect(stack, settings, "ghl", served.url, http, adapter),
+        location_id=state.apps[CLIENT_ID].location_id,
+        sandbox=state,
+    )
+
+
+async def _start_services(stack: contextlib.AsyncExitStack, settings: Settings, vendor: str, url: str) -> Settings:
+    """The registry (pointing the vendor's endpoints at its sandbox) and the connection service."""
+    registry = await start_registry(settings.model_copy(update={"vendor_base_urls": {vendor: url}}))
+    stack.push_async_callback(registry.stop)
+    settings = settings.model_copy(update={"registry_address": registry.address})
+    connection = await start_connection(settings, options=ConnectionSettings(refresh_interval_seconds=3600))
+    stack.push_async_callback(connection.stop)
+    return settings.model_copy(update={"connection_address": connection.address})
+
+
+async def _connect(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    vendor: str,
+    url: str,
+    http: httpx.AsyncClient,
+    make_adapter: Callable[[AdapterContext], Adapter],
+) -> dict[str, Any]:
+    """Creates a practice and a config, then runs the OAuth code flow as a user's browser would."""
+    registry_channel = open_channel(settings.registry_address)
+    stack.push_async_callback(registry_channel.close)
+    registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
+    await call(registry.CreatePractice, rpb.CreatePracticeRequest(practice_id=PRACTICE_ID, name="Suite Clinic"))
+    config = await call(
+        registry.CreateIntegrationConfig,
+        rpb.CreateIntegrationConfigRequest(
+            config=rpb.IntegrationConfig(practice_id=PRACTICE_ID, integration_type=vendor)
+        ),
+    )
+    config_id = config.config.config_id
+
+    channel = open_channel(settings.connection_address)
+    stack.push_async_callback(channel.close)
+    connections = connection_pb2_grpc.ConnectionServiceStub(channel)
+    await call(
+        connections.SetOAuthClient,
+        cpb.SetOAuthClientRequest(integration_type=vendor, client_id=CLIENT_ID, client_secret=CLIENT_SECRET),
+    )
+    started = await call(
+        connections.StartAuthorization, cpb.StartAuthorizationRequest(config_id=config_id, redirect_uri=REDIRECT_URI)
+    )
+    consent = await http.get(started.authorization_url)
+    assert consent.status_code == 302, consent.text
+    code = parse_qs(urlsplit(consent.headers["location"]).query)["code"][0]
+    await call(connections.CompleteAuthorization, cpb.CompleteAuthorizationRequest(state=started.state, code=code))
+
+    adapter = make_adapter(AdapterContext(settings, connections))
+    stack.push_async_callback(adapter.aclose)
+    return {
+        "vendor": vendor,
+        "settings": settings,
+        "sandbox_url": url,
+        "config_id": config_id,
+        "connections": connections,
+        "adapter": adapter,
+        "http": http,
+    }
+
+
+OpenHarness = Callable[..., Awaitable[AdapterHarness]]
+VENDORS: dict[str, Callable[..., Awaitable[AdapterHarness]]] = {"ghl": _open_ghl}
+
+
+@pytest.fixture(params=sorted(VENDORS))
+def vendor(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@contextlib.asynccontextmanager
+async def _harnesses(vendor: str, settings: Settings) -> AsyncIterator[OpenHarness]:
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+
+        async def open_one(rate_limit: tuple[int, float] | None = None) -> AdapterHarness:
+            return await VENDORS[vendor](stack, settings, http, rate_limit)
+
+        yield open_one
+
+
+@pytest.fixture
+async def open_harness(vendor: str, settings: Settings) -> AsyncIterator[OpenHarness]:
+    """`await open_harness(rate_limit=(requests, per_seconds))`: a harness whose sandbox enforces
+    that limit (the vendor's own by default)."""
+    async with _harnesses(vendor, settings) as open_one:
+        yield open_one
+
+
+@pytest.fixture
+async def harness(open_harness: OpenHarness) -> AdapterHarness:
+    return await open_harness()
+
+
+@pytest.fixture
+async def ghl(settings: Settings) -> AsyncIterator[GhlHarness]:
+    """For the GoHighLevel-only tests, whatever vendors the shared suite runs."""
+    async with _harnesses("ghl", settings) as open_one:
+        harness = await open_one()
+        assert isinstance(harness, GhlHarness)
+        yield harness
