@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from rich.console import Console
 from rich.table import Table
 
@@ -27,6 +29,7 @@ from services.supervisor import Stack, start_stack
 
 SYNTHEA_DIR = Path(__file__).resolve().parent.parent / "data" / "fhir" / "synthea"
 PRACTICE_ID = "demo-practice"
+_tracer = trace.get_tracer("concord.demo")
 EDITED_CITY = "Providence"
 
 
@@ -74,9 +77,13 @@ async def connect_ghl(http: httpx.AsyncClient, headers: dict[str, str]) -> str:
 
 
 async def run_sync(http: httpx.AsyncClient, headers: dict[str, str], direction: str) -> dict[str, Any]:
-    run = _check(
-        await http.post("/integrations/hl/patients/sync", json={"direction": direction}, headers=headers), 202, "sync"
-    )
+    # Each sync a user starts is the root of its own trace, whatever this process traced before.
+    with _tracer.start_as_current_span(f"user starts {direction} sync", context=otel_context.Context()):
+        run = _check(
+            await http.post("/integrations/hl/patients/sync", json={"direction": direction}, headers=headers),
+            202,
+            "sync",
+        )
     return _check(await http.get(f"/sync-runs/{run['run_id']}", params={"wait": "true"}, headers=headers), 200, "wait")
 
 

@@ -116,12 +116,18 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
         version="0.1.0",
         description="Keeps a practice's patients in agreement with its vendors, under HIPAA.",
     )
-    problems.install(app)
     app.state.verifier = TokenVerifier(keys, settings.jwt_issuer, settings.jwt_audience)
+
+    def token_first(request: Request) -> None:
+        route = request.scope.get("route")
+        if route is not None and any(dep.call is authenticate for dep in route.dependant.dependencies):
+            app.state.verifier.verify(request.headers.get("authorization"))
+
+    problems.install(app, authenticate_first=token_first)
 
     def vendor(slug: str) -> str:
         if slug not in VENDOR_SLUGS:
-            raise NotFound(f"unknown integration {slug!r}", reason="UNKNOWN_INTEGRATION")
+            raise NotFound("unknown integration", reason="UNKNOWN_INTEGRATION")
         return VENDOR_SLUGS[slug]
 
     async def find_config(caller: Caller, integration_type: str) -> registry_pb2.IntegrationConfig:
@@ -319,10 +325,16 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
     @app.post("/patients/import", status_code=201, summary="Import the Patients of a FHIR Bundle")
     async def import_patients(bundle: Annotated[dict[str, Any], Body()], caller: CallerDep) -> dict[str, Any]:
         require(caller, "patient.write")
-        imported = await call(
-            backends.sync.ImportPatients,
-            sync_pb2.ImportPatientsRequest(practice_id=caller.practice_id, bundle_json=json.dumps(bundle)),
-        )
+        try:
+            imported = await call(
+                backends.sync.ImportPatients,
+                sync_pb2.ImportPatientsRequest(practice_id=caller.practice_id, bundle_json=json.dumps(bundle)),
+            )
+        except InvalidArgument as error:
+            if error.field != "bundle_json":
+                raise
+            # Here the bundle is the request body itself.
+            raise InvalidArgument(error.message, field="body", reason=error.reason) from None
         return {"patient_ids": list(imported.patient_ids), "count": len(imported.patient_ids)}
 
     @app.get("/patients", summary="List the practice's patients")
@@ -354,10 +366,11 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
         if_match: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
         require(caller, "patient.write")
-        expected = 0
-        if if_match:
-            digits = if_match.removeprefix("W/").strip('"')
-            if not digits.isdigit():
+        expected = 0  # no header, or "*" (RFC 9110 13.1.1: any current version)
+        if if_match and if_match.strip() != "*":
+            digits = if_match.strip().removeprefix("W/").strip('"')
+            # Versions start at 1: W/"0" would otherwise read as "no check" and overwrite blindly.
+            if not digits.isdigit() or int(digits) < 1:
                 raise InvalidArgument("If-Match must be an ETag from this API", field="If-Match", reason="INVALID_ETAG")
             expected = int(digits)
         updated = await call(

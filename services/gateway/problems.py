@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from http import HTTPStatus
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -24,36 +27,57 @@ STATUS_BY_CODE = {
 }
 
 
-def problem(status: int, title: str, detail: str, instance: str, **extra: object) -> JSONResponse:
+# Where FastAPI says a request value came from; the field is named without it.
+_LOCATIONS = {"body", "query", "path", "header", "cookie"}
+
+
+def problem(status: int, detail: str, instance: str, **extra: object) -> JSONResponse:
+    # With type about:blank, RFC 9457 (4.2.1) wants the status phrase as title (RFC 9110 renamed 422).
+    title = "Unprocessable Content" if status == 422 else HTTPStatus(status).phrase
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "instance": instance, **extra}
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
-def install(app: FastAPI) -> None:
+def domain_problem(request: Request, error: ConcordError) -> JSONResponse:
+    status = STATUS_BY_CODE.get(error.code.name, 500)
+    extra: dict[str, object] = {"reason": error.reason}
+    if error.field:
+        extra["field"] = error.field
+    detail = error.message if status < 500 else "the request could not be completed"
+    return problem(status, detail, request.url.path, **extra)
+
+
+def _field(loc: tuple) -> str:
+    parts = list(loc[1:] if loc and loc[0] in _LOCATIONS else loc)
+    if loc and loc[0] == "body" and (not parts or isinstance(parts[0], int)):
+        return "body"  # the body as a whole (missing, not an object, not JSON), not a character offset
+    return ".".join(str(part) for part in parts)
+
+
+def install(app: FastAPI, authenticate_first: Callable[[Request], None] | None = None) -> None:
+    """authenticate_first(request) raises when a route that needs a token lacks a valid one, so a
+    caller without one learns nothing from validation errors."""
+
     @app.exception_handler(ConcordError)
     async def _domain(request: Request, error: ConcordError) -> JSONResponse:
-        status = STATUS_BY_CODE.get(error.code.name, 500)
-        extra: dict[str, object] = {"reason": error.reason}
-        if error.field:
-            extra["field"] = error.field
-        detail = error.message if status < 500 else "the request could not be completed"
-        return problem(status, error.code.name.replace("_", " ").title(), detail, request.url.path, **extra)
+        return domain_problem(request, error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
+        if authenticate_first is not None:
+            try:
+                authenticate_first(request)
+            except ConcordError as refused:
+                return domain_problem(request, refused)
         errors = [
-            {
-                "field": ".".join(str(part) for part in e["loc"] if part != "body"),
-                "reason": e["type"].upper(),
-                "message": e["msg"],
-            }
-            for e in error.errors()
+            {"field": _field(tuple(e["loc"])), "reason": e["type"].upper(), "message": e["msg"]} for e in error.errors()
         ]
         first = errors[0]["field"] if errors else ""
+        # Syntax the server cannot parse is 400 (RFC 9110 15.5.1); 422 is for well-formed content.
+        malformed = any(e["reason"] == "JSON_INVALID" for e in errors)
         return problem(
-            422,
-            "Unprocessable Content",
+            400 if malformed else 422,
             f"invalid request field: {first}",
             request.url.path,
             field=first,
@@ -62,8 +86,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return problem(error.status_code, str(error.detail), str(error.detail), request.url.path)
+        return problem(error.status_code, str(error.detail), request.url.path)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        return problem(500, "Internal Server Error", "the request could not be completed", request.url.path)
+        return problem(500, "the request could not be completed", request.url.path)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from joserfc.jwk import KeySet
+from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from libs.asgi import RunningAsgi, serve_asgi
 from libs.grpc_client import open_channel
@@ -18,6 +20,24 @@ from services.gateway.app import Backends, create_app
 from services.gateway.auth import DevIssuer
 
 NAME = "gateway"
+
+
+class FreshTraceContext:
+    """Starts every request from an empty trace context.
+
+    uvicorn serves the next request of a keep-alive connection from a task created inside the
+    previous request's task, which would make the previous request's span its parent: two syncs
+    started one after the other would share one trace."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = otel_context.attach(otel_context.Context())
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            otel_context.detach(token)
 
 
 @dataclass
@@ -50,6 +70,8 @@ async def start(settings: Settings, port: int | None = None) -> RunningGateway:
         audit=audit_pb2_grpc.AuditServiceStub(channels[3]),
     )
     app = create_app(settings, backends, KeySet([issuer.key]))
-    FastAPIInstrumentor.instrument_app(app)
-    asgi = await serve_asgi(app, settings.gateway_host, settings.gateway_port if port is None else port)
+    FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
+    asgi = await serve_asgi(
+        FreshTraceContext(app), settings.gateway_host, settings.gateway_port if port is None else port
+    )
     return RunningGateway(asgi, issuer, channels)

@@ -20,13 +20,14 @@ def ts(value) -> timestamp_pb2.Timestamp | None:  # noqa: ANN001
 
 
 def patient_to_proto(resource: dict, row: Any) -> pb.Patient:
+    # A row read back from the database, or the dict CreatePatient has just inserted.
     return pb.Patient(
-        patient_id=row.patient_id,
-        practice_id=row.practice_id,
+        patient_id=_get(row, "patient_id"),
+        practice_id=_get(row, "practice_id"),
         resource_json=json.dumps(resource, ensure_ascii=False),
-        version=row.version,
-        create_time=ts(row.created_at),
-        update_time=ts(row.updated_at),
+        version=_get(row, "version"),
+        create_time=ts(_get(row, "created_at")),
+        update_time=ts(_get(row, "updated_at")),
     )
 
 

@@ -153,9 +153,8 @@ class SyncService:
             try:
                 parsed = fhir_patient.parse_patient(raw)
             except InvalidArgument as error:
-                raise InvalidArgument(
-                    error.message, field=f"entry[{index}].resource.{error.field}", reason=error.reason
-                ) from None
+                path = f"entry[{index}].resource" + (f".{error.field}" if error.field else "")
+                raise InvalidArgument(error.message, field=path, reason=error.reason) from None
             resource = self._stamp(parsed, str(uuid.uuid4()), 1)
             rows.append(self._new_row(practice_id, resource, await self._seal(practice_id, resource)))
             events.append(self._event(practice_id, "patient.create", resource["id"], fhir_patient.project(resource)))
@@ -181,9 +180,8 @@ class SyncService:
         self._scope(practice_id)
         incoming = fhir_patient.parse_patient(resource_json)
         if incoming.get("id") not in (None, patient_id):
-            raise InvalidArgument(
-                "resource id does not match patient_id", field="resource_json.id", reason="ID_MISMATCH"
-            )
+            # Named like every other resource error (parse_patient's FHIR paths): relative to the resource.
+            raise InvalidArgument("resource id does not match patient_id", field="id", reason="ID_MISMATCH")
         async with self._sessions() as session, session.begin():
             row = await self._repo.get_patient(session, practice_id, patient_id, lock=True)
             if row is None:

@@ -8,6 +8,7 @@ import logging
 import httpx
 import pytest
 
+from libs.telemetry import memory_exporter
 from services.demo import EDITED_CITY, run_demo, run_sync, synthetic_patients_bundle
 from services.supervisor import start_stack
 
@@ -40,6 +41,19 @@ async def test_demo_flow_pushes_pulls_and_keeps_phi_out_of_logs_and_disk(stack, 
     assert result.pull_run["records_created"] == 0
     assert result.audit["intact"] and result.audit["events_checked"] > 40
     assert len(result.push_run["trace_id"]) == 32
+    assert result.push_run["trace_id"] != result.pull_run["trace_id"]
+    push_trace = [
+        s
+        for s in memory_exporter.get_finished_spans()
+        if format(s.context.trace_id, "032x") == result.push_run["trace_id"]
+    ]
+    names = {s.name for s in push_trace}
+    # One sync, one trace: gateway -> sync service -> workflow -> adapter activity -> vendor HTTP.
+    assert "/concord.sync.v1.SyncService/StartSync" in names
+    assert {"RunWorkflow:PatientSync", "RunActivity:upsert_batch", "RunActivity:record_push_results"} <= names
+    assert any(
+        s.attributes.get("http.url", s.attributes.get("url.full", "")).endswith("/contacts/upsert") for s in push_trace
+    )
 
     token = stack.gateway.issuer.mint("demo-admin", result.practice_id, "admin")
     headers = {"Authorization": f"Bearer {token}"}
