@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from google.protobuf import timestamp_pb2
-
+from libs.proto_convert import timestamp
 from libs.protos.concord.audit.v1 import audit_pb2 as pb
 from services.audit.domain import AuditEvent, Verification
 
 
 def timestamp_from_proto(message: pb.AuditEvent | pb.QueryRequest, name: str) -> datetime | None:
     return getattr(message, name).ToDatetime(tzinfo=UTC) if message.HasField(name) else None
-
-
-def _ts(value: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def event_from_proto(message: pb.AuditEvent) -> AuditEvent:
@@ -42,7 +35,7 @@ def event_to_proto(event: AuditEvent) -> pb.AuditEvent:
     return pb.AuditEvent(
         event_id=event.event_id,
         practice_id=event.practice_id,
-        timestamp=_ts(event.timestamp) if event.timestamp else None,
+        timestamp=timestamp(event.timestamp) if event.timestamp else None,
         user_id=event.user_id,
         action=event.action,
         resource=event.resource,

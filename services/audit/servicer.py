@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from libs.errors import InvalidArgument
 from libs.paging import decode_token, next_token, page_size
+from libs.proto_convert import required
 from libs.protos.concord.audit.v1 import audit_pb2 as pb
 from libs.protos.concord.audit.v1 import audit_pb2_grpc
 from services.audit import convert
 from services.audit.domain import EventFilter
 from services.audit.service import AuditService
-
-
-def _required(value: str, field: str) -> str:
-    if not value:
-        raise InvalidArgument(f"{field} is required", field=field, reason="REQUIRED_FIELD_MISSING")
-    return value
 
 
 def _after_sequence(token: str) -> int:
@@ -37,7 +32,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     async def Query(self, request: pb.QueryRequest, context) -> pb.QueryResponse:  # noqa: ANN001
         where = EventFilter(
-            practice_id=_required(request.practice_id, "practice_id"),
+            practice_id=required(request.practice_id, "practice_id"),
             patient_id=request.patient_id,
             user_id=request.user_id,
             action=request.action,
@@ -52,5 +47,5 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         )
 
     async def Verify(self, request: pb.VerifyRequest, context) -> pb.VerifyResponse:  # noqa: ANN001
-        result = await self._service.verify(_required(request.practice_id, "practice_id"))
+        result = await self._service.verify(required(request.practice_id, "practice_id"))
         return convert.verification_to_proto(result)

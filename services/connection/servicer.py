@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from libs.errors import InvalidArgument
+from libs.proto_convert import required, timestamp
 from libs.protos.concord.connection.v1 import connection_pb2 as pb
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
 from services.connection import convert
 from services.connection.service import ConnectionService
-
-
-def _required(value: str, field: str) -> str:
-    if not value:
-        raise InvalidArgument(f"{field} is required", field=field, reason="REQUIRED_FIELD_MISSING")
-    return value
 
 
 class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
@@ -21,37 +15,37 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
 
     async def SetOAuthClient(self, request: pb.SetOAuthClientRequest, context) -> pb.SetOAuthClientResponse:  # noqa: ANN001
         client = await self._service.set_oauth_client(
-            _required(request.integration_type, "integration_type"),
-            _required(request.client_id, "client_id"),
-            _required(request.client_secret, "client_secret"),
+            required(request.integration_type, "integration_type"),
+            required(request.client_id, "client_id"),
+            required(request.client_secret, "client_secret"),
         )
         return pb.SetOAuthClientResponse(integration_type=client.integration_type, client_id=client.client_id)
 
     async def StartAuthorization(self, request, context) -> pb.StartAuthorizationResponse:  # noqa: ANN001
         url, state = await self._service.start_authorization(
-            _required(request.config_id, "config_id"), _required(request.redirect_uri, "redirect_uri")
+            required(request.config_id, "config_id"), required(request.redirect_uri, "redirect_uri")
         )
         return pb.StartAuthorizationResponse(authorization_url=url, state=state)
 
     async def CompleteAuthorization(self, request, context) -> pb.CompleteAuthorizationResponse:  # noqa: ANN001
         connection = await self._service.complete_authorization(
-            _required(request.state, "state"), _required(request.code, "code")
+            required(request.state, "state"), required(request.code, "code")
         )
         return pb.CompleteAuthorizationResponse(connection=convert.connection_to_proto(connection))
 
     async def GetConnection(self, request, context) -> pb.GetConnectionResponse:  # noqa: ANN001
-        connection = await self._service.get_connection(_required(request.config_id, "config_id"))
+        connection = await self._service.get_connection(required(request.config_id, "config_id"))
         return pb.GetConnectionResponse(connection=convert.connection_to_proto(connection))
 
     async def GetAccessToken(self, request, context) -> pb.GetAccessTokenResponse:  # noqa: ANN001
-        token = await self._service.get_access_token(_required(request.config_id, "config_id"), request.force_refresh)
+        token = await self._service.get_access_token(required(request.config_id, "config_id"), request.force_refresh)
         return pb.GetAccessTokenResponse(
             access_token=token.access_token,
-            expire_time=convert.ts(token.expires_at),
+            expire_time=timestamp(token.expires_at),
             external_account_id=token.external_account_id,
             api_base_url=token.api_base_url,
         )
 
     async def Disconnect(self, request, context) -> pb.DisconnectResponse:  # noqa: ANN001
-        connection, revoked = await self._service.disconnect(_required(request.config_id, "config_id"))
+        connection, revoked = await self._service.disconnect(required(request.config_id, "config_id"))
         return pb.DisconnectResponse(connection=convert.connection_to_proto(connection), revoked_at_vendor=revoked)

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from libs.errors import InvalidArgument
+from libs.proto_convert import required
 from libs.protos.concord.mapping.v1 import mapping_pb2 as pb
 from libs.protos.concord.mapping.v1 import mapping_pb2_grpc
 from services.mapping import convert
 from services.mapping.service import MappingService
-
-
-def _required(value: str, field: str) -> str:
-    if not value:
-        raise InvalidArgument(f"{field} is required", field=field, reason="REQUIRED_FIELD_MISSING")
-    return value
 
 
 class MappingServicer(mapping_pb2_grpc.MappingServiceServicer):
@@ -21,7 +15,7 @@ class MappingServicer(mapping_pb2_grpc.MappingServiceServicer):
 
     async def MapToHub(self, request: pb.MapToHubRequest, context) -> pb.MapToHubResponse:  # noqa: ANN001
         results = await self._service.map_to_hub(
-            _required(request.integration_type, "integration_type"),
+            required(request.integration_type, "integration_type"),
             convert.entity_name(request.entity_type),
             [convert.record_from_proto(record) for record in request.vendor_records],
         )
@@ -29,7 +23,7 @@ class MappingServicer(mapping_pb2_grpc.MappingServiceServicer):
 
     async def MapToVendor(self, request: pb.MapToVendorRequest, context) -> pb.MapToVendorResponse:  # noqa: ANN001
         results = await self._service.map_to_vendor(
-            _required(request.integration_type, "integration_type"),
+            required(request.integration_type, "integration_type"),
             convert.entity_name(request.entity_type),
             list(request.resource_jsons),
         )

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import json_format
 
+from libs.proto_convert import enum_name, timestamp
 from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.registry.v1 import registry_pb2
 from services.registry.domain import IntegrationConfig, Practice
 
 
-def _ts(value) -> timestamp_pb2.Timestamp | None:  # noqa: ANN001
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def practice_to_proto(practice: Practice) -> registry_pb2.Practice:
     return registry_pb2.Practice(
-        practice_id=practice.practice_id, name=practice.name, create_time=_ts(practice.created_at)
+        practice_id=practice.practice_id, name=practice.name, create_time=timestamp(practice.created_at)
     )
 
 
@@ -31,18 +24,14 @@ def definition_from_proto(message: registry_pb2.IntegrationDefinition) -> dict:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
-def _enum_name(enum, value: int) -> str:  # noqa: ANN001
-    return "" if value == 0 else enum.Name(value)
-
-
 def config_from_proto(message: registry_pb2.IntegrationConfig) -> IntegrationConfig:
     return IntegrationConfig(
         config_id=message.config_id,
         practice_id=message.practice_id,
         integration_type=message.integration_type,
-        sync_direction=_enum_name(common_pb2.SyncDirection, message.sync_direction),
-        sync_frequency=_enum_name(common_pb2.SyncFrequency, message.sync_frequency),
-        conflict_policy=_enum_name(common_pb2.ConflictPolicy, message.conflict_policy),
+        sync_direction=enum_name(common_pb2.SyncDirection, message.sync_direction),
+        sync_frequency=enum_name(common_pb2.SyncFrequency, message.sync_frequency),
+        conflict_policy=enum_name(common_pb2.ConflictPolicy, message.conflict_policy),
         active=message.active,
         enabled_entities=[common_pb2.EntityType.Name(e) for e in message.enabled_entities],
     )
@@ -58,6 +47,6 @@ def config_to_proto(config: IntegrationConfig) -> registry_pb2.IntegrationConfig
         conflict_policy=common_pb2.ConflictPolicy.Value(config.conflict_policy),
         active=config.active,
         enabled_entities=[common_pb2.EntityType.Value(e) for e in config.enabled_entities],
-        create_time=_ts(config.created_at),
-        update_time=_ts(config.updated_at),
+        create_time=timestamp(config.created_at),
+        update_time=timestamp(config.updated_at),
     )

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from libs.errors import InvalidArgument
 from libs.paging import decode_token, next_token, page_size
+from libs.proto_convert import required
 from libs.protos.concord.registry.v1 import registry_pb2 as pb
 from libs.protos.concord.registry.v1 import registry_pb2_grpc
 from services.registry import convert
 from services.registry.service import RegistryService
-
-
-def _required(value: str, field: str) -> str:
-    if not value:
-        raise InvalidArgument(f"{field} is required", field=field, reason="REQUIRED_FIELD_MISSING")
-    return value
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
@@ -21,16 +15,16 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self._service = service
 
     async def CreatePractice(self, request: pb.CreatePracticeRequest, context) -> pb.CreatePracticeResponse:  # noqa: ANN001
-        _required(request.practice_id, "practice_id")
+        required(request.practice_id, "practice_id")
         practice = await self._service.create_practice(request.practice_id, request.name)
         return pb.CreatePracticeResponse(practice=convert.practice_to_proto(practice))
 
     async def GetPractice(self, request: pb.GetPracticeRequest, context) -> pb.GetPracticeResponse:  # noqa: ANN001
-        practice = await self._service.get_practice(_required(request.practice_id, "practice_id"))
+        practice = await self._service.get_practice(required(request.practice_id, "practice_id"))
         return pb.GetPracticeResponse(practice=convert.practice_to_proto(practice))
 
     async def GetIntegrationDefinition(self, request, context) -> pb.GetIntegrationDefinitionResponse:  # noqa: ANN001
-        document = await self._service.get_definition(_required(request.integration_type, "integration_type"))
+        document = await self._service.get_definition(required(request.integration_type, "integration_type"))
         return pb.GetIntegrationDefinitionResponse(definition=convert.definition_to_proto(document))
 
     async def ListIntegrationDefinitions(self, request, context) -> pb.ListIntegrationDefinitionsResponse:  # noqa: ANN001
@@ -46,25 +40,25 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         return pb.UpsertIntegrationDefinitionResponse(definition=convert.definition_to_proto(document))
 
     async def CreateIntegrationConfig(self, request, context) -> pb.CreateIntegrationConfigResponse:  # noqa: ANN001
-        _required(request.config.practice_id, "config.practice_id")
-        _required(request.config.integration_type, "config.integration_type")
+        required(request.config.practice_id, "config.practice_id")
+        required(request.config.integration_type, "config.integration_type")
         config = await self._service.create_config(convert.config_from_proto(request.config))
         return pb.CreateIntegrationConfigResponse(config=convert.config_to_proto(config))
 
     async def GetIntegrationConfig(self, request, context) -> pb.GetIntegrationConfigResponse:  # noqa: ANN001
-        config = await self._service.get_config(_required(request.config_id, "config_id"))
+        config = await self._service.get_config(required(request.config_id, "config_id"))
         return pb.GetIntegrationConfigResponse(config=convert.config_to_proto(config))
 
     async def FindIntegrationConfig(self, request, context) -> pb.FindIntegrationConfigResponse:  # noqa: ANN001
         config = await self._service.find_config(
-            _required(request.practice_id, "practice_id"), _required(request.integration_type, "integration_type")
+            required(request.practice_id, "practice_id"), required(request.integration_type, "integration_type")
         )
         return pb.FindIntegrationConfigResponse(config=convert.config_to_proto(config))
 
     async def ListIntegrationConfigs(self, request, context) -> pb.ListIntegrationConfigsResponse:  # noqa: ANN001
         limit = page_size(request.page_size)
         configs = await self._service.list_configs(
-            _required(request.practice_id, "practice_id"), decode_token(request.page_token), limit
+            required(request.practice_id, "practice_id"), decode_token(request.page_token), limit
         )
         return pb.ListIntegrationConfigsResponse(
             configs=[convert.config_to_proto(c) for c in configs],
@@ -72,7 +66,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         )
 
     async def UpdateIntegrationConfig(self, request, context) -> pb.UpdateIntegrationConfigResponse:  # noqa: ANN001
-        _required(request.config.config_id, "config.config_id")
+        required(request.config.config_id, "config.config_id")
         changes = convert.config_from_proto(request.config)
         config = await self._service.update_config(changes, list(request.update_mask.paths))
         return pb.UpdateIntegrationConfigResponse(config=convert.config_to_proto(config))

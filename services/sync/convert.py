@@ -5,18 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from google.protobuf import timestamp_pb2
-
+from libs.proto_convert import timestamp
 from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.sync.v1 import sync_pb2 as pb
-
-
-def ts(value) -> timestamp_pb2.Timestamp | None:  # noqa: ANN001
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def patient_to_proto(resource: dict, row: Any) -> pb.Patient:
@@ -26,8 +17,8 @@ def patient_to_proto(resource: dict, row: Any) -> pb.Patient:
         practice_id=_get(row, "practice_id"),
         resource_json=json.dumps(resource, ensure_ascii=False),
         version=_get(row, "version"),
-        create_time=ts(_get(row, "created_at")),
-        update_time=ts(_get(row, "updated_at")),
+        create_time=timestamp(_get(row, "created_at")),
+        update_time=timestamp(_get(row, "updated_at")),
     )
 
 
@@ -55,8 +46,8 @@ def run_to_proto(row: Any) -> pb.SyncRun:
         direction=common_pb2.SyncDirection.Value(_get(row, "direction")),
         status=pb.SyncRunStatus.Value(f"SYNC_RUN_STATUS_{_get(row, 'status')}"),
         errors=[pb.RecordError(**e) for e in _get(row, "error_details")],
-        start_time=ts(_get(row, "started_at")),
-        end_time=ts(_get(row, "completed_at")),
+        start_time=timestamp(_get(row, "started_at")),
+        end_time=timestamp(_get(row, "completed_at")),
     )
 
 
@@ -70,5 +61,5 @@ def link_to_proto(row: Any) -> pb.PatientLink:
         config_id=row.config_id,
         external_id=row.external_id,
         synced_version=row.synced_version,
-        sync_time=ts(row.synced_at),
+        sync_time=timestamp(row.synced_at),
     )

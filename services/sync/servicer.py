@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from libs.errors import InvalidArgument
 from libs.paging import decode_token, encode_token, next_token, page_size
+from libs.proto_convert import enum_name, required
 from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.sync.v1 import sync_pb2 as pb
 from libs.protos.concord.sync.v1 import sync_pb2_grpc
 from services.sync import convert
 from services.sync.service import SyncService
-
-
-def _required(value: str, field: str) -> str:
-    if not value:
-        raise InvalidArgument(f"{field} is required", field=field, reason="REQUIRED_FIELD_MISSING")
-    return value
-
-
-def _enum_name(enum, value: int) -> str:  # noqa: ANN001
-    return "" if value == 0 else enum.Name(value)
 
 
 class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
@@ -27,21 +17,19 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
 
     async def CreatePatient(self, request: pb.CreatePatientRequest, context) -> pb.CreatePatientResponse:  # noqa: ANN001
         resource, row = await self._service.create_patient(
-            request.practice_id, _required(request.resource_json, "resource_json")
+            request.practice_id, required(request.resource_json, "resource_json")
         )
         return pb.CreatePatientResponse(patient=convert.patient_to_proto(resource, row))
 
     async def GetPatient(self, request: pb.GetPatientRequest, context) -> pb.GetPatientResponse:  # noqa: ANN001
-        resource, row = await self._service.get_patient(
-            request.practice_id, _required(request.patient_id, "patient_id")
-        )
+        resource, row = await self._service.get_patient(request.practice_id, required(request.patient_id, "patient_id"))
         return pb.GetPatientResponse(patient=convert.patient_to_proto(resource, row))
 
     async def UpdatePatient(self, request: pb.UpdatePatientRequest, context) -> pb.UpdatePatientResponse:  # noqa: ANN001
         resource, row = await self._service.update_patient(
             request.practice_id,
-            _required(request.patient_id, "patient_id"),
-            _required(request.resource_json, "resource_json"),
+            required(request.patient_id, "patient_id"),
+            required(request.resource_json, "resource_json"),
             request.expected_version,
         )
         return pb.UpdatePatientResponse(patient=convert.patient_to_proto(resource, row))
@@ -55,24 +43,24 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         )
 
     async def ImportPatients(self, request: pb.ImportPatientsRequest, context) -> pb.ImportPatientsResponse:  # noqa: ANN001
-        ids = await self._service.import_patients(request.practice_id, _required(request.bundle_json, "bundle_json"))
+        ids = await self._service.import_patients(request.practice_id, required(request.bundle_json, "bundle_json"))
         return pb.ImportPatientsResponse(patient_ids=ids)
 
     async def StartSync(self, request: pb.StartSyncRequest, context) -> pb.StartSyncResponse:  # noqa: ANN001
         row = await self._service.start_sync(
             request.practice_id,
             request.config_id,
-            _enum_name(common_pb2.EntityType, request.entity_type),
-            _enum_name(common_pb2.SyncDirection, request.direction),
+            enum_name(common_pb2.EntityType, request.entity_type),
+            enum_name(common_pb2.SyncDirection, request.direction),
         )
         return pb.StartSyncResponse(run=convert.run_to_proto(row))
 
     async def GetSyncRun(self, request: pb.GetSyncRunRequest, context) -> pb.GetSyncRunResponse:  # noqa: ANN001
-        row = await self._service.get_run(request.practice_id, _required(request.run_id, "run_id"))
+        row = await self._service.get_run(request.practice_id, required(request.run_id, "run_id"))
         return pb.GetSyncRunResponse(run=convert.run_to_proto(row))
 
     async def WaitSyncRun(self, request: pb.WaitSyncRunRequest, context) -> pb.WaitSyncRunResponse:  # noqa: ANN001
-        row = await self._service.wait_run(request.practice_id, _required(request.run_id, "run_id"))
+        row = await self._service.wait_run(request.practice_id, required(request.run_id, "run_id"))
         return pb.WaitSyncRunResponse(run=convert.run_to_proto(row))
 
     async def ListSyncRuns(self, request: pb.ListSyncRunsRequest, context) -> pb.ListSyncRunsResponse:  # noqa: ANN001
@@ -85,6 +73,6 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
 
     async def GetPatientLink(self, request: pb.GetPatientLinkRequest, context) -> pb.GetPatientLinkResponse:  # noqa: ANN001
         link = await self._service.get_link(
-            request.practice_id, _required(request.patient_id, "patient_id"), _required(request.config_id, "config_id")
+            request.practice_id, required(request.patient_id, "patient_id"), required(request.config_id, "config_id")
         )
         return pb.GetPatientLinkResponse(link=convert.link_to_proto(link))
