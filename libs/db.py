@@ -13,7 +13,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext import asyncio as sa_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from libs.settings import Settings
 
@@ -41,7 +42,8 @@ def schema_for(service: str, settings: Settings) -> str | None:
 def create_engine(service: str, settings: Settings) -> AsyncEngine:
     if is_postgres(settings):
         schema = schema_for(service, settings)
-        return create_async_engine(
+        # Through the module attribute, so the OpenTelemetry instrumentation (set up first) traces it.
+        return sa_asyncio.create_async_engine(
             settings.database_url,
             pool_size=10,
             max_overflow=10,
@@ -49,7 +51,7 @@ def create_engine(service: str, settings: Settings) -> AsyncEngine:
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     path = (settings.data_dir / f"{service}.db").resolve()
-    engine = create_async_engine(f"sqlite+aiosqlite:///{path}", connect_args={"timeout": 30})
+    engine = sa_asyncio.create_async_engine(f"sqlite+aiosqlite:///{path}", connect_args={"timeout": 30})
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from libs.db import create_engine, create_session_factory, migrate, schema_for
@@ -33,7 +32,6 @@ class Database:
 
 async def open_database(service: str, settings: Settings, migrations_dir: Path) -> Database:
     engine = create_engine(service, settings)
-    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
     await migrate(engine, migrations_dir, schema_for(service, settings))
     return Database(engine, create_session_factory(engine))
 

@@ -7,6 +7,7 @@ import sys
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
@@ -43,6 +44,7 @@ def setup_telemetry(service_name: str, settings: Settings) -> None:
         provider.add_span_processor(SimpleSpanProcessor(memory_exporter))
     trace.set_tracer_provider(provider)
     HTTPXClientInstrumentor().instrument()
+    SQLAlchemyInstrumentor().instrument()
 
 
 def current_trace_id() -> str:

@@ -94,6 +94,12 @@ async def test_demo_flow_pushes_pulls_and_keeps_phi_out_of_logs_and_disk(stack, 
     assert names, "the canary names must not be empty"
     leaked = [name for name in names if name in caplog.text]
     assert leaked == []
+    spans_text = " ".join(
+        f"{span.name} {dict(span.attributes or {})} {[dict(e.attributes or {}) for e in span.events]}"
+        for span in memory_exporter.get_finished_spans()
+    )
+    assert "upsert_batch" in spans_text
+    assert [name for name in names if name in spans_text] == []
     if not stack.settings.database_url:
         raw = b"".join(p.read_bytes() for p in stack.settings.data_dir.glob("*.db*"))
         assert raw, "expected SQLite files"
