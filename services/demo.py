@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import sys
 import time
@@ -191,7 +192,9 @@ async def _main() -> int:
     settings = get_settings()
     data_dir = settings.data_dir / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)
-    settings = settings.model_copy(update={"data_dir": data_dir})
+    # The summary is the demo's output; set CONCORD_LOG_LEVEL=INFO to see the services talk.
+    log_level = os.environ.get("CONCORD_LOG_LEVEL", "WARNING")
+    settings = settings.model_copy(update={"data_dir": data_dir, "log_level": log_level})
     setup_telemetry("concord-demo", settings)
     with console.status("starting Temporal, the services and the GoHighLevel sandbox"):
         stack = await start_stack(settings, ephemeral_ports=True)

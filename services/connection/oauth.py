@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from authlib.deprecate import AuthlibDeprecationWarning
 from authlib.integrations.base_client import OAuthError
-from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+# authlib 1.9 announces a move to "httpx2"; Concord (and OpenTelemetry's httpx instrumentation)
+# stays on httpx, which authlib 1.x still supports (pinned < 2 in pyproject.toml).
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from services.connection.domain import (
     OAuthClient,

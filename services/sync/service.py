@@ -413,9 +413,12 @@ class SyncService:
                     continue
                 if entry["version"] != entry["stored_version"]:
                     sealed = await self._seal(page.practice_id, entry["resource"])
-                    await self._repo.update_patient(
+                    if not await self._repo.update_patient(
                         session, entry["patient_id"], entry["version"], sealed, entry["stored_version"]
-                    )
+                    ):
+                        # A hub edit landed since the page was read: roll back; the retried
+                        # activity merges against it.
+                        raise Aborted("a patient changed during the merge", reason="CONCURRENT_UPDATE")
                 await self._repo.update_link(
                     session,
                     page.config_id,
