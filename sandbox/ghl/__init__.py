@@ -1,4 +1,5 @@
-"""Local simulator of the GoHighLevel (LeadConnector API v2) OAuth, Contacts and webhook surface."""
+"""Local simulator of the GoHighLevel (LeadConnector API v2) OAuth, Contacts, Calendars, Conversations
+(messages), custom fields, workflows and webhook surface."""
 
 from .app import create_app
 from .settings import AppRegistration, GhlSandboxSettings

@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--location-id", help="the registered app's location (created)")
     parser.add_argument("--webhook-url")
     parser.add_argument("--no-rate-limit", action="store_true")
+    parser.add_argument("--timezone", default="America/New_York", help="IANA zone of every location")
     # Off by default: query strings (GET /contacts/?query=) can carry PHI.
     parser.add_argument("--access-log", action="store_true")
     args = parser.parse_args(argv)
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = GhlSandboxSettings(
         base_url=args.base_url or f"http://{args.host}:{args.port}",
         rate_limit_enabled=not args.no_rate_limit,
+        timezone=args.timezone,
         apps=apps,
     )
     uvicorn.run(create_app(settings), host=args.host, port=args.port, access_log=args.access_log)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from . import model, oauth, seed
+from sandbox.common.admin import common_routes, json_body
+from sandbox.common.faults import FaultError, apply_patch
+
+from . import conversations, model, oauth, scheduling, seed
 from .errors import GhlError
+from .scopes import ALL_SCOPES
 from .settings import AppRegistration
-from .state import Faults, Sandbox
+from .state import Sandbox
 
 
 def _sb(request: Request) -> Sandbox:
@@ -33,11 +36,6 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise GhlError(400, {"error": "body must be a JSON object"})
     return body
-
-
-async def reset(request: Request) -> Response:
-    _sb(request).reset()
-    return JSONResponse({"reset": True})
 
 
 async def create_app_registration(request: Request) -> Response:
@@ -67,7 +65,7 @@ async def mint_token(request: Request) -> Response:
     location_id = body.get("location_id") or app.location_id
     if location_id not in sb.locations:
         return _error(404, "unknown location_id")
-    scope = body.get("scope", "contacts.readonly contacts.write")
+    scope = body.get("scope", ALL_SCOPES)
     return JSONResponse(oauth.issue_tokens(sb, app, location_id, scope), status_code=201)
 
 
@@ -79,8 +77,12 @@ async def seed_contacts(request: Request) -> Response:
     if count is not None and (not isinstance(count, int) or count < 0):
         return _error(400, "count must be a non-negative integer")
     location = sb.create_location(location_id)
-    ids = seed.seed(sb, location, count, notify=bool(body.get("notify", False)))
-    return JSONResponse({"locationId": location.id, "count": len(ids), "ids": ids}, status_code=201)
+    ids, made = seed.seed(
+        sb, location, count, notify=bool(body.get("notify", False)), appointments=bool(body.get("appointments", True))
+    )
+    return JSONResponse(
+        {"locationId": location.id, "count": len(ids), "ids": ids, "appointments": made}, status_code=201
+    )
 
 
 async def list_contacts(request: Request) -> Response:
@@ -129,55 +131,48 @@ async def public_key(request: Request) -> Response:
     return PlainTextResponse(_sb(request).webhooks.signer.public_pem, media_type="application/x-pem-file")
 
 
-async def stats(request: Request) -> Response:
-    return JSONResponse(dict(sorted(_sb(request).stats.items())))
+def _guarded(handler: Any) -> Any:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except GhlError as err:
+            return JSONResponse(err.body, status_code=err.status)
+
+    return endpoint
 
 
-async def reset_stats(request: Request) -> Response:
-    _sb(request).stats.clear()
-    return JSONResponse({"reset": True})
+async def list_appointments(request: Request) -> Response:
+    sb, location_id = _sb(request), request.query_params.get("locationId")
+    found = [
+        scheduling.render_event(loc, a)
+        for loc in sb.locations.values()
+        if location_id in (None, loc.id)
+        for a in sorted(loc.appointments.values(), key=lambda a: (a["start"], a["id"]))
+    ]
+    return JSONResponse({"appointments": found, "total": len(found)})
 
 
-async def get_faults(request: Request) -> Response:
-    return JSONResponse(_sb(request).faults.as_json())
+async def list_messages(request: Request) -> Response:
+    """Every message sent through POST /conversations/messages (and every DND refusal), oldest first."""
+    sb, params = _sb(request), request.query_params
+
+    def wanted(entry: dict[str, Any]) -> bool:
+        return all(params.get(k) in (None, entry[k]) for k in ("locationId", "contactId"))
+
+    sent = [conversations.outbox_json(m) for m in sb.outbox if wanted(m)]
+    return JSONResponse({"messages": sent, "refused": [r for r in sb.refused if wanted(r)]})
 
 
-async def set_faults(request: Request) -> Response:
-    sb, body = _sb(request), await _body(request)
-    actions = {"expire_all_tokens", "revoke_tokens"}
-    if unknown := set(body) - set(sb.faults.as_json()) - actions:
-        return _error(400, f"unknown faults: {sorted(unknown)}")
-    try:
-        if "rate_limit_enabled" in body:
-            sb.faults.rate_limit_enabled = bool(body["rate_limit_enabled"])
-        if "status_5xx_rate" in body:
-            sb.faults.status_5xx_rate = min(max(float(body["status_5xx_rate"]), 0.0), 1.0)
-        if "latency_ms" in body:
-            sb.faults.latency_ms = max(int(body["latency_ms"]), 0)
-        if "malformed_next_page" in body:
-            sb.faults.malformed_next_page = bool(body["malformed_next_page"])
-        if "outage_until" in body:
-            sb.faults.outage_until = _epoch(body["outage_until"])
-    except (TypeError, ValueError) as exc:
-        return _error(400, f"invalid fault value: {exc}")
-    if body.get("expire_all_tokens"):
-        oauth.expire_all(sb)
-    if body.get("revoke_tokens"):
-        oauth.revoke_all(sb)
-    return JSONResponse(sb.faults.as_json())
-
-
-def _epoch(value: Any) -> float | None:
-    """Epoch seconds or an ISO 8601 timestamp."""
-    if value is None or isinstance(value, int | float):
-        return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-
-
-async def clear_faults(request: Request) -> Response:
-    sb = _sb(request)
-    sb.faults = Faults(rate_limit_enabled=sb.settings.rate_limit_enabled)
-    return JSONResponse(sb.faults.as_json())
+async def list_enrollments(request: Request) -> Response:
+    sb, location_id = _sb(request), request.query_params.get("locationId")
+    found = [
+        {"locationId": loc.id, "contactId": contact_id, "workflowId": workflow_id, **enrollment}
+        for loc in sb.locations.values()
+        if location_id in (None, loc.id)
+        for contact_id, workflows in loc.enrollments.items()
+        for workflow_id, enrollment in workflows.items()
+    ]
+    return JSONResponse({"enrollments": found})
 
 
 def _guarded(handler: Any) -> Any:
@@ -190,22 +185,51 @@ def _guarded(handler: Any) -> Any:
     return endpoint
 
 
-def routes() -> list[Route]:
+def _shared_routes(sb: Sandbox) -> list[Route]:
+    """/_sandbox/stats, /stats/reset, /faults GET/POST/DELETE and /reset from sandbox.common, with GHL's
+    old fault name `malformed_next_page` still accepted for `malformed_page`."""
+
+    async def on_actions(actions: set[str]) -> None:
+        if "expire_all_tokens" in actions:
+            oauth.expire_all(sb)
+        if "revoke_tokens" in actions:
+            oauth.revoke_all(sb)
+
+    async def reset() -> None:
+        sb.reset()
+
+    async def set_faults(request: Request) -> Response:
+        try:
+            body = await json_body(request)
+            if "malformed_next_page" in body:
+                body.setdefault("malformed_page", body.pop("malformed_next_page"))
+            actions = apply_patch(sb.faults, body)
+        except FaultError as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        await on_actions(actions)
+        return JSONResponse(sb.faults.as_json())
+
+    shared = common_routes(
+        stats=sb.stats, faults=lambda: sb.faults, reset_faults=sb.clear_faults, on_actions=on_actions, reset=reset
+    )
+    posts_faults = [r for r in shared if r.path == "/_sandbox/faults" and "POST" in (r.methods or ())]
+    return [Route("/_sandbox/faults", set_faults, methods=["POST"]), *(r for r in shared if r not in posts_faults)]
+
+
+def routes(sb: Sandbox) -> list[Route]:
     table = [
-        ("POST", "/_sandbox/reset", reset),
         ("POST", "/_sandbox/apps", create_app_registration),
         ("POST", "/_sandbox/locations", create_location),
         ("POST", "/_sandbox/tokens", mint_token),
         ("POST", "/_sandbox/seed", seed_contacts),
         ("GET", "/_sandbox/contacts", list_contacts),
         ("PATCH", "/_sandbox/contacts/{contactId}", edit_contact),
+        ("GET", "/_sandbox/appointments", list_appointments),
+        ("GET", "/_sandbox/messages", list_messages),
+        ("GET", "/_sandbox/enrollments", list_enrollments),
         ("POST", "/_sandbox/webhooks", register_webhook),
         ("GET", "/_sandbox/webhooks/deliveries", deliveries),
         ("GET", "/_sandbox/webhook-public-key", public_key),
-        ("GET", "/_sandbox/stats", stats),
-        ("POST", "/_sandbox/stats/reset", reset_stats),
-        ("GET", "/_sandbox/faults", get_faults),
-        ("POST", "/_sandbox/faults", set_faults),
-        ("DELETE", "/_sandbox/faults", clear_faults),
     ]
-    return [Route(path, _guarded(handler), methods=[method]) for method, path, handler in table]
+    own = [Route(path, _guarded(handler), methods=[method]) for method, path, handler in table]
+    return [*own, *_shared_routes(sb)]

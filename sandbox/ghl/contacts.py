@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from . import model
+from . import model, scheduling
 from .errors import bad_request, forbidden, unprocessable
 from .state import Grant, Location, Sandbox
 
@@ -282,7 +282,7 @@ async def search(request: Request, sb: Sandbox, grant: Grant) -> JSONResponse:
     else:
         start = ((page or 1) - 1) * page_limit
         page_items = keyed[start : start + page_limit]
-    broken = sb.faults.malformed_next_page
+    broken = bool(page_items) and sb.gate.take_malformed_page()
     contacts = [
         {**model.render(c), "searchAfter": [None] * len(sort_fields) + [c["id"]] if broken else k}
         for k, c in page_items
@@ -360,7 +360,7 @@ async def list_contacts(request: Request, sb: Sandbox, grant: Grant) -> JSONResp
         "nextPage": current + 1 if has_more else None,
         "prevPage": current - 1 if current > 1 else None,
     }
-    if sb.faults.malformed_next_page and last:
+    if last and sb.gate.take_malformed_page():
         meta["startAfter"], meta["startAfterId"] = "NaN", ""
     if has_more and last:
         next_params = {
@@ -374,3 +374,69 @@ async def list_contacts(request: Request, sb: Sandbox, grant: Grant) -> JSONResp
             next_params["query"] = query
         meta["nextPageUrl"] = f"{sb.settings.base_url}/contacts/?{urlencode(next_params)}"
     return JSONResponse({"contacts": [model.render(c) for c in page_items], "meta": meta})
+
+
+# --- sub-resources: tags, workflows, appointments ---------------------------------------------------
+
+
+def _whitelist(body: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise bad_request("Bad Request")
+    if errors := [f"property {k} should not exist" for k in body if k not in allowed]:
+        raise unprocessable(errors)
+    return body
+
+
+async def _tags_body(request: Request) -> list[str]:
+    body = _whitelist(await json_body(request), ("tags",))
+    tags = body.get("tags")
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise unprocessable(["tags must be an array", "each value in tags must be a string"])
+    return list(dict.fromkeys(t.strip().lower() for t in tags if t.strip()))
+
+
+async def add_tags(request: Request, sb: Sandbox, grant: Grant) -> JSONResponse:
+    location, contact = _contact(sb, grant, request.path_params["contactId"])
+    model.change_tags(sb, location, contact, await _tags_body(request), add=True)
+    return JSONResponse({"tags": contact["tags"]}, status_code=201)
+
+
+async def remove_tags(request: Request, sb: Sandbox, grant: Grant) -> JSONResponse:
+    location, contact = _contact(sb, grant, request.path_params["contactId"])
+    model.change_tags(sb, location, contact, await _tags_body(request), add=False)
+    return JSONResponse({"tags": contact["tags"]})
+
+
+async def _workflow(request: Request, sb: Sandbox, grant: Grant) -> tuple[Location, dict[str, Any], str, Any]:
+    location, contact = _contact(sb, grant, request.path_params["contactId"])
+    body = _whitelist(await json_body(request), ("eventStartTime",))
+    start = body.get("eventStartTime")
+    if start is not None and scheduling.parse_time(start, location.timezone) is None:
+        raise unprocessable(["eventStartTime must be a valid ISO 8601 date string"])
+    workflow_id = request.path_params["workflowId"]
+    if workflow_id not in location.workflows:
+        raise bad_request(f"Workflow with id {workflow_id} not found")
+    return location, contact, workflow_id, start
+
+
+async def add_to_workflow(request: Request, sb: Sandbox, grant: Grant) -> JSONResponse:
+    location, contact, workflow_id, start = await _workflow(request, sb, grant)
+    enrolled = location.enrollments.setdefault(contact["id"], {})
+    enrolled[workflow_id] = {"eventStartTime": start, "enrolledAt": model.iso_ms(sb.stamp_ms())}
+    return JSONResponse({"succeded": True})
+
+
+async def remove_from_workflow(request: Request, sb: Sandbox, grant: Grant) -> JSONResponse:
+    location, contact, workflow_id, _ = await _workflow(request, sb, grant)
+    location.enrollments.get(contact["id"], {}).pop(workflow_id, None)
+    return JSONResponse({"succeded": True})
+
+
+async def appointments(request: Request, sb: Sandbox, grant: Grant) -> JSONResponse:
+    location, contact = _contact(sb, grant, request.path_params["contactId"])
+    found = sorted((a for a in location.appointments.values() if a["contactId"] == contact["id"]), key=_by_start)
+    return JSONResponse({"events": [scheduling.render_contact_event(location, a) for a in found]})
+
+
+def _by_start(appt: dict[str, Any]) -> tuple[int, str]:
+    return appt["start"], appt["id"]

@@ -272,7 +272,7 @@ def _apply(sb: Sandbox, location: Location, contact: dict[str, Any], values: dic
         if key in ("locationId", "createNewIfDuplicateAllowed"):
             continue
         if key == "customFields":
-            contact["customFields"] = _merge_custom_fields(sb, location, contact["customFields"], value)
+            contact["customFields"] = _merge_custom_fields(location, contact["customFields"], value)
         else:
             contact[key] = value
     if "name" not in values and ("firstName" in values or "lastName" in values):
@@ -281,17 +281,38 @@ def _apply(sb: Sandbox, location: Location, contact: dict[str, Any], values: dic
 
 
 def _merge_custom_fields(
-    sb: Sandbox, location: Location, current: list[dict[str, Any]], writes: list[dict[str, Any]]
+    location: Location, current: list[dict[str, Any]], writes: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     merged = {cf["id"]: cf["value"] for cf in current}
     for write in writes:
-        field_id = write.get("id") or location.custom_field_ids.setdefault(write["key"], sb.new_id())
+        field_id = custom_field_id(location, write.get("id") or write.get("key"))
+        if field_id is None:
+            continue  # GHL ignores values for fields the location does not define
         value = write.get("field_value")
         if value in (None, "", []):
             merged.pop(field_id, None)
         else:
             merged[field_id] = value
     return [{"id": k, "value": v} for k, v in merged.items()]
+
+
+def custom_field_id(location: Location, id_or_key: str) -> str | None:
+    """A field's id from its id, its fieldKey ("contact.insurer") or its key without the model prefix."""
+    if id_or_key in location.custom_fields:
+        return id_or_key
+    for field_id, definition in location.custom_fields.items():
+        key = definition["fieldKey"]
+        if id_or_key in (key, key.split(".", 1)[-1]):
+            return field_id
+    return None
+
+
+def change_tags(sb: Sandbox, location: Location, contact: dict[str, Any], tags: list[str], *, add: bool) -> None:
+    """POST/DELETE /contacts/{id}/tags: fires ContactTagUpdate (not ContactUpdate)."""
+    current = contact["tags"]
+    contact["tags"] = list(dict.fromkeys([*current, *tags])) if add else [t for t in current if t not in tags]
+    contact["dateUpdated"] = sb.stamp_ms()
+    _notify(sb, location, "ContactTagUpdate", contact)
 
 
 def _index(location: Location, contact: dict[str, Any], *, remove: bool = False) -> None:
@@ -307,5 +328,9 @@ def _index(location: Location, contact: dict[str, Any], *, remove: bool = False)
 
 
 def _notify(sb: Sandbox, location: Location, event: str, contact: dict[str, Any]) -> None:
+    notify(sb, location, event, webhook_data(contact))
+
+
+def notify(sb: Sandbox, location: Location, event: str, data: dict[str, Any]) -> None:
     if urls := sb.webhook_urls(location.id):
-        sb.webhooks.emit(event, webhook_data(contact), urls)
+        sb.webhooks.emit(event, data, urls)

@@ -45,6 +45,10 @@ class GhlSandboxSettings:
     webhook_timeout: float = 10.0
     # Transport for webhook deliveries (httpx.MockTransport / ASGITransport in tests); None = network.
     webhook_transport: httpx.AsyncBaseTransport | None = None
+    # With the webhook_out_of_order fault on, events are held this long (or until drain()) and released shuffled.
+    webhook_reorder_window: float = 1.0
+    # IANA zone of every location (calendar open hours, appointment times); simulator-chosen.
+    timezone: str = "America/New_York"
     synthea_dir: Path = REPO_ROOT / "data" / "fhir" / "synthea"
     # Apps registered at startup and again after every POST /_sandbox/reset.
     apps: list[AppRegistration] = field(default_factory=list)

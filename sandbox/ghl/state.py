@@ -1,12 +1,15 @@
-"""In-memory state of the sandbox: locations and their contacts, apps, tokens, faults, stats."""
+"""In-memory state of the sandbox: locations (contacts, calendars, appointments, custom fields, workflows,
+conversations), apps, tokens, faults, stats."""
 
 from __future__ import annotations
 
 import random
 import string
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from sandbox.common.faults import FaultGate, Faults
+from sandbox.common.stats import Stats
 
 from .ratelimit import RateLimiter
 from .settings import AppRegistration, GhlSandboxSettings
@@ -21,13 +24,33 @@ class Location:
     company_id: str
     name: str
     user_id: str
+    timezone: str
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     by_email: dict[str, str] = field(default_factory=dict)
     by_phone: dict[str, str] = field(default_factory=dict)
-    custom_field_ids: dict[str, str] = field(default_factory=dict)
+    # Custom field definitions by id (GET /locations/{id}/customFields).
+    custom_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    user_by_practitioner: dict[str, str] = field(default_factory=dict)
+    group_id: str = ""
+    calendars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calendar_by_service: dict[str, str] = field(default_factory=dict)
+    appointments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    workflows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # contactId -> {workflowId: {"eventStartTime": ..., "enrolledAt": ms}}
+    enrollments: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # contactId -> conversation
+    conversations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "companyId": self.company_id, "name": self.name, "userId": self.user_id}
+        return {
+            "id": self.id,
+            "companyId": self.company_id,
+            "name": self.name,
+            "userId": self.user_id,
+            "timezone": self.timezone,
+        }
 
 
 @dataclass
@@ -63,18 +86,6 @@ class Grant:
     redirect_uri: str | None = None
 
 
-@dataclass
-class Faults:
-    rate_limit_enabled: bool
-    status_5xx_rate: float = 0.0
-    latency_ms: int = 0
-    malformed_next_page: bool = False
-    outage_until: float | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
 class Sandbox:
     """Everything one simulator instance knows; `app.state.sandbox`."""
 
@@ -82,25 +93,37 @@ class Sandbox:
         self.settings = settings
         self.clock = settings.clock
         self.limiter = RateLimiter(settings.burst_limit, settings.burst_window_ms, settings.daily_limit, settings.clock)
+        self.stats = Stats()
         self.webhooks = WebhookDispatcher(settings, random.Random(settings.seed + 1), settings.clock)
         self.reset()
 
     def reset(self) -> None:
         self.rng = random.Random(self.settings.seed)
-        self.fault_rng = random.Random(self.settings.seed + 2)
         self.locations: dict[str, Location] = {}
         self.apps: dict[str, App] = {}
         self.contact_location: dict[str, str] = {}
+        self.appointment_location: dict[str, str] = {}
+        self.message_location: dict[str, str] = {}
         self.codes: dict[str, Grant] = {}
         self.access_tokens: dict[str, Grant] = {}
         self.refresh_tokens: dict[str, Grant] = {}
-        self.stats: Counter[str] = Counter()
+        # Every message sent through POST /conversations/messages, and every attempt refused (DND...).
+        self.outbox: list[dict[str, Any]] = []
+        self.refused: list[dict[str, Any]] = []
+        self.stats.reset()
         self.faults = Faults(rate_limit_enabled=self.settings.rate_limit_enabled)
+        self.gate = FaultGate(self.faults, self.clock, seed=self.settings.seed + 2)
         self._last_stamp_ms = 0
         self.limiter.reset()
-        self.webhooks.reset()
+        self.webhooks.reset(self.gate)
         for registration in self.settings.apps:
             self.register_app(registration)
+
+    def clear_faults(self) -> None:
+        """DELETE /_sandbox/faults: defaults again, in place (the gate keeps its reference)."""
+        fresh = Faults(rate_limit_enabled=self.settings.rate_limit_enabled)
+        for f in fields(Faults):
+            setattr(self.faults, f.name, getattr(fresh, f.name))
 
     def new_id(self) -> str:
         return "".join(self.rng.choices(_ID_ALPHABET, k=20))
@@ -115,13 +138,17 @@ class Sandbox:
     ) -> Location:
         if location_id in self.locations:
             return self.locations[location_id]
+        from . import seed  # seed builds on the model, which builds on this module
+
         location = Location(
             id=location_id or self.new_id(),
             company_id=company_id or self.new_id(),
             name=name or "Sandbox Clinic",
             user_id=self.new_id(),
+            timezone=self.settings.timezone,
         )
         self.locations[location.id] = location
+        seed.furnish(self, location)
         return location
 
     def register_app(self, reg: AppRegistration) -> App:
@@ -148,3 +175,17 @@ class Sandbox:
             return None
         location = self.locations[location_id]
         return location, location.contacts[contact_id]
+
+    def find_appointment(self, event_id: str) -> tuple[Location, dict[str, Any]] | None:
+        location_id = self.appointment_location.get(event_id)
+        if location_id is None:
+            return None
+        location = self.locations[location_id]
+        return location, location.appointments[event_id]
+
+    def find_message(self, message_id: str) -> tuple[Location, dict[str, Any]] | None:
+        location_id = self.message_location.get(message_id)
+        if location_id is None:
+            return None
+        location = self.locations[location_id]
+        return location, location.messages[message_id]
