@@ -45,8 +45,9 @@ class Delivery:
 
 
 class WebhookSender:
-    """Sends batches in the background. ``retry_delays`` are the pauses before each retry and
-    ``should_retry(status)`` says which answers the vendor retries."""
+    """Sends batches in the background. ``retry_delays`` are the pauses before each retry,
+    ``should_retry(status)`` says which answers the vendor retries, and ``on_done(item, delivered)``
+    hears about each finished delivery (retries included)."""
 
     def __init__(
         self,
@@ -56,6 +57,7 @@ class WebhookSender:
         timeout: float = 10.0,
         retry_delays: Sequence[float] = (),
         should_retry: Callable[[int], bool] = lambda status: status >= 500 or status == 429,
+        on_done: Callable[[Outgoing, bool], None] | None = None,
         seed: int = 0,
     ) -> None:
         self._gate = gate
@@ -63,6 +65,7 @@ class WebhookSender:
         self._timeout = timeout
         self._retry_delays = tuple(retry_delays)
         self._should_retry = should_retry
+        self._on_done = on_done
         self._rng = random.Random(seed)
         self.deliveries: list[Delivery] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -116,3 +119,5 @@ class WebhookSender:
                 delivery.delivered = response.is_success
                 break
         log.info("webhook %s %s attempts=%s", item.event_type, item.event_id, delivery.attempts)
+        if self._on_done is not None:
+            self._on_done(item, delivery.delivered)
