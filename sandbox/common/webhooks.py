@@ -24,6 +24,8 @@ class Outgoing:
     headers: dict[str, str]
     event_id: str
     event_type: str
+    # FHIR R4 rest-hooks with a payload PUT the resource; everything else POSTs.
+    method: str = "POST"
 
 
 @dataclass
@@ -46,7 +48,7 @@ class Delivery:
 
 class WebhookSender:
     """Sends batches in the background. ``retry_delays`` are the pauses before each retry,
-    ``should_retry(status)`` says which answers the vendor retries, and ``on_done(item, delivered)``
+    ``should_retry(status)`` says which answers the vendor retries, and ``on_done(item, delivery)``
     hears about each finished delivery (retries included)."""
 
     def __init__(
@@ -57,7 +59,7 @@ class WebhookSender:
         timeout: float = 10.0,
         retry_delays: Sequence[float] = (),
         should_retry: Callable[[int], bool] = lambda status: status >= 500 or status == 429,
-        on_done: Callable[[Outgoing, bool], None] | None = None,
+        on_done: Callable[[Outgoing, Delivery], None] | None = None,
         seed: int = 0,
     ) -> None:
         self._gate = gate
@@ -110,7 +112,9 @@ class WebhookSender:
             if delay is not None:
                 await asyncio.sleep(delay)
             try:
-                response = await self._client.post(item.url, content=item.body, headers=item.headers)
+                response = await self._client.request(
+                    item.method, item.url, content=item.body or None, headers=item.headers
+                )
             except httpx.HTTPError as exc:
                 delivery.attempts.append(type(exc).__name__)
                 continue
@@ -120,4 +124,4 @@ class WebhookSender:
                 break
         log.info("webhook %s %s attempts=%s", item.event_type, item.event_id, delivery.attempts)
         if self._on_done is not None:
-            self._on_done(item, delivery.delivered)
+            self._on_done(item, delivery)

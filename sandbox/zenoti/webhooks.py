@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.common.faults import FaultGate
-from sandbox.common.webhooks import Outgoing, WebhookSender
+from sandbox.common.webhooks import Delivery, Outgoing, WebhookSender
 
 from .model import net_stamp
 from .settings import WebhookConfig, ZenotiSandboxSettings
@@ -147,7 +147,8 @@ class ZenotiWebhooks:
     async def aclose(self) -> None:
         await self.sender.aclose()
 
-    def _on_done(self, item: Outgoing, delivered: bool) -> None:
+    def _on_done(self, item: Outgoing, delivery: Delivery) -> None:
+        delivered = delivery.delivered
         reg = self.registrations.get(self._by_call.get(item.event_id, ""))
         if reg is None:
             return
