@@ -137,7 +137,7 @@ class Harness:
         )
 
     def token_requests(self) -> int:
-        return self.sandbox.state.stats["POST /oauth/token"]
+        return self.sandbox.state.stats.counts["POST /oauth/token"]
 
 
 @pytest.fixture
