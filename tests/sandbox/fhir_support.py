@@ -16,14 +16,6 @@ JWKS_URL = "https://client.example/.well-known/jwks.json"
 _jti = itertools.count(1)
 
 
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Receiver:
     """Notification endpoint and JWKS host behind an httpx.MockTransport; `statuses` are answered in turn."""
 

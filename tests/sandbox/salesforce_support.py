@@ -17,17 +17,6 @@ from requests.adapters import HTTPAdapter
 T0 = 1_750_000_000.0  # 2025-06-15T15:06:40Z
 
 
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class Receiver:
     """Change-event endpoint behind an httpx.MockTransport; ``statuses`` are answered in turn, then 200."""
 

@@ -25,13 +25,13 @@ from sandbox.fhir import ClientRegistration, FhirSandboxSettings, create_app
 from sandbox.fhir.validation import validate
 from tests.sandbox.fhir_support import (
     JWKS_URL,
-    FakeClock,
     Receiver,
     assertion,
     ec_key,
     public_jwks,
     rsa_key,
 )
+from tests.sandbox.support import FakeClock
 
 BASE = "http://fhir.test/fhir/default"
 TOKEN_URL = "http://fhir.test/auth/token"

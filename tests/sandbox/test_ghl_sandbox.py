@@ -20,6 +20,7 @@ from sandbox.common import synthetic
 from sandbox.ghl import AppRegistration, GhlSandboxSettings, create_app, seed
 from sandbox.ghl.scopes import ALL_SCOPES
 from tests.sandbox.ghl_spec import check, check_schema, check_webhook
+from tests.sandbox.support import FakeClock
 
 with warnings.catch_warnings(record=True):  # authlib forces its import-time DeprecationWarning to "always"
     from authlib.integrations.httpx_client import AsyncOAuth2Client
@@ -31,14 +32,6 @@ SCOPES = "contacts.readonly contacts.write"
 V = {"Version": "2021-07-28"}
 CAL = {"Version": "2021-04-15"}  # calendars and conversations
 T0 = 1_750_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Receiver:

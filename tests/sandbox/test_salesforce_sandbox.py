@@ -49,7 +49,8 @@ from sandbox.salesforce.settings import (
     DEFAULT_USERNAME as USERNAME,
 )
 
-from .salesforce_support import FakeClock, Receiver, loopback_session, private_pem, public_pem, rsa_key
+from .salesforce_support import Receiver, loopback_session, private_pem, public_pem, rsa_key
+from .support import FakeClock
 
 INSTANCE = "https://popahealth.my.salesforce.com"
 V = "/services/data/v60.0"

@@ -26,23 +26,11 @@ from starlette.routing import Route
 
 from libs.asgi import RunningAsgi, serve_asgi
 from sandbox.zapier import ZapierSandboxSettings, create_app
+from tests.sandbox.support import FakeClock
 
 API_KEY = "ck_test_5f2b"
 CLIENT_ID, CLIENT_SECRET = "zapier-client", "zapier-secret"
 T0 = 1_750_000_000.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def _challenge(verifier: str) -> str:
@@ -201,7 +189,7 @@ ACTIONS = [{"key": "create_patient", "method": "POST", "path": "/zapier/patients
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0)
 
 
 @pytest.fixture

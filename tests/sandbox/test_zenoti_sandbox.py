@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 
 from sandbox.zenoti import OrgConfig, WebhookConfig, ZenotiSandboxSettings, create_app
 from tests.sandbox import zenoti_docs as docs
+from tests.sandbox.support import FakeClock
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC).timestamp()  # Monday 10:00 in Boston
 HOOK, SECRET = "https://hub.example/zenoti", "hook-secret"
@@ -25,14 +26,6 @@ OTHER_KEY = "other-org-api-key"
 DENIED = {"Message": "Authorization has been denied for this request."}
 ACCOUNT = OrgConfig.account_name
 USER, PASSWORD = "frontdesk", "Front-desk-2024"
-
-
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Receiver:
@@ -61,7 +54,7 @@ def valid(instance: Any, example: Any) -> None:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0)
 
 
 @pytest.fixture
