@@ -16,7 +16,7 @@ from .settings import ZapierSandboxSettings
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sandbox.zapier", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8704)
+    parser.add_argument("--port", type=int, default=8705)
     parser.add_argument("--base-url", help="public URL used in target URLs (default http://HOST:PORT)")
     parser.add_argument("--app", action="append", default=[], type=Path, help="app definition JSON file (repeatable)")
     parser.add_argument("--no-rate-limit", action="store_true")
