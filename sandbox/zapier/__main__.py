@@ -1,4 +1,4 @@
-"""python -m sandbox.zapier --port 8704 [--app app.json ...]"""
+"""python -m sandbox.zapier --port 8705 [--app app.json ...]"""
 
 from __future__ import annotations
 
