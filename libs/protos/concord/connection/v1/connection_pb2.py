@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&concord/connection/v1/connection.proto\x12\x15\x63oncord.connection.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x02\n\nConnection\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x13\n\x0bpractice_id\x18\x02 \x01(\t\x12\x18\n\x10integration_type\x18\x03 \x01(\t\x12\x37\n\x06status\x18\x04 \x01(\x0e\x32\'.concord.connection.v1.ConnectionStatus\x12\x1b\n\x13\x65xternal_account_id\x18\x05 \x01(\t\x12\x0e\n\x06scopes\x18\x06 \x03(\t\x12<\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63onnect_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_refresh_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x19StartAuthorizationRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x14\n\x0credirect_uri\x18\x02 \x01(\t\"F\n\x1aStartAuthorizationResponse\x12\x19\n\x11\x61uthorization_url\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\";\n\x1c\x43ompleteAuthorizationRequest\x12\r\n\x05state\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\"V\n\x1d\x43ompleteAuthorizationResponse\x12\x35\n\nconnection\x18\x01 \x01(\x0b\x32!.concord.connection.v1.Connection\")\n\x14GetConnectionRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\"N\n\x15GetConnectionResponse\x12\x35\n\nconnection\x18\x01 \x01(\x0b\x32!.concord.connection.v1.Connection\"A\n\x15GetAccessTokenRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x15\n\rforce_refresh\x18\x02 \x01(\x08\"\x92\x01\n\x16GetAccessTokenResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13\x65xternal_account_id\x18\x03 \x01(\t\x12\x14\n\x0c\x61pi_base_url\x18\x04 \x01(\t\"&\n\x11\x44isconnectRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\"f\n\x12\x44isconnectResponse\x12\x35\n\nconnection\x18\x01 \x01(\x0b\x32!.concord.connection.v1.Connection\x12\x19\n\x11revoked_at_vendor\x18\x02 \x01(\x08\"[\n\x15SetOAuthClientRequest\x12\x18\n\x10integration_type\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x15\n\rclient_secret\x18\x03 \x01(\t\"E\n\x16SetOAuthClientResponse\x12\x18\n\x10integration_type\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t*\xb8\x01\n\x10\x43onnectionStatus\x12!\n\x1d\x43ONNECTION_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43ONNECTION_STATUS_PENDING\x10\x01\x12\x1f\n\x1b\x43ONNECTION_STATUS_CONNECTED\x10\x02\x12\x1d\n\x19\x43ONNECTION_STATUS_EXPIRED\x10\x03\x12\"\n\x1e\x43ONNECTION_STATUS_DISCONNECTED\x10\x04\x32\xc0\x05\n\x11\x43onnectionService\x12y\n\x12StartAuthorization\x12\x30.concord.connection.v1.StartAuthorizationRequest\x1a\x31.concord.connection.v1.StartAuthorizationResponse\x12\x82\x01\n\x15\x43ompleteAuthorization\x12\x33.concord.connection.v1.CompleteAuthorizationRequest\x1a\x34.concord.connection.v1.CompleteAuthorizationResponse\x12j\n\rGetConnection\x12+.concord.connection.v1.GetConnectionRequest\x1a,.concord.connection.v1.GetConnectionResponse\x12m\n\x0eGetAccessToken\x12,.concord.connection.v1.GetAccessTokenRequest\x1a-.concord.connection.v1.GetAccessTokenResponse\x12\x61\n\nDisconnect\x12(.concord.connection.v1.DisconnectRequest\x1a).concord.connection.v1.DisconnectResponse\x12m\n\x0eSetOAuthClient\x12,.concord.connection.v1.SetOAuthClientRequest\x1a-.concord.connection.v1.SetOAuthClientResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&concord/connection/v1/connection.proto\x12\x15\x63oncord.connection.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x02\n\nConnection\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x13\n\x0bpractice_id\x18\x02 \x01(\t\x12\x18\n\x10integration_type\x18\x03 \x01(\t\x12\x37\n\x06status\x18\x04 \x01(\x0e\x32\'.concord.connection.v1.ConnectionStatus\x12\x1b\n\x13\x65xternal_account_id\x18\x05 \x01(\t\x12\x0e\n\x06scopes\x18\x06 \x03(\t\x12<\n\x18\x61\x63\x63\x65ss_token_expire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63onnect_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_refresh_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x19StartAuthorizationRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x14\n\x0credirect_uri\x18\x02 \x01(\t\"F\n\x1aStartAuthorizationResponse\x12\x19\n\x11\x61uthorization_url\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\";\n\x1c\x43ompleteAuthorizationRequest\x12\r\n\x05state\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\"V\n\x1d\x43ompleteAuthorizationResponse\x12\x35\n\nconnection\x18\x01 \x01(\x0b\x32!.concord.connection.v1.Connection\")\n\x14GetConnectionRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\"N\n\x15GetConnectionResponse\x12\x35\n\nconnection\x18\x01 \x01(\x0b\x32!.concord.connection.v1.Connection\"A\n\x15GetAccessTokenRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x15\n\rforce_refresh\x18\x02 \x01(\x08\"\xa6\x01\n\x16GetAccessTokenResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13\x65xternal_account_id\x18\x03 \x01(\t\x12\x14\n\x0c\x61pi_base_url\x18\x04 \x01(\t\x12\x12\n\ntoken_type\x18\x05 \x01(\t\"K\n\rPasswordGrant\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x16\n\x0esecurity_token\x18\x03 \x01(\t\";\n\x0eJwtBearerGrant\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x17\n\x0fprivate_key_pem\x18\x02 \x01(\t\"#\n\x10\x41piKeyCredential\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\"b\n\x14\x43lientAssertionGrant\x12\x17\n\x0fprivate_key_pem\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\talgorithm\x18\x03 \x01(\t\x12\x0e\n\x06scopes\x18\x04 \x03(\t\"\xd9\x02\n\x1d\x43onnectWithCredentialsRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x38\n\x08password\x18\x02 \x01(\x0b\x32$.concord.connection.v1.PasswordGrantH\x00\x12;\n\njwt_bearer\x18\x03 \x01(\x0b\x32%.concord.connection.v1.JwtBearerGrantH\x00\x12:\n\x07\x61pi_key\x18\x04 \x01(\x0b\x32\'.concord.connection.v1.ApiKeyCredentialH\x00\x12G\n\x10\x63lient_assertion\x18\x05 \x01(\x0b\x32+.concord.connection.v1.ClientAssertionGrantH\x00\x12\x1b\n\x13\x65xternal_account_id\x18\x06 \x01(\tB\x0c\n\ncredential\"W\n\x1e\x43onnectWithCredentialsResponse\x12\x35\n\nconnection\x18\x01 \x01(\x0b\x32!.concord.connection.v1.Connection\"&\n\x11\x44isconnectRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\"f\n\x12\x44isconnectResponse\x12\x35\n\nconnection\x18\x01 \x01(\x0b\x32!.concord.connection.v1.Connection\x12\x19\n\x11revoked_at_vendor\x18\x02 \x01(\x08\"[\n\x15SetOAuthClientRequest\x12\x18\n\x10integration_type\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x15\n\rclient_secret\x18\x03 \x01(\t\"E\n\x16SetOAuthClientResponse\x12\x18\n\x10integration_type\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t*\xb8\x01\n\x10\x43onnectionStatus\x12!\n\x1d\x43ONNECTION_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43ONNECTION_STATUS_PENDING\x10\x01\x12\x1f\n\x1b\x43ONNECTION_STATUS_CONNECTED\x10\x02\x12\x1d\n\x19\x43ONNECTION_STATUS_EXPIRED\x10\x03\x12\"\n\x1e\x43ONNECTION_STATUS_DISCONNECTED\x10\x04\x32\xc8\x06\n\x11\x43onnectionService\x12y\n\x12StartAuthorization\x12\x30.concord.connection.v1.StartAuthorizationRequest\x1a\x31.concord.connection.v1.StartAuthorizationResponse\x12\x82\x01\n\x15\x43ompleteAuthorization\x12\x33.concord.connection.v1.CompleteAuthorizationRequest\x1a\x34.concord.connection.v1.CompleteAuthorizationResponse\x12j\n\rGetConnection\x12+.concord.connection.v1.GetConnectionRequest\x1a,.concord.connection.v1.GetConnectionResponse\x12m\n\x0eGetAccessToken\x12,.concord.connection.v1.GetAccessTokenRequest\x1a-.concord.connection.v1.GetAccessTokenResponse\x12\x85\x01\n\x16\x43onnectWithCredentials\x12\x34.concord.connection.v1.ConnectWithCredentialsRequest\x1a\x35.concord.connection.v1.ConnectWithCredentialsResponse\x12\x61\n\nDisconnect\x12(.concord.connection.v1.DisconnectRequest\x1a).concord.connection.v1.DisconnectResponse\x12m\n\x0eSetOAuthClient\x12,.concord.connection.v1.SetOAuthClientRequest\x1a-.concord.connection.v1.SetOAuthClientResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'concord.connection.v1.connection_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONNECTIONSTATUS']._serialized_start=1387
-  _globals['_CONNECTIONSTATUS']._serialized_end=1571
+  _globals['_CONNECTIONSTATUS']._serialized_start=2119
+  _globals['_CONNECTIONSTATUS']._serialized_end=2303
   _globals['_CONNECTION']._serialized_start=99
   _globals['_CONNECTION']._serialized_end=446
   _globals['_STARTAUTHORIZATIONREQUEST']._serialized_start=448
@@ -51,15 +51,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETACCESSTOKENREQUEST']._serialized_start=862
   _globals['_GETACCESSTOKENREQUEST']._serialized_end=927
   _globals['_GETACCESSTOKENRESPONSE']._serialized_start=930
-  _globals['_GETACCESSTOKENRESPONSE']._serialized_end=1076
-  _globals['_DISCONNECTREQUEST']._serialized_start=1078
-  _globals['_DISCONNECTREQUEST']._serialized_end=1116
-  _globals['_DISCONNECTRESPONSE']._serialized_start=1118
-  _globals['_DISCONNECTRESPONSE']._serialized_end=1220
-  _globals['_SETOAUTHCLIENTREQUEST']._serialized_start=1222
-  _globals['_SETOAUTHCLIENTREQUEST']._serialized_end=1313
-  _globals['_SETOAUTHCLIENTRESPONSE']._serialized_start=1315
-  _globals['_SETOAUTHCLIENTRESPONSE']._serialized_end=1384
-  _globals['_CONNECTIONSERVICE']._serialized_start=1574
-  _globals['_CONNECTIONSERVICE']._serialized_end=2278
+  _globals['_GETACCESSTOKENRESPONSE']._serialized_end=1096
+  _globals['_PASSWORDGRANT']._serialized_start=1098
+  _globals['_PASSWORDGRANT']._serialized_end=1173
+  _globals['_JWTBEARERGRANT']._serialized_start=1175
+  _globals['_JWTBEARERGRANT']._serialized_end=1234
+  _globals['_APIKEYCREDENTIAL']._serialized_start=1236
+  _globals['_APIKEYCREDENTIAL']._serialized_end=1271
+  _globals['_CLIENTASSERTIONGRANT']._serialized_start=1273
+  _globals['_CLIENTASSERTIONGRANT']._serialized_end=1371
+  _globals['_CONNECTWITHCREDENTIALSREQUEST']._serialized_start=1374
+  _globals['_CONNECTWITHCREDENTIALSREQUEST']._serialized_end=1719
+  _globals['_CONNECTWITHCREDENTIALSRESPONSE']._serialized_start=1721
+  _globals['_CONNECTWITHCREDENTIALSRESPONSE']._serialized_end=1808
+  _globals['_DISCONNECTREQUEST']._serialized_start=1810
+  _globals['_DISCONNECTREQUEST']._serialized_end=1848
+  _globals['_DISCONNECTRESPONSE']._serialized_start=1850
+  _globals['_DISCONNECTRESPONSE']._serialized_end=1952
+  _globals['_SETOAUTHCLIENTREQUEST']._serialized_start=1954
+  _globals['_SETOAUTHCLIENTREQUEST']._serialized_end=2045
+  _globals['_SETOAUTHCLIENTRESPONSE']._serialized_start=2047
+  _globals['_SETOAUTHCLIENTRESPONSE']._serialized_end=2116
+  _globals['_CONNECTIONSERVICE']._serialized_start=2306
+  _globals['_CONNECTIONSERVICE']._serialized_end=3146
 # @@protoc_insertion_point(module_scope)

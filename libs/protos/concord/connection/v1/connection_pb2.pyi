@@ -96,16 +96,76 @@ class GetAccessTokenRequest(_message.Message):
     def __init__(self, config_id: _Optional[str] = ..., force_refresh: _Optional[bool] = ...) -> None: ...
 
 class GetAccessTokenResponse(_message.Message):
-    __slots__ = ("access_token", "expire_time", "external_account_id", "api_base_url")
+    __slots__ = ("access_token", "expire_time", "external_account_id", "api_base_url", "token_type")
     ACCESS_TOKEN_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     API_BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_TYPE_FIELD_NUMBER: _ClassVar[int]
     access_token: str
     expire_time: _timestamp_pb2.Timestamp
     external_account_id: str
     api_base_url: str
-    def __init__(self, access_token: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., external_account_id: _Optional[str] = ..., api_base_url: _Optional[str] = ...) -> None: ...
+    token_type: str
+    def __init__(self, access_token: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., external_account_id: _Optional[str] = ..., api_base_url: _Optional[str] = ..., token_type: _Optional[str] = ...) -> None: ...
+
+class PasswordGrant(_message.Message):
+    __slots__ = ("username", "password", "security_token")
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    SECURITY_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    password: str
+    security_token: str
+    def __init__(self, username: _Optional[str] = ..., password: _Optional[str] = ..., security_token: _Optional[str] = ...) -> None: ...
+
+class JwtBearerGrant(_message.Message):
+    __slots__ = ("username", "private_key_pem")
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    private_key_pem: str
+    def __init__(self, username: _Optional[str] = ..., private_key_pem: _Optional[str] = ...) -> None: ...
+
+class ApiKeyCredential(_message.Message):
+    __slots__ = ("api_key",)
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    api_key: str
+    def __init__(self, api_key: _Optional[str] = ...) -> None: ...
+
+class ClientAssertionGrant(_message.Message):
+    __slots__ = ("private_key_pem", "key_id", "algorithm", "scopes")
+    PRIVATE_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    private_key_pem: str
+    key_id: str
+    algorithm: str
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, private_key_pem: _Optional[str] = ..., key_id: _Optional[str] = ..., algorithm: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ConnectWithCredentialsRequest(_message.Message):
+    __slots__ = ("config_id", "password", "jwt_bearer", "api_key", "client_assertion", "external_account_id")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    JWT_BEARER_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ASSERTION_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    password: PasswordGrant
+    jwt_bearer: JwtBearerGrant
+    api_key: ApiKeyCredential
+    client_assertion: ClientAssertionGrant
+    external_account_id: str
+    def __init__(self, config_id: _Optional[str] = ..., password: _Optional[_Union[PasswordGrant, _Mapping]] = ..., jwt_bearer: _Optional[_Union[JwtBearerGrant, _Mapping]] = ..., api_key: _Optional[_Union[ApiKeyCredential, _Mapping]] = ..., client_assertion: _Optional[_Union[ClientAssertionGrant, _Mapping]] = ..., external_account_id: _Optional[str] = ...) -> None: ...
+
+class ConnectWithCredentialsResponse(_message.Message):
+    __slots__ = ("connection",)
+    CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    connection: Connection
+    def __init__(self, connection: _Optional[_Union[Connection, _Mapping]] = ...) -> None: ...
 
 class DisconnectRequest(_message.Message):
     __slots__ = ("config_id",)

@@ -55,6 +55,11 @@ class ConnectionServiceStub:
                 request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.GetAccessTokenRequest.SerializeToString,
                 response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.GetAccessTokenResponse.FromString,
                 _registered_method=True)
+        self.ConnectWithCredentials = channel.unary_unary(
+                '/concord.connection.v1.ConnectionService/ConnectWithCredentials',
+                request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.ConnectWithCredentialsRequest.SerializeToString,
+                response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.ConnectWithCredentialsResponse.FromString,
+                _registered_method=True)
         self.Disconnect = channel.unary_unary(
                 '/concord.connection.v1.ConnectionService/Disconnect',
                 request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.DisconnectRequest.SerializeToString,
@@ -98,6 +103,14 @@ class ConnectionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ConnectWithCredentials(self, request, context):
+        """Connects without a browser: username-password (+ security token), JWT bearer, API key, or
+        client credentials with a private_key_jwt assertion (SMART backend services).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Disconnect(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -133,6 +146,11 @@ def add_ConnectionServiceServicer_to_server(servicer, server):
                     servicer.GetAccessToken,
                     request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.GetAccessTokenRequest.FromString,
                     response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.GetAccessTokenResponse.SerializeToString,
+            ),
+            'ConnectWithCredentials': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConnectWithCredentials,
+                    request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.ConnectWithCredentialsRequest.FromString,
+                    response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.ConnectWithCredentialsResponse.SerializeToString,
             ),
             'Disconnect': grpc.unary_unary_rpc_method_handler(
                     servicer.Disconnect,
@@ -254,6 +272,33 @@ class ConnectionService:
             '/concord.connection.v1.ConnectionService/GetAccessToken',
             concord_dot_connection_dot_v1_dot_connection__pb2.GetAccessTokenRequest.SerializeToString,
             concord_dot_connection_dot_v1_dot_connection__pb2.GetAccessTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConnectWithCredentials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.connection.v1.ConnectionService/ConnectWithCredentials',
+            concord_dot_connection_dot_v1_dot_connection__pb2.ConnectWithCredentialsRequest.SerializeToString,
+            concord_dot_connection_dot_v1_dot_connection__pb2.ConnectWithCredentialsResponse.FromString,
             options,
             channel_credentials,
             insecure,

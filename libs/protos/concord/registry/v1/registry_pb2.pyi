@@ -19,10 +19,16 @@ class AuthKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AUTH_KIND_OAUTH2_AUTHORIZATION_CODE: _ClassVar[AuthKind]
     AUTH_KIND_API_KEY: _ClassVar[AuthKind]
     AUTH_KIND_OAUTH2_CLIENT_CREDENTIALS: _ClassVar[AuthKind]
+    AUTH_KIND_OAUTH2_PASSWORD: _ClassVar[AuthKind]
+    AUTH_KIND_OAUTH2_JWT_BEARER: _ClassVar[AuthKind]
+    AUTH_KIND_SMART_BACKEND_SERVICES: _ClassVar[AuthKind]
 AUTH_KIND_UNSPECIFIED: AuthKind
 AUTH_KIND_OAUTH2_AUTHORIZATION_CODE: AuthKind
 AUTH_KIND_API_KEY: AuthKind
 AUTH_KIND_OAUTH2_CLIENT_CREDENTIALS: AuthKind
+AUTH_KIND_OAUTH2_PASSWORD: AuthKind
+AUTH_KIND_OAUTH2_JWT_BEARER: AuthKind
+AUTH_KIND_SMART_BACKEND_SERVICES: AuthKind
 
 class Practice(_message.Message):
     __slots__ = ("practice_id", "name", "create_time")
@@ -47,7 +53,7 @@ class Endpoints(_message.Message):
     def __init__(self, api_base_url: _Optional[str] = ..., authorize_url: _Optional[str] = ..., token_url: _Optional[str] = ..., revocation_url: _Optional[str] = ...) -> None: ...
 
 class IntegrationDefinition(_message.Message):
-    __slots__ = ("integration_type", "name", "category", "version", "capabilities", "auth_kind", "pkce_supported", "scopes", "endpoints", "baa_required", "extra")
+    __slots__ = ("integration_type", "name", "category", "version", "capabilities", "auth_kind", "pkce_supported", "scopes", "endpoints", "baa_required", "extra", "supported_auth_kinds")
     INTEGRATION_TYPE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +65,7 @@ class IntegrationDefinition(_message.Message):
     ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
     BAA_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     EXTRA_FIELD_NUMBER: _ClassVar[int]
+    SUPPORTED_AUTH_KINDS_FIELD_NUMBER: _ClassVar[int]
     integration_type: str
     name: str
     category: str
@@ -70,7 +77,8 @@ class IntegrationDefinition(_message.Message):
     endpoints: Endpoints
     baa_required: bool
     extra: _struct_pb2.Struct
-    def __init__(self, integration_type: _Optional[str] = ..., name: _Optional[str] = ..., category: _Optional[str] = ..., version: _Optional[str] = ..., capabilities: _Optional[_Iterable[_Union[_common_pb2.EntityType, str]]] = ..., auth_kind: _Optional[_Union[AuthKind, str]] = ..., pkce_supported: _Optional[bool] = ..., scopes: _Optional[_Iterable[str]] = ..., endpoints: _Optional[_Union[Endpoints, _Mapping]] = ..., baa_required: _Optional[bool] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    supported_auth_kinds: _containers.RepeatedScalarFieldContainer[AuthKind]
+    def __init__(self, integration_type: _Optional[str] = ..., name: _Optional[str] = ..., category: _Optional[str] = ..., version: _Optional[str] = ..., capabilities: _Optional[_Iterable[_Union[_common_pb2.EntityType, str]]] = ..., auth_kind: _Optional[_Union[AuthKind, str]] = ..., pkce_supported: _Optional[bool] = ..., scopes: _Optional[_Iterable[str]] = ..., endpoints: _Optional[_Union[Endpoints, _Mapping]] = ..., baa_required: _Optional[bool] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., supported_auth_kinds: _Optional[_Iterable[_Union[AuthKind, str]]] = ...) -> None: ...
 
 class IntegrationConfig(_message.Message):
     __slots__ = ("config_id", "practice_id", "integration_type", "sync_direction", "sync_frequency", "conflict_policy", "active", "enabled_entities", "create_time", "update_time")
