@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -287,7 +289,17 @@ async def _connect(
 
 
 OpenHarness = Callable[..., Awaitable[AdapterHarness]]
-VENDORS: dict[str, Callable[..., Awaitable[AdapterHarness]]] = {"ghl": _open_ghl}
+def _discover_harnesses() -> dict[str, Callable[..., Awaitable[AdapterHarness]]]:
+    """Each vendor's harness lives in tests/adapters/harness_<vendor>.py, exposing VENDOR and
+    open_harness(stack, settings, http, rate_limit); the generic suite runs against every one."""
+    found = {}
+    for path in sorted(Path(__file__).parent.glob("harness_*.py")):
+        module = importlib.import_module(f"tests.adapters.{path.stem}")
+        found[module.VENDOR] = module.open_harness
+    return found
+
+
+VENDORS: dict[str, Callable[..., Awaitable[AdapterHarness]]] = {"ghl": _open_ghl, **_discover_harnesses()}
 
 
 @pytest.fixture(params=sorted(VENDORS))
