@@ -4,6 +4,7 @@ lives in a service behind it."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -25,8 +26,10 @@ from libs.settings import Settings
 from services.gateway import problems
 from services.gateway.auth import TokenVerifier, caller_from_claims, require
 
-# The seed's URLs say "hl" for GoHighLevel; the registry calls it "ghl".
-VENDOR_SLUGS = {"hl": "ghl"}
+# The seed's URLs say "hl" for GoHighLevel; the registry calls it "ghl". Every other integration
+# type in the registry is its own slug.
+VENDOR_ALIASES = {"hl": "ghl"}
+SLUG = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
 
 
 @dataclass
@@ -39,6 +42,22 @@ class Backends:
 
 class PracticeIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
+
+
+class CredentialsIn(BaseModel):
+    """Credentials for vendors connected without a browser; secrets are stored encrypted and
+    never echoed."""
+
+    kind: Literal["password", "jwt_bearer", "api_key", "client_assertion"]
+    username: str | None = Field(None, max_length=200)
+    password: str | None = Field(None, max_length=500)
+    security_token: str | None = Field(None, max_length=200)
+    private_key_pem: str | None = Field(None, max_length=20_000)
+    key_id: str | None = Field(None, max_length=200)
+    algorithm: Literal["RS384", "ES384", "RS256"] | None = None
+    scopes: list[str] = Field(default_factory=list, max_length=50)
+    api_key: str | None = Field(None, max_length=500)
+    account_id: str | None = Field(None, max_length=200)
 
 
 class SyncRequest(BaseModel):
@@ -125,10 +144,30 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
 
     problems.install(app, authenticate_first=token_first)
 
-    def vendor(slug: str) -> str:
-        if slug not in VENDOR_SLUGS:
+    async def vendor(slug: str) -> str:
+        integration_type = VENDOR_ALIASES.get(slug, slug)
+        if not SLUG.match(integration_type):
             raise NotFound("unknown integration", reason="UNKNOWN_INTEGRATION")
-        return VENDOR_SLUGS[slug]
+        try:
+            await call(
+                backends.registry.GetIntegrationDefinition,
+                registry_pb2.GetIntegrationDefinitionRequest(integration_type=integration_type),
+            )
+        except NotFound:
+            raise NotFound("unknown integration", reason="UNKNOWN_INTEGRATION") from None
+        return integration_type
+
+    async def config_for(caller: Caller, integration_type: str) -> registry_pb2.IntegrationConfig:
+        """The practice's config for the vendor, made (active, defaults) on first connection."""
+        try:
+            return await find_config(caller, integration_type)
+        except NotFound:
+            request = registry_pb2.CreateIntegrationConfigRequest(
+                config=registry_pb2.IntegrationConfig(
+                    practice_id=caller.practice_id, integration_type=integration_type, active=True
+                )
+            )
+            return (await call(backends.registry.CreateIntegrationConfig, request)).config
 
     async def find_config(caller: Caller, integration_type: str) -> registry_pb2.IntegrationConfig:
         response = await call(
@@ -155,20 +194,7 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
     @app.get("/integrations/{slug}/authorize", summary="Begin connecting a vendor (OAuth 2.0)")
     async def authorize(slug: str, caller: CallerDep) -> dict[str, str]:
         require(caller, "integration.manage")
-        integration_type = vendor(slug)
-        try:
-            config = await find_config(caller, integration_type)
-        except NotFound:
-            config = (
-                await call(
-                    backends.registry.CreateIntegrationConfig,
-                    registry_pb2.CreateIntegrationConfigRequest(
-                        config=registry_pb2.IntegrationConfig(
-                            practice_id=caller.practice_id, integration_type=integration_type, active=True
-                        )
-                    ),
-                )
-            ).config
+        config = await config_for(caller, await vendor(slug))
         redirect_uri = f"{settings.public_base_url}/integrations/{slug}/callback"
         started = await call(
             backends.connection.StartAuthorization,
@@ -176,9 +202,40 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
         )
         return {"authorization_url": started.authorization_url, "state": started.state, "config_id": config.config_id}
 
+    @app.post("/integrations/{slug}/connect", summary="Connect a vendor without a browser (credentials)")
+    async def connect(slug: str, body: CredentialsIn, caller: CallerDep) -> dict[str, Any]:
+        require(caller, "integration.manage")
+        config = await config_for(caller, await vendor(slug))
+        request = connection_pb2.ConnectWithCredentialsRequest(
+            config_id=config.config_id, external_account_id=body.account_id or ""
+        )
+        if body.kind == "password":
+            request.password.CopyFrom(
+                connection_pb2.PasswordGrant(
+                    username=body.username or "", password=body.password or "", security_token=body.security_token or ""
+                )
+            )
+        elif body.kind == "jwt_bearer":
+            request.jwt_bearer.CopyFrom(
+                connection_pb2.JwtBearerGrant(username=body.username or "", private_key_pem=body.private_key_pem or "")
+            )
+        elif body.kind == "api_key":
+            request.api_key.CopyFrom(connection_pb2.ApiKeyCredential(api_key=body.api_key or ""))
+        else:
+            request.client_assertion.CopyFrom(
+                connection_pb2.ClientAssertionGrant(
+                    private_key_pem=body.private_key_pem or "",
+                    key_id=body.key_id or "",
+                    algorithm=body.algorithm or "RS384",
+                    scopes=body.scopes,
+                )
+            )
+        response = await call(backends.connection.ConnectWithCredentials, request)
+        return {"status": "connected", "config_id": response.connection.config_id}
+
     @app.get("/integrations/{slug}/callback", summary="The vendor's OAuth redirect target")
     async def callback(slug: str, state: str = Query(min_length=1), code: str = Query(min_length=1)) -> dict[str, Any]:
-        vendor(slug)
+        await vendor(slug)
         response = await call(
             backends.connection.CompleteAuthorization,
             connection_pb2.CompleteAuthorizationRequest(state=state, code=code),
@@ -188,7 +245,7 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
     @app.get("/integrations/{slug}/status", summary="Connection and sync status")
     async def status(slug: str, caller: CallerDep) -> dict[str, Any]:
         require(caller, "integration.read")
-        integration_type = vendor(slug)
+        integration_type = await vendor(slug)
         try:
             config = await find_config(caller, integration_type)
         except NotFound:
@@ -218,7 +275,7 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
     @app.post("/integrations/{slug}/disconnect", summary="Disconnect a vendor and destroy its tokens")
     async def disconnect(slug: str, caller: CallerDep) -> dict[str, Any]:
         require(caller, "integration.manage")
-        config = await find_config(caller, vendor(slug))
+        config = await find_config(caller, await vendor(slug))
         response = await call(
             backends.connection.Disconnect, connection_pb2.DisconnectRequest(config_id=config.config_id)
         )
@@ -227,7 +284,7 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
     @app.post("/integrations/{slug}/patients/sync", status_code=202, summary="Start a patient sync run")
     async def start_sync(slug: str, caller: CallerDep, body: SyncRequest | None = None) -> dict[str, Any]:
         require(caller, "sync.start")
-        config = await find_config(caller, vendor(slug))
+        config = await find_config(caller, await vendor(slug))
         direction = _enum("sync_direction", body.direction) if body and body.direction else 0
         response = await call(
             backends.sync.StartSync,
@@ -245,7 +302,7 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
         slug: str, caller: CallerDep, page_size: int = Query(20, ge=1, le=100), page_token: str = ""
     ) -> dict[str, Any]:
         require(caller, "integration.read")
-        config = await find_config(caller, vendor(slug))
+        config = await find_config(caller, await vendor(slug))
         response = await call(
             backends.sync.ListSyncRuns,
             sync_pb2.ListSyncRunsRequest(
@@ -257,7 +314,7 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
     @app.post("/integrations/{slug}/patients/sync-settings", summary="Change how a vendor syncs")
     async def sync_settings(slug: str, body: SyncSettingsIn, caller: CallerDep) -> dict[str, Any]:
         require(caller, "integration.manage")
-        config = await find_config(caller, vendor(slug))
+        config = await find_config(caller, await vendor(slug))
         changes = registry_pb2.IntegrationConfig(config_id=config.config_id, practice_id=caller.practice_id)
         mask = []
         for kind in ENUM_PREFIX:
