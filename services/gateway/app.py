@@ -272,6 +272,20 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
             "conflict_policy": _enum_out("conflict_policy", config.conflict_policy),
         }
 
+    @app.post("/integrations/{slug}/refresh", summary="Refresh the vendor access token now")
+    async def refresh(slug: str, caller: CallerDep) -> dict[str, Any]:
+        require(caller, "integration.manage")
+        config = await find_config(caller, await vendor(slug))
+        token = await call(
+            backends.connection.GetAccessToken,
+            connection_pb2.GetAccessTokenRequest(config_id=config.config_id, force_refresh=True),
+        )
+        # The token itself never leaves the services.
+        return {
+            "status": "refreshed",
+            "expires_at": token.expire_time.ToJsonString() if token.HasField("expire_time") else None,
+        }
+
     @app.post("/integrations/{slug}/disconnect", summary="Disconnect a vendor and destroy its tokens")
     async def disconnect(slug: str, caller: CallerDep) -> dict[str, Any]:
         require(caller, "integration.manage")
