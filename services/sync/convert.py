@@ -13,7 +13,7 @@ from libs.protos.concord.sync.v1 import sync_pb2 as pb
 def patient_to_proto(resource: dict, row: Any) -> pb.Patient:
     # A row read back from the database, or the dict CreatePatient has just inserted.
     return pb.Patient(
-        patient_id=_get(row, "patient_id"),
+        patient_id=_get(row, "record_id"),
         practice_id=_get(row, "practice_id"),
         resource_json=json.dumps(resource, ensure_ascii=False),
         version=_get(row, "version"),
@@ -57,7 +57,7 @@ def _get(row: Any, name: str) -> Any:
 
 def link_to_proto(row: Any) -> pb.PatientLink:
     return pb.PatientLink(
-        patient_id=row.patient_id,
+        patient_id=row.record_id,
         config_id=row.config_id,
         external_id=row.external_id,
         synced_version=row.synced_version,

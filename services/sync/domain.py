@@ -96,6 +96,7 @@ class PullPage:
     records: list[dict]
     next_cursor: str
     vendor_requests: int
+    entity_type: str = "ENTITY_TYPE_PATIENT"
 
 
 @dataclass
@@ -113,6 +114,7 @@ class PushBatchRequest:
     integration_type: str
     after_patient_id: str
     limit: int
+    entity_type: str = "ENTITY_TYPE_PATIENT"
 
 
 @dataclass
@@ -140,6 +142,7 @@ class PushResults:
     integration_type: str
     outcomes: list[PushOutcome]
     vendor_requests: int
+    entity_type: str = "ENTITY_TYPE_PATIENT"
 
 
 @dataclass

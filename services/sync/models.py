@@ -1,6 +1,18 @@
 """Sync tables (sync_*). PHI lives only in the encrypted *_enc columns."""
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, LargeBinary, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 from libs.crypto import data_keys_table
 from libs.db import make_metadata
@@ -9,30 +21,34 @@ metadata = make_metadata()
 
 data_keys = data_keys_table(metadata, "sync")
 
-patients = Table(
-    "sync_patients",
+# Every canonical record of a practice (FHIR Patient, Appointment, ...), encrypted whole with the
+# practice's data key; entity_type says which.
+records = Table(
+    "sync_records",
     metadata,
-    Column("patient_id", String(36), primary_key=True),
-    Column("practice_id", String(64), nullable=False, index=True),
+    Column("record_id", String(36), primary_key=True),
+    Column("entity_type", String(32), nullable=False),
+    Column("practice_id", String(64), nullable=False),
     Column("version", BigInteger, nullable=False),
-    # The FHIR R4 Patient, encrypted with the practice's data key.
     Column("resource_enc", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_sync_records_practice_entity", "practice_id", "entity_type", "record_id"),
 )
 
-patient_links = Table(
-    "sync_patient_links",
+links = Table(
+    "sync_links",
     metadata,
     Column("config_id", String(36), primary_key=True),
-    Column("patient_id", String(36), primary_key=True),
+    Column("entity_type", String(32), primary_key=True),
+    Column("record_id", String(36), primary_key=True),
     Column("practice_id", String(64), nullable=False),
     Column("external_id", String(128), nullable=False),
     Column("synced_version", BigInteger, nullable=False),
     # The canonical projection both sides last agreed on (the merge base), encrypted.
     Column("base_enc", LargeBinary, nullable=False),
     Column("synced_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("config_id", "external_id"),
+    UniqueConstraint("config_id", "entity_type", "external_id"),
 )
 
 cursors = Table(

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sync import models
 from services.sync.domain import final_status
 
-P, L, C, R = models.patients, models.patient_links, models.cursors, models.sync_logs
+REC, L, C, R = models.records, models.links, models.cursors, models.sync_logs
 
 
 def now() -> datetime:
@@ -19,89 +19,116 @@ def now() -> datetime:
 
 
 class SyncRepository:
-    # Patients
+    # Canonical records (one entity type at a time)
 
-    async def insert_patients(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    async def insert_records(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
         if rows:
-            await session.execute(P.insert(), rows)
+            await session.execute(REC.insert(), rows)
 
-    async def get_patient(self, session: AsyncSession, practice_id: str, patient_id: str, *, lock: bool = False):  # noqa: ANN201
-        query = select(P).where(P.c.practice_id == practice_id, P.c.patient_id == patient_id)
+    async def get_record(
+        self, session: AsyncSession, practice_id: str, entity_type: str, record_id: str, *, lock: bool = False
+    ):  # noqa: ANN201
+        query = select(REC).where(
+            REC.c.practice_id == practice_id, REC.c.entity_type == entity_type, REC.c.record_id == record_id
+        )
         if lock:
             query = query.with_for_update()
         return (await session.execute(query)).first()
 
-    async def get_patients(self, session: AsyncSession, practice_id: str, patient_ids: list[str]) -> dict[str, Any]:
-        if not patient_ids:
+    async def get_records(
+        self, session: AsyncSession, practice_id: str, entity_type: str, record_ids: list[str]
+    ) -> dict[str, Any]:
+        if not record_ids:
             return {}
         rows = await session.execute(
-            select(P).where(P.c.practice_id == practice_id, P.c.patient_id.in_(patient_ids)).with_for_update()
+            select(REC)
+            .where(REC.c.practice_id == practice_id, REC.c.entity_type == entity_type, REC.c.record_id.in_(record_ids))
+            .with_for_update()
         )
-        return {row.patient_id: row for row in rows}
+        return {row.record_id: row for row in rows}
 
-    async def update_patient(
-        self, session: AsyncSession, patient_id: str, version: int, resource_enc: bytes, expected_version: int
+    async def update_record(
+        self, session: AsyncSession, record_id: str, version: int, resource_enc: bytes, expected_version: int
     ) -> bool:
         result = await session.execute(
-            update(P)
-            .where(P.c.patient_id == patient_id, P.c.version == expected_version)
+            update(REC)
+            .where(REC.c.record_id == record_id, REC.c.version == expected_version)
             .values(version=version, resource_enc=resource_enc, updated_at=now())
         )
         return result.rowcount == 1
 
-    async def list_patients(self, session: AsyncSession, practice_id: str, after: str, limit: int) -> list[Any]:
+    async def list_records(
+        self, session: AsyncSession, practice_id: str, entity_type: str, after: str, limit: int
+    ) -> list[Any]:
         rows = await session.execute(
-            select(P)
-            .where(P.c.practice_id == practice_id, P.c.patient_id > after)
-            .order_by(P.c.patient_id)
+            select(REC)
+            .where(REC.c.practice_id == practice_id, REC.c.entity_type == entity_type, REC.c.record_id > after)
+            .order_by(REC.c.record_id)
             .limit(limit)
         )
         return list(rows)
 
-    async def dirty_patients(
-        self, session: AsyncSession, practice_id: str, config_id: str, after: str, limit: int
+    async def dirty_records(
+        self, session: AsyncSession, practice_id: str, entity_type: str, config_id: str, after: str, limit: int
     ) -> list[Any]:
-        """Patients the vendor has not seen at their current version, with their link if any."""
-        join = P.outerjoin(L, and_(L.c.patient_id == P.c.patient_id, L.c.config_id == config_id))
+        """Records the vendor has not seen at their current version, with their link if any."""
+        join = REC.outerjoin(
+            L,
+            and_(L.c.record_id == REC.c.record_id, L.c.config_id == config_id, L.c.entity_type == entity_type),
+        )
         rows = await session.execute(
-            select(P.c.patient_id, P.c.version, P.c.resource_enc, L.c.external_id)
+            select(REC.c.record_id, REC.c.version, REC.c.resource_enc, L.c.external_id)
             .select_from(join)
             .where(
-                P.c.practice_id == practice_id,
-                P.c.patient_id > after,
-                (L.c.patient_id.is_(None)) | (L.c.synced_version < P.c.version),
+                REC.c.practice_id == practice_id,
+                REC.c.entity_type == entity_type,
+                REC.c.record_id > after,
+                (L.c.record_id.is_(None)) | (L.c.synced_version < REC.c.version),
             )
-            .order_by(P.c.patient_id)
+            .order_by(REC.c.record_id)
             .limit(limit)
         )
         return list(rows)
 
     # Links
 
-    async def links_by_external_id(self, session: AsyncSession, config_id: str, external_ids: list[str]) -> dict:
+    async def links_by_external_id(
+        self, session: AsyncSession, config_id: str, entity_type: str, external_ids: list[str]
+    ) -> dict:
         if not external_ids:
             return {}
-        rows = await session.execute(select(L).where(L.c.config_id == config_id, L.c.external_id.in_(external_ids)))
+        rows = await session.execute(
+            select(L).where(
+                L.c.config_id == config_id, L.c.entity_type == entity_type, L.c.external_id.in_(external_ids)
+            )
+        )
         return {row.external_id: row for row in rows}
 
-    async def links_by_patient(self, session: AsyncSession, config_id: str, patient_ids: list[str]) -> dict:
-        if not patient_ids:
+    async def links_by_record(
+        self, session: AsyncSession, config_id: str, entity_type: str, record_ids: list[str]
+    ) -> dict:
+        if not record_ids:
             return {}
-        rows = await session.execute(select(L).where(L.c.config_id == config_id, L.c.patient_id.in_(patient_ids)))
-        return {row.patient_id: row for row in rows}
+        rows = await session.execute(
+            select(L).where(L.c.config_id == config_id, L.c.entity_type == entity_type, L.c.record_id.in_(record_ids))
+        )
+        return {row.record_id: row for row in rows}
 
-    async def get_link(self, session: AsyncSession, config_id: str, patient_id: str):  # noqa: ANN201
-        return (
-            await session.execute(select(L).where(L.c.config_id == config_id, L.c.patient_id == patient_id))
-        ).first()
+    async def get_link(self, session: AsyncSession, config_id: str, entity_type: str, record_id: str):  # noqa: ANN201
+        query = select(L).where(L.c.config_id == config_id, L.c.entity_type == entity_type, L.c.record_id == record_id)
+        return (await session.execute(query)).first()
 
     async def insert_links(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
         if rows:
             await session.execute(L.insert(), rows)
 
-    async def update_link(self, session: AsyncSession, config_id: str, patient_id: str, **values: Any) -> None:
+    async def update_link(
+        self, session: AsyncSession, config_id: str, entity_type: str, record_id: str, **values: Any
+    ) -> None:
         await session.execute(
-            update(L).where(L.c.config_id == config_id, L.c.patient_id == patient_id).values(synced_at=now(), **values)
+            update(L)
+            .where(L.c.config_id == config_id, L.c.entity_type == entity_type, L.c.record_id == record_id)
+            .values(synced_at=now(), **values)
         )
 
     # Cursors
@@ -162,6 +189,3 @@ class SyncRepository:
         await session.execute(
             update(R).where(R.c.run_id == run_id).values(status=status, error_message=error_message, completed_at=now())
         )
-
-    async def count_patients(self, session: AsyncSession, practice_id: str) -> int:
-        return (await session.execute(select(func.count()).where(P.c.practice_id == practice_id))).scalar_one()

@@ -36,11 +36,9 @@ from services.sync.domain import (
     PushResults,
     SyncRunInput,
 )
+from services.sync.entities import ENTITIES, PATIENT, EntityKind, kind_of
 from services.sync.repository import SyncRepository, now
 
-PATIENT = "ENTITY_TYPE_PATIENT"
-PURPOSE_RESOURCE = "patient-resource"
-PURPOSE_BASE = "patient-merge-base"
 SYNC_USER = "system:sync"
 MAX_IMPORT = 5000
 
@@ -93,16 +91,19 @@ class SyncService:
             raise PermissionDenied("the caller belongs to another practice", reason="PRACTICE_SCOPE")
         return practice_id
 
-    async def _seal(self, practice_id: str, resource: dict) -> bytes:
-        return await self._cipher.encrypt_json(practice_id, resource, PURPOSE_RESOURCE)
+    async def _seal(self, practice_id: str, resource: dict, kind: EntityKind = ENTITIES[PATIENT]) -> bytes:
+        return await self._cipher.encrypt_json(practice_id, resource, kind.purpose)
 
-    async def _open(self, practice_id: str, blob: bytes) -> dict:
-        return await self._cipher.decrypt_json(practice_id, blob, PURPOSE_RESOURCE)  # type: ignore[return-value]
+    async def _open(self, practice_id: str, blob: bytes, kind: EntityKind = ENTITIES[PATIENT]) -> dict:
+        return await self._cipher.decrypt_json(practice_id, blob, kind.purpose)  # type: ignore[return-value]
 
-    def _new_row(self, practice_id: str, resource: dict, sealed: bytes) -> dict[str, Any]:
+    def _new_row(
+        self, practice_id: str, resource: dict, sealed: bytes, kind: EntityKind = ENTITIES[PATIENT]
+    ) -> dict[str, Any]:
         stamp = now()
         return {
-            "patient_id": resource["id"],
+            "record_id": resource["id"],
+            "entity_type": kind.entity_type,
             "practice_id": practice_id,
             "version": 1,
             "resource_enc": sealed,
@@ -125,7 +126,7 @@ class SyncService:
         resource = self._stamp(fhir_patient.parse_patient(resource_json), str(uuid.uuid4()), 1)
         row = self._new_row(practice_id, resource, await self._seal(practice_id, resource))
         async with self._sessions() as session, session.begin():
-            await self._repo.insert_patients(session, [row])
+            await self._repo.insert_records(session, [row])
             await self._audit(
                 [self._event(practice_id, "patient.create", resource["id"], fhir_patient.project(resource))]
             )
@@ -160,14 +161,14 @@ class SyncService:
             events.append(self._event(practice_id, "patient.create", resource["id"], fhir_patient.project(resource)))
             ids.append(resource["id"])
         async with self._sessions() as session, session.begin():
-            await self._repo.insert_patients(session, rows)
+            await self._repo.insert_records(session, rows)
             await self._audit(events)
         return ids
 
     async def get_patient(self, practice_id: str, patient_id: str) -> tuple[dict, Any]:
         self._scope(practice_id)
         async with self._sessions() as session:
-            row = await self._repo.get_patient(session, practice_id, patient_id)
+            row = await self._repo.get_record(session, practice_id, PATIENT, patient_id)
         if row is None:
             raise NotFound("patient not found", reason="PATIENT_NOT_FOUND")
         resource = await self._open(practice_id, row.resource_enc)
@@ -183,7 +184,7 @@ class SyncService:
             # Named like every other resource error (parse_patient's FHIR paths): relative to the resource.
             raise InvalidArgument("resource id does not match patient_id", field="id", reason="ID_MISMATCH")
         async with self._sessions() as session, session.begin():
-            row = await self._repo.get_patient(session, practice_id, patient_id, lock=True)
+            row = await self._repo.get_record(session, practice_id, PATIENT, patient_id, lock=True)
             if row is None:
                 raise NotFound("patient not found", reason="PATIENT_NOT_FOUND")
             if expected_version and expected_version != row.version:
@@ -191,18 +192,18 @@ class SyncService:
             before = fhir_patient.project(await self._open(practice_id, row.resource_enc))
             resource = self._stamp(incoming, patient_id, row.version + 1)
             sealed = await self._seal(practice_id, resource)
-            if not await self._repo.update_patient(session, patient_id, row.version + 1, sealed, row.version):
+            if not await self._repo.update_record(session, patient_id, row.version + 1, sealed, row.version):
                 raise Aborted("the patient changed concurrently", reason="VERSION_MISMATCH")
             after = fhir_patient.project(resource)
             changed = sorted(name for name in after if after[name] != before.get(name))
             await self._audit([self._event(practice_id, "patient.update", patient_id, fields=changed)])
-            updated = await self._repo.get_patient(session, practice_id, patient_id)
+            updated = await self._repo.get_record(session, practice_id, PATIENT, patient_id)
         return resource, updated
 
     async def list_patients(self, practice_id: str, after: str, limit: int) -> list[tuple[dict, Any]]:
         self._scope(practice_id)
         async with self._sessions() as session:
-            rows = await self._repo.list_patients(session, practice_id, after, limit)
+            rows = await self._repo.list_records(session, practice_id, PATIENT, after, limit)
         out = [(await self._open(practice_id, row.resource_enc), row) for row in rows]
         await self._audit([self._event(practice_id, "patient.read", r["id"], fhir_patient.project(r)) for r, _ in out])
         return out
@@ -210,7 +211,7 @@ class SyncService:
     async def get_link(self, practice_id: str, patient_id: str, config_id: str) -> Any:
         self._scope(practice_id)
         async with self._sessions() as session:
-            link = await self._repo.get_link(session, config_id, patient_id)
+            link = await self._repo.get_link(session, config_id, PATIENT, patient_id)
         if link is None or link.practice_id != practice_id:
             raise NotFound("no link for that patient and config", reason="LINK_NOT_FOUND")
         return link
@@ -221,8 +222,7 @@ class SyncService:
         self._scope(practice_id)
         if not config_id:
             raise InvalidArgument("config_id is required", field="config_id", reason="REQUIRED_FIELD_MISSING")
-        if entity_type not in ("", PATIENT):
-            raise InvalidArgument("only patients sync so far", field="entity_type", reason="UNSUPPORTED_ENTITY")
+        kind = kind_of(entity_type or PATIENT)
         config = (
             await call(
                 self._peers.registry.GetIntegrationConfig, registry_pb2.GetIntegrationConfigRequest(config_id=config_id)
@@ -239,13 +239,13 @@ class SyncService:
             raise FailedPrecondition("the vendor is not connected", reason="NOT_CONNECTED")
         direction = direction or common_pb2.SyncDirection.Name(config.sync_direction)
         run_id = str(uuid.uuid4())
-        wf_id = workflow_id(config_id, PATIENT)
+        wf_id = workflow_id(config_id, kind.entity_type)
         row = {
             "run_id": run_id,
             "config_id": config_id,
             "practice_id": practice_id,
             "integration_type": config.integration_type,
-            "entity_type": PATIENT,
+            "entity_type": kind.entity_type,
             "direction": direction,
             "status": domain.RUNNING,
             "records_processed": 0,
@@ -268,7 +268,7 @@ class SyncService:
             config_id=config_id,
             practice_id=practice_id,
             integration_type=config.integration_type,
-            entity_type=PATIENT,
+            entity_type=kind.entity_type,
             direction=direction,
             conflict_policy=common_pb2.ConflictPolicy.Name(config.conflict_policy),
         )
@@ -319,7 +319,8 @@ class SyncService:
     async def reconcile_pull_page(self, page: PullPage) -> None:
         """Maps a vendor page to FHIR and merges it into the hub; the page and its cursor commit
         together, so a retried or resumed run never applies a page twice or skips one."""
-        mapped = await self._map_to_hub(page.integration_type, page.records)
+        kind = kind_of(page.entity_type)
+        mapped = await self._map_to_hub(page.integration_type, kind, page.records)
         failures: list[dict[str, str]] = []
         usable = []
         for raw, result in zip(page.records, mapped, strict=True):
@@ -335,137 +336,139 @@ class SyncService:
         }
         events = []
         async with self._sessions() as session, session.begin():
-            links = await self._repo.links_by_external_id(session, page.config_id, [ext for ext, _ in usable])
-            rows = await self._repo.get_patients(
-                session, page.practice_id, [link.patient_id for link in links.values()]
+            links = await self._repo.links_by_external_id(
+                session, page.config_id, kind.entity_type, [ext for ext, _ in usable]
+            )
+            rows = await self._repo.get_records(
+                session, page.practice_id, kind.entity_type, [link.record_id for link in links.values()]
             )
             state: dict[str, dict[str, Any]] = {}
             for ext, link in links.items():
-                row = rows[link.patient_id]
+                row = rows[link.record_id]
                 state[ext] = {
-                    "patient_id": link.patient_id,
+                    "record_id": link.record_id,
                     "version": row.version,
                     "stored_version": row.version,
                     "synced_version": link.synced_version,
-                    "resource": await self._open(page.practice_id, row.resource_enc),
-                    "base": await self._cipher.decrypt_json(page.practice_id, link.base_enc, PURPOSE_BASE),
+                    "resource": await self._open(page.practice_id, row.resource_enc, kind),
+                    "base": await self._cipher.decrypt_json(page.practice_id, link.base_enc, kind.base_purpose),
                     "new": False,
                 }
             created = updated = 0
             for ext, theirs in usable:
-                theirs_view = fhir_patient.project(theirs)
+                theirs_view = kind.project(theirs)
                 entry = state.get(ext)
                 if entry is None:
-                    patient_id = str(uuid.uuid4())
+                    record_id = str(uuid.uuid4())
                     state[ext] = {
-                        "patient_id": patient_id,
+                        "record_id": record_id,
                         "version": 1,
                         "stored_version": 0,
                         "synced_version": 1,
-                        "resource": self._stamp(theirs, patient_id, 1),
+                        "resource": self._stamp(theirs, record_id, 1),
                         "base": theirs_view,
                         "new": True,
                     }
                     created += 1
-                    events.append(self._event(page.practice_id, "patient.create", patient_id, theirs_view, page))
+                    events.append(self._event(page.practice_id, "create", record_id, theirs_view, page, kind=kind))
                     continue
-                result = domain.merge(
-                    entry["base"], fhir_patient.project(entry["resource"]), theirs_view, page.conflict_policy
-                )
+                result = domain.merge(entry["base"], kind.project(entry["resource"]), theirs_view, page.conflict_policy)
                 if result.changes:
                     entry["version"] += 1
                     entry["resource"] = self._stamp(
-                        fhir_patient.apply(entry["resource"], result.changes), entry["patient_id"], entry["version"]
+                        kind.apply(entry["resource"], result.changes), entry["record_id"], entry["version"]
                     )
                     updated += 1
                     events.append(
                         self._event(
                             page.practice_id,
-                            "patient.update",
-                            entry["patient_id"],
+                            "update",
+                            entry["record_id"],
                             fields=sorted(result.changes),
                             page=page,
+                            kind=kind,
                         )
                     )
                 entry["base"] = theirs_view
-                if fhir_patient.project(entry["resource"]) == theirs_view:
+                if kind.project(entry["resource"]) == theirs_view:
                     entry["synced_version"] = entry["version"]
                 entry["touched"] = True
             new_rows, new_links = [], []
             for ext, entry in state.items():
-                sealed_base = await self._cipher.encrypt_json(page.practice_id, entry["base"], PURPOSE_BASE)
+                sealed_base = await self._cipher.encrypt_json(page.practice_id, entry["base"], kind.base_purpose)
                 if entry["new"]:
-                    sealed = await self._seal(page.practice_id, entry["resource"])
-                    new_rows.append(self._new_row(page.practice_id, entry["resource"], sealed))
+                    sealed = await self._seal(page.practice_id, entry["resource"], kind)
+                    new_rows.append(self._new_row(page.practice_id, entry["resource"], sealed, kind))
                     new_links.append(
-                        {
-                            "config_id": page.config_id,
-                            "patient_id": entry["patient_id"],
-                            "practice_id": page.practice_id,
-                            "external_id": ext,
-                            "synced_version": entry["synced_version"],
-                            "base_enc": sealed_base,
-                            "synced_at": now(),
-                        }
+                        self._link_row(page.config_id, page.practice_id, kind, entry["record_id"], ext)
+                        | {"synced_version": entry["synced_version"], "base_enc": sealed_base}
                     )
                     continue
                 if not entry.get("touched"):
                     continue
                 if entry["version"] != entry["stored_version"]:
-                    sealed = await self._seal(page.practice_id, entry["resource"])
-                    if not await self._repo.update_patient(
-                        session, entry["patient_id"], entry["version"], sealed, entry["stored_version"]
+                    sealed = await self._seal(page.practice_id, entry["resource"], kind)
+                    if not await self._repo.update_record(
+                        session, entry["record_id"], entry["version"], sealed, entry["stored_version"]
                     ):
                         # A hub edit landed since the page was read: roll back; the retried
                         # activity merges against it.
-                        raise Aborted("a patient changed during the merge", reason="CONCURRENT_UPDATE")
+                        raise Aborted("a record changed during the merge", reason="CONCURRENT_UPDATE")
                 await self._repo.update_link(
                     session,
                     page.config_id,
-                    entry["patient_id"],
+                    kind.entity_type,
+                    entry["record_id"],
                     synced_version=entry["synced_version"],
                     base_enc=sealed_base,
                 )
-            await self._repo.insert_patients(session, new_rows)
+            await self._repo.insert_records(session, new_rows)
             await self._repo.insert_links(session, new_links)
-            await self._repo.set_cursor(session, page.config_id, PATIENT, page.next_cursor)
+            await self._repo.set_cursor(session, page.config_id, kind.entity_type, page.next_cursor)
             counts.update(records_succeeded=len(usable), records_created=created, records_updated=updated)
             await self._repo.add_to_run(session, page.run_id, counts, failures)
             await self._audit(events)
 
     async def prepare_push_batch(self, request: PushBatchRequest) -> PushBatch:
+        kind = kind_of(request.entity_type)
         async with self._sessions() as session:
-            rows = await self._repo.dirty_patients(
-                session, request.practice_id, request.config_id, request.after_patient_id, request.limit
+            rows = await self._repo.dirty_records(
+                session,
+                request.practice_id,
+                kind.entity_type,
+                request.config_id,
+                request.after_patient_id,
+                request.limit,
             )
-        resources = [await self._open(request.practice_id, row.resource_enc) for row in rows]
+        resources = [await self._open(request.practice_id, row.resource_enc, kind) for row in rows]
         response = await call(
             self._peers.mapping.MapToVendor,
             mapping_pb2.MapToVendorRequest(
                 integration_type=request.integration_type,
-                entity_type=common_pb2.ENTITY_TYPE_PATIENT,
+                entity_type=common_pb2.EntityType.Value(kind.entity_type),
                 resource_jsons=[json.dumps(r) for r in resources],
             ),
         )
         items, failures = [], []
         for row, result in zip(rows, response.results, strict=True):
             if result.errors:
-                failures.extend(_failures(row.patient_id, result.errors))
+                failures.extend(_failures(row.record_id, result.errors))
                 continue
             record = json_format.MessageToDict(result.vendor_record)
-            items.append(PushItem(domain.patient_ref(row.patient_id, row.version), row.external_id or "", record))
+            items.append(PushItem(domain.patient_ref(row.record_id, row.version), row.external_id or "", record))
         if failures:
             failed_ids = {f["record_ref"] for f in failures}
             async with self._sessions() as session, session.begin():
                 counts = {"records_processed": len(failed_ids), "records_failed": len(failed_ids)}
                 await self._repo.add_to_run(session, request.run_id, counts, failures)
-        last = rows[-1].patient_id if rows else request.after_patient_id
+        last = rows[-1].record_id if rows else request.after_patient_id
         return PushBatch(items=items, last_patient_id=last, has_more=len(rows) == request.limit)
 
     async def record_push_results(self, results: PushResults) -> None:
         """Stores what the vendor acknowledged: links, synced versions and merge bases."""
+        kind = kind_of(results.entity_type)
         done = [o for o in results.outcomes if o.success]
-        mapped = await self._map_to_hub(results.integration_type, [o.record for o in done]) if done else []
+        mapped = await self._map_to_hub(results.integration_type, kind, [o.record for o in done]) if done else []
         failures = [
             _failure(domain.parse_ref(o.ref)[0], "", o.error_reason or "VENDOR_REJECTED", o.error_message)
             for o in results.outcomes
@@ -474,36 +477,39 @@ class SyncService:
         events = []
         created = updated = 0
         async with self._sessions() as session, session.begin():
-            patient_ids = [domain.parse_ref(o.ref)[0] for o in done]
-            links = await self._repo.links_by_patient(session, results.config_id, patient_ids)
-            taken = await self._repo.links_by_external_id(session, results.config_id, [o.external_id for o in done])
-            rows = await self._repo.get_patients(session, results.practice_id, patient_ids)
+            record_ids = [domain.parse_ref(o.ref)[0] for o in done]
+            links = await self._repo.links_by_record(session, results.config_id, kind.entity_type, record_ids)
+            taken = await self._repo.links_by_external_id(
+                session, results.config_id, kind.entity_type, [o.external_id for o in done]
+            )
+            rows = await self._repo.get_records(session, results.practice_id, kind.entity_type, record_ids)
             claims: dict[str, str] = {}
             new_links = []
             for outcome, result in zip(done, mapped, strict=True):
-                patient_id, version = domain.parse_ref(outcome.ref)
+                record_id, version = domain.parse_ref(outcome.ref)
                 owner = taken.get(outcome.external_id)
-                claimed = claims.setdefault(outcome.external_id, patient_id)
-                if (owner is not None and owner.patient_id != patient_id) or claimed != patient_id:
+                claimed = claims.setdefault(outcome.external_id, record_id)
+                if (owner is not None and owner.record_id != record_id) or claimed != record_id:
                     failures.append(
                         _failure(
-                            patient_id,
+                            record_id,
                             "",
                             "VENDOR_RECORD_LINKED_ELSEWHERE",
-                            "the vendor matched another patient's record",
+                            "the vendor matched another record's",
                         )
                     )
                     continue
-                if result.errors and patient_id in rows:
-                    base = fhir_patient.project(await self._open(results.practice_id, rows[patient_id].resource_enc))
+                if result.errors and record_id in rows:
+                    base = kind.project(await self._open(results.practice_id, rows[record_id].resource_enc, kind))
                 else:
-                    base = fhir_patient.project(json.loads(result.resource_json))
-                sealed_base = await self._cipher.encrypt_json(results.practice_id, base, PURPOSE_BASE)
-                if patient_id in links:
+                    base = kind.project(json.loads(result.resource_json))
+                sealed_base = await self._cipher.encrypt_json(results.practice_id, base, kind.base_purpose)
+                if record_id in links:
                     await self._repo.update_link(
                         session,
                         results.config_id,
-                        patient_id,
+                        kind.entity_type,
+                        record_id,
                         external_id=outcome.external_id,
                         synced_version=version,
                         base_enc=sealed_base,
@@ -511,25 +517,19 @@ class SyncService:
                     updated += 1
                 else:
                     new_links.append(
-                        {
-                            "config_id": results.config_id,
-                            "patient_id": patient_id,
-                            "practice_id": results.practice_id,
-                            "external_id": outcome.external_id,
-                            "synced_version": version,
-                            "base_enc": sealed_base,
-                            "synced_at": now(),
-                        }
+                        self._link_row(results.config_id, results.practice_id, kind, record_id, outcome.external_id)
+                        | {"synced_version": version, "base_enc": sealed_base}
                     )
                     created += 1
                 events.append(
                     self._event(
                         results.practice_id,
-                        "patient.disclose",
-                        patient_id,
+                        "disclose",
+                        record_id,
                         base,
                         integration=results.integration_type,
                         correlation=results.run_id,
+                        kind=kind,
                     )
                 )
             await self._repo.insert_links(session, new_links)
@@ -544,20 +544,33 @@ class SyncService:
             await self._repo.add_to_run(session, results.run_id, counts, failures)
             await self._audit(events)
 
+    @staticmethod
+    def _link_row(config_id: str, practice_id: str, kind: EntityKind, record_id: str, external_id: str) -> dict:
+        return {
+            "config_id": config_id,
+            "entity_type": kind.entity_type,
+            "record_id": record_id,
+            "practice_id": practice_id,
+            "external_id": external_id,
+            "synced_at": now(),
+        }
+
     async def finish_run(self, request: FinishRun) -> None:
         async with self._sessions() as session, session.begin():
             await self._repo.finish_run(session, request.run_id, request.error_message)
 
     # --- helpers -------------------------------------------------------------------------------
 
-    async def _map_to_hub(self, integration_type: str, records: list[dict]) -> list[mapping_pb2.HubMappingResult]:
+    async def _map_to_hub(
+        self, integration_type: str, kind: EntityKind, records: list[dict]
+    ) -> list[mapping_pb2.HubMappingResult]:
         if not records:
             return []
         response = await call(
             self._peers.mapping.MapToHub,
             mapping_pb2.MapToHubRequest(
                 integration_type=integration_type,
-                entity_type=common_pb2.ENTITY_TYPE_PATIENT,
+                entity_type=common_pb2.EntityType.Value(kind.entity_type),
                 vendor_records=[_struct(r) for r in records],
             ),
         )
@@ -567,21 +580,23 @@ class SyncService:
         self,
         practice_id: str,
         action: str,
-        patient_id: str,
-        projection: dict[str, str | None] | None = None,
+        record_id: str,
+        projection: dict[str, Any] | None = None,
         page: PullPage | None = None,
         *,
         fields: list[str] | None = None,
         integration: str = "",
         correlation: str = "",
+        kind: EntityKind = ENTITIES[PATIENT],
     ) -> audit_pb2.AuditEvent:
+        """One audit event; a bare action ("update") is qualified by the record's kind ("patient.update")."""
         caller = current_caller()
         return audit_pb2.AuditEvent(
             practice_id=practice_id,
             user_id=caller.user_id or SYNC_USER,
-            action=action,
-            resource=f"Patient/{patient_id}",
-            patient_id=patient_id,
+            action=action if "." in action else f"{kind.resource_type.lower()}.{action}",
+            resource=f"{kind.resource_type}/{record_id}",
+            patient_id=record_id if kind.is_patient else "",
             integration_type=integration or (page.integration_type if page else ""),
             data_accessed=fields if fields is not None else _fields_present(projection or {}),
             success=True,

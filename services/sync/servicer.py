@@ -39,7 +39,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         found = await self._service.list_patients(request.practice_id, decode_token(request.page_token), limit)
         return pb.ListPatientsResponse(
             patients=[convert.patient_to_proto(resource, row) for resource, row in found],
-            next_page_token=next_token([row.patient_id for _, row in found], limit),
+            next_page_token=next_token([row.record_id for _, row in found], limit),
         )
 
     async def ImportPatients(self, request: pb.ImportPatientsRequest, context) -> pb.ImportPatientsResponse:  # noqa: ANN001

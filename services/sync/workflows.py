@@ -97,6 +97,7 @@ class PatientSyncWorkflow:
                     records=[json_format.MessageToDict(r) for r in page.records],
                     next_cursor=page.next_cursor,
                     vendor_requests=page.vendor_requests,
+                    entity_type=run.entity_type,
                 ),
                 **HUB_STEP,
             )
@@ -112,7 +113,13 @@ class PatientSyncWorkflow:
             batch: PushBatch = await workflow.execute_activity(
                 "prepare_push_batch",
                 PushBatchRequest(
-                    run.run_id, run.config_id, run.practice_id, run.integration_type, after, run.push_batch_size
+                    run.run_id,
+                    run.config_id,
+                    run.practice_id,
+                    run.integration_type,
+                    after,
+                    run.push_batch_size,
+                    entity_type=run.entity_type,
                 ),
                 result_type=PushBatch,
                 **HUB_STEP,
@@ -152,6 +159,7 @@ class PatientSyncWorkflow:
                         run.integration_type,
                         outcomes,
                         written.vendor_requests,
+                        entity_type=run.entity_type,
                     ),
                     **HUB_STEP,
                 )

@@ -295,7 +295,7 @@ async def test_the_database_holds_no_plaintext_phi(peers: Peers) -> None:
     try:
         async with engine.connect() as conn:
             rows = [row for table in models.metadata.sorted_tables for row in (await conn.execute(select(table)))]
-            stored = (await conn.execute(select(models.patients.c.resource_enc))).scalars().all()
+            stored = (await conn.execute(select(models.records.c.resource_enc))).scalars().all()
     finally:
         await engine.dispose()
     assert len(stored) == 2
