@@ -75,7 +75,7 @@ def parse_patient(resource_json: str | dict) -> dict:
     except pydantic.ValidationError as error:
         # pydantic's own message may quote the input: report the path and error type only.
         first = error.errors()[0]
-        path = _fhir_path(first["loc"])
+        path = fhir_path(first["loc"])
         raise InvalidArgument(
             f"{path or 'the resource'} is not valid FHIR R4 ({first['type']})", field=path, reason=INVALID_FHIR_RESOURCE
         ) from None
@@ -84,7 +84,7 @@ def parse_patient(resource_json: str | dict) -> dict:
     return patient
 
 
-def _fhir_path(loc: tuple) -> str:
+def fhir_path(loc: tuple) -> str:
     path = ""
     for part in loc:
         if isinstance(part, int):

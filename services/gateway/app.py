@@ -295,21 +295,25 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
         )
         return {"status": "disconnected", "revoked_at_vendor": response.revoked_at_vendor}
 
-    @app.post("/integrations/{slug}/patients/sync", status_code=202, summary="Start a patient sync run")
-    async def start_sync(slug: str, caller: CallerDep, body: SyncRequest | None = None) -> dict[str, Any]:
+    async def start_run(slug: str, caller: Caller, body: SyncRequest | None, entity_type: int) -> dict[str, Any]:
         require(caller, "sync.start")
         config = await find_config(caller, await vendor(slug))
         direction = _enum("sync_direction", body.direction) if body and body.direction else 0
         response = await call(
             backends.sync.StartSync,
             sync_pb2.StartSyncRequest(
-                practice_id=caller.practice_id,
-                config_id=config.config_id,
-                entity_type=common_pb2.ENTITY_TYPE_PATIENT,
-                direction=direction,
+                practice_id=caller.practice_id, config_id=config.config_id, entity_type=entity_type, direction=direction
             ),
         )
         return _run_json(response.run)
+
+    @app.post("/integrations/{slug}/patients/sync", status_code=202, summary="Start a patient sync run")
+    async def start_sync(slug: str, caller: CallerDep, body: SyncRequest | None = None) -> dict[str, Any]:
+        return await start_run(slug, caller, body, common_pb2.ENTITY_TYPE_PATIENT)
+
+    @app.post("/integrations/{slug}/appointments/sync", status_code=202, summary="Start an appointment sync run")
+    async def start_appointment_sync(slug: str, caller: CallerDep, body: SyncRequest | None = None) -> dict[str, Any]:
+        return await start_run(slug, caller, body, common_pb2.ENTITY_TYPE_APPOINTMENT)
 
     @app.get("/integrations/{slug}/patients/status", summary="Recent patient sync runs")
     async def sync_status(
@@ -418,6 +422,54 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
             sync_pb2.ListPatientsRequest(practice_id=caller.practice_id, page_size=page_size, page_token=page_token),
         )
         return {"patients": [_patient_json(p) for p in listed.patients], "next_page_token": listed.next_page_token}
+
+    @app.post("/appointments", status_code=201, summary="Create an appointment (FHIR R4 Appointment)")
+    async def create_appointment(
+        resource: Annotated[dict[str, Any], Body()], caller: CallerDep, response: Response
+    ) -> dict[str, Any]:
+        require(caller, "patient.write")
+        created = await call(
+            backends.sync.CreateRecord,
+            sync_pb2.CreateRecordRequest(
+                practice_id=caller.practice_id,
+                entity_type=common_pb2.ENTITY_TYPE_APPOINTMENT,
+                resource_json=json.dumps(resource),
+            ),
+        )
+        response.headers["Location"] = f"/appointments/{created.record.record_id}"
+        return json.loads(created.record.resource_json)
+
+    @app.get("/appointments", summary="List the practice's appointments")
+    async def list_appointments(
+        caller: CallerDep, page_size: int = Query(50, ge=1, le=500), page_token: str = ""
+    ) -> dict[str, Any]:
+        require(caller, "patient.read")
+        listed = await call(
+            backends.sync.ListRecords,
+            sync_pb2.ListRecordsRequest(
+                practice_id=caller.practice_id,
+                entity_type=common_pb2.ENTITY_TYPE_APPOINTMENT,
+                page_size=page_size,
+                page_token=page_token,
+            ),
+        )
+        return {
+            "appointments": [json.loads(r.resource_json) for r in listed.records],
+            "next_page_token": listed.next_page_token,
+        }
+
+    @app.get("/appointments/{appointment_id}", summary="Read an appointment")
+    async def get_appointment(appointment_id: str, caller: CallerDep) -> dict[str, Any]:
+        require(caller, "patient.read")
+        found = await call(
+            backends.sync.GetRecord,
+            sync_pb2.GetRecordRequest(
+                practice_id=caller.practice_id,
+                entity_type=common_pb2.ENTITY_TYPE_APPOINTMENT,
+                record_id=appointment_id,
+            ),
+        )
+        return json.loads(found.record.resource_json)
 
     @app.get("/patients/{patient_id}", summary="Read a patient")
     async def get_patient(patient_id: str, caller: CallerDep, response: Response) -> dict[str, Any]:

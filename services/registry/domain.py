@@ -53,13 +53,14 @@ def validate_practice(practice_id: str, name: str) -> None:
         raise InvalidArgument("name must be 1-200 characters", field="name", reason="INVALID_NAME")
 
 
-def with_defaults(config: IntegrationConfig) -> IntegrationConfig:
+def with_defaults(config: IntegrationConfig, capabilities: list[str]) -> IntegrationConfig:
+    """Unset settings take the defaults; every entity the vendor can sync is enabled unless named."""
     return replace(
         config,
         sync_direction=config.sync_direction or "SYNC_DIRECTION_BIDIRECTIONAL",
         sync_frequency=config.sync_frequency or "SYNC_FREQUENCY_MANUAL",
         conflict_policy=config.conflict_policy or "CONFLICT_POLICY_HUB_WINS",
-        enabled_entities=config.enabled_entities or ["ENTITY_TYPE_PATIENT"],
+        enabled_entities=config.enabled_entities or list(capabilities),
     )
 
 

@@ -61,8 +61,11 @@ class RegistryService:
         await self.get_practice(config.practice_id)
         definition = await self.get_definition(config.integration_type)
         now = datetime.now(UTC)
-        config = domain.with_defaults(replace(config, config_id=str(uuid.uuid4()), created_at=now, updated_at=now))
-        domain.validate_config(config, definition.get("capabilities", []))
+        capabilities = definition.get("capabilities", [])
+        config = domain.with_defaults(
+            replace(config, config_id=str(uuid.uuid4()), created_at=now, updated_at=now), capabilities
+        )
+        domain.validate_config(config, capabilities)
         return await self._repo.add_config(config)
 
     async def get_config(self, config_id: str) -> IntegrationConfig:

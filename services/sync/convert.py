@@ -63,3 +63,15 @@ def link_to_proto(row: Any) -> pb.PatientLink:
         synced_version=row.synced_version,
         sync_time=timestamp(row.synced_at),
     )
+
+
+def record_to_proto(resource: dict, row: Any) -> pb.Record:
+    return pb.Record(
+        record_id=_get(row, "record_id"),
+        practice_id=_get(row, "practice_id"),
+        entity_type=common_pb2.EntityType.Value(_get(row, "entity_type")),
+        resource_json=json.dumps(resource, ensure_ascii=False),
+        version=_get(row, "version"),
+        create_time=timestamp(_get(row, "created_at")),
+        update_time=timestamp(_get(row, "updated_at")),
+    )

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from libs import fhir_patient
+from libs import fhir_appointment, fhir_patient
 from libs.errors import InvalidArgument
 
 PATIENT = "ENTITY_TYPE_PATIENT"
+APPOINTMENT = "ENTITY_TYPE_APPOINTMENT"
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class EntityKind:
     base_purpose: str
     # Whether an audit event names the record as the patient it concerns.
     is_patient: bool = False
+    # For records that point at a patient: read and replace that reference ("Patient/<hub id>" in
+    # the hub, "external:<vendor id>" in mapped vendor records); sync translates through its links.
+    patient_ref: Callable[[dict], str | None] | None = None
+    with_patient_ref: Callable[[dict, str], dict] | None = None
 
 
 ENTITIES: dict[str, EntityKind] = {
@@ -38,6 +43,17 @@ ENTITIES: dict[str, EntityKind] = {
         purpose="patient-resource",
         base_purpose="patient-merge-base",
         is_patient=True,
+    ),
+    APPOINTMENT: EntityKind(
+        entity_type=APPOINTMENT,
+        resource_type="Appointment",
+        parse=fhir_appointment.parse_appointment,
+        project=fhir_appointment.project,
+        apply=fhir_appointment.apply,
+        purpose="appointment-resource",
+        base_purpose="appointment-merge-base",
+        patient_ref=fhir_appointment.patient_reference,
+        with_patient_ref=fhir_appointment.set_patient_reference,
     ),
 }
 

@@ -121,16 +121,18 @@ class SyncService:
         }
         return stamped
 
-    async def create_patient(self, practice_id: str, resource_json: str) -> tuple[dict, Any]:
+    async def create_record(self, practice_id: str, entity_type: str, resource_json: str) -> tuple[dict, Any]:
         self._scope(practice_id)
-        resource = self._stamp(fhir_patient.parse_patient(resource_json), str(uuid.uuid4()), 1)
-        row = self._new_row(practice_id, resource, await self._seal(practice_id, resource))
+        kind = kind_of(entity_type)
+        resource = self._stamp(kind.parse(resource_json), str(uuid.uuid4()), 1)
+        row = self._new_row(practice_id, resource, await self._seal(practice_id, resource, kind), kind)
         async with self._sessions() as session, session.begin():
             await self._repo.insert_records(session, [row])
-            await self._audit(
-                [self._event(practice_id, "patient.create", resource["id"], fhir_patient.project(resource))]
-            )
+            await self._audit([self._event(practice_id, "create", resource["id"], kind.project(resource), kind=kind)])
         return resource, row
+
+    async def create_patient(self, practice_id: str, resource_json: str) -> tuple[dict, Any]:
+        return await self.create_record(practice_id, PATIENT, resource_json)
 
     async def import_patients(self, practice_id: str, bundle_json: str) -> list[str]:
         self._scope(practice_id)
@@ -165,15 +167,20 @@ class SyncService:
             await self._audit(events)
         return ids
 
-    async def get_patient(self, practice_id: str, patient_id: str) -> tuple[dict, Any]:
+    async def get_record(self, practice_id: str, entity_type: str, record_id: str) -> tuple[dict, Any]:
         self._scope(practice_id)
+        kind = kind_of(entity_type)
         async with self._sessions() as session:
-            row = await self._repo.get_record(session, practice_id, PATIENT, patient_id)
+            row = await self._repo.get_record(session, practice_id, kind.entity_type, record_id)
         if row is None:
-            raise NotFound("patient not found", reason="PATIENT_NOT_FOUND")
-        resource = await self._open(practice_id, row.resource_enc)
-        await self._audit([self._event(practice_id, "patient.read", patient_id, fhir_patient.project(resource))])
+            name = kind.resource_type.lower()
+            raise NotFound(f"{name} not found", reason=f"{name.upper()}_NOT_FOUND")
+        resource = await self._open(practice_id, row.resource_enc, kind)
+        await self._audit([self._event(practice_id, "read", record_id, kind.project(resource), kind=kind)])
         return resource, row
+
+    async def get_patient(self, practice_id: str, patient_id: str) -> tuple[dict, Any]:
+        return await self.get_record(practice_id, PATIENT, patient_id)
 
     async def update_patient(
         self, practice_id: str, patient_id: str, resource_json: str, expected_version: int
@@ -200,13 +207,17 @@ class SyncService:
             updated = await self._repo.get_record(session, practice_id, PATIENT, patient_id)
         return resource, updated
 
-    async def list_patients(self, practice_id: str, after: str, limit: int) -> list[tuple[dict, Any]]:
+    async def list_records(self, practice_id: str, entity_type: str, after: str, limit: int) -> list[tuple[dict, Any]]:
         self._scope(practice_id)
+        kind = kind_of(entity_type)
         async with self._sessions() as session:
-            rows = await self._repo.list_records(session, practice_id, PATIENT, after, limit)
-        out = [(await self._open(practice_id, row.resource_enc), row) for row in rows]
-        await self._audit([self._event(practice_id, "patient.read", r["id"], fhir_patient.project(r)) for r, _ in out])
+            rows = await self._repo.list_records(session, practice_id, kind.entity_type, after, limit)
+        out = [(await self._open(practice_id, row.resource_enc, kind), row) for row in rows]
+        await self._audit([self._event(practice_id, "read", r["id"], kind.project(r), kind=kind) for r, _ in out])
         return out
+
+    async def list_patients(self, practice_id: str, after: str, limit: int) -> list[tuple[dict, Any]]:
+        return await self.list_records(practice_id, PATIENT, after, limit)
 
     async def get_link(self, practice_id: str, patient_id: str, config_id: str) -> Any:
         self._scope(practice_id)
@@ -232,6 +243,10 @@ class SyncService:
             raise NotFound("integration config not found", reason="CONFIG_NOT_FOUND")
         if not config.active:
             raise FailedPrecondition("the integration config is not active", reason="CONFIG_INACTIVE")
+        if common_pb2.EntityType.Value(kind.entity_type) not in config.enabled_entities:
+            raise FailedPrecondition(
+                f"{kind.resource_type} sync is not enabled for this config", reason="ENTITY_NOT_ENABLED"
+            )
         connection = (
             await call(self._peers.connection.GetConnection, connection_pb2.GetConnectionRequest(config_id=config_id))
         ).connection
@@ -329,13 +344,15 @@ class SyncService:
                 failures.extend(_failures(ref, result.errors) or [_failure(ref, "", "MISSING_ID", "record has no id")])
             else:
                 usable.append((result.external_id, json.loads(result.resource_json)))
-        counts = {
-            "records_processed": len(page.records),
-            "records_failed": len(failures),
-            "vendor_requests": page.vendor_requests,
-        }
         events = []
         async with self._sessions() as session, session.begin():
+            usable, unlinked = await self._to_hub_refs(session, page.config_id, kind, usable)
+            failures.extend(unlinked)
+            counts = {
+                "records_processed": len(page.records),
+                "records_failed": len(failures),
+                "vendor_requests": page.vendor_requests,
+            }
             links = await self._repo.links_by_external_id(
                 session, page.config_id, kind.entity_type, [ext for ext, _ in usable]
             )
@@ -440,17 +457,24 @@ class SyncService:
                 request.after_patient_id,
                 request.limit,
             )
+        fetched = rows
         resources = [await self._open(request.practice_id, row.resource_enc, kind) for row in rows]
-        response = await call(
-            self._peers.mapping.MapToVendor,
-            mapping_pb2.MapToVendorRequest(
-                integration_type=request.integration_type,
-                entity_type=common_pb2.EntityType.Value(kind.entity_type),
-                resource_jsons=[json.dumps(r) for r in resources],
-            ),
-        )
-        items, failures = [], []
-        for row, result in zip(rows, response.results, strict=True):
+        failures: list[dict[str, str]] = []
+        if kind.patient_ref is not None:
+            rows, resources, failures = await self._to_vendor_refs(request.config_id, kind, rows, resources)
+        mapped = []
+        if resources:
+            response = await call(
+                self._peers.mapping.MapToVendor,
+                mapping_pb2.MapToVendorRequest(
+                    integration_type=request.integration_type,
+                    entity_type=common_pb2.EntityType.Value(kind.entity_type),
+                    resource_jsons=[json.dumps(r) for r in resources],
+                ),
+            )
+            mapped = list(response.results)
+        items = []
+        for row, result in zip(rows, mapped, strict=True):
             if result.errors:
                 failures.extend(_failures(row.record_id, result.errors))
                 continue
@@ -461,8 +485,8 @@ class SyncService:
             async with self._sessions() as session, session.begin():
                 counts = {"records_processed": len(failed_ids), "records_failed": len(failed_ids)}
                 await self._repo.add_to_run(session, request.run_id, counts, failures)
-        last = rows[-1].record_id if rows else request.after_patient_id
-        return PushBatch(items=items, last_patient_id=last, has_more=len(rows) == request.limit)
+        last = fetched[-1].record_id if fetched else request.after_patient_id
+        return PushBatch(items=items, last_patient_id=last, has_more=len(fetched) == request.limit)
 
     async def record_push_results(self, results: PushResults) -> None:
         """Stores what the vendor acknowledged: links, synced versions and merge bases."""
@@ -499,10 +523,12 @@ class SyncService:
                         )
                     )
                     continue
-                if result.errors and record_id in rows:
-                    base = kind.project(await self._open(results.practice_id, rows[record_id].resource_enc, kind))
-                else:
-                    base = kind.project(json.loads(result.resource_json))
+                ours = await self._open(results.practice_id, rows[record_id].resource_enc, kind)
+                theirs = None if result.errors else json.loads(result.resource_json)
+                if theirs is not None and kind.with_patient_ref is not None and kind.patient_ref(ours):
+                    # The vendor answered with its own patient id for the patient we sent.
+                    theirs = kind.with_patient_ref(theirs, kind.patient_ref(ours))
+                base = kind.project(theirs if theirs is not None else ours)
                 sealed_base = await self._cipher.encrypt_json(results.practice_id, base, kind.base_purpose)
                 if record_id in links:
                     await self._repo.update_link(
@@ -543,6 +569,50 @@ class SyncService:
             }
             await self._repo.add_to_run(session, results.run_id, counts, failures)
             await self._audit(events)
+
+    async def _to_hub_refs(
+        self, session: Any, config_id: str, kind: EntityKind, items: list[tuple[str, dict]]
+    ) -> tuple[list[tuple[str, dict]], list[dict[str, str]]]:
+        """Vendor patient ids in mapped records -> hub patient references, through the links."""
+        if kind.patient_ref is None:
+            return items, []
+        refs = {ext: kind.patient_ref(resource) or "" for ext, resource in items}
+        wanted = sorted({ref[9:] for ref in refs.values() if ref.startswith("external:")})
+        links = await self._repo.links_by_external_id(session, config_id, PATIENT, wanted)
+        kept, failed = [], []
+        for ext, resource in items:
+            ref = refs[ext]
+            if ref.startswith("external:"):
+                link = links.get(ref[9:])
+                if link is None:
+                    failed.append(_failure(ext, "patient", "PATIENT_NOT_LINKED", "its patient is not linked yet"))
+                    continue
+                resource = kind.with_patient_ref(resource, f"Patient/{link.record_id}")
+            kept.append((ext, resource))
+        return kept, failed
+
+    async def _to_vendor_refs(
+        self, config_id: str, kind: EntityKind, rows: list[Any], resources: list[dict]
+    ) -> tuple[list[Any], list[dict], list[dict[str, str]]]:
+        """Hub patient references -> the vendor's patient ids; a record whose patient the vendor
+        has not got yet waits (it stays dirty) for a later run."""
+        refs = [kind.patient_ref(resource) or "" for resource in resources]
+        wanted = sorted({ref[8:] for ref in refs if ref.startswith("Patient/")})
+        async with self._sessions() as session:
+            links = await self._repo.links_by_record(session, config_id, PATIENT, wanted)
+        kept_rows, kept, failed = [], [], []
+        for row, resource, ref in zip(rows, resources, refs, strict=True):
+            if ref.startswith("Patient/"):
+                link = links.get(ref[8:])
+                if link is None:
+                    failed.append(
+                        _failure(row.record_id, "patient", "PATIENT_NOT_LINKED", "its patient is not at the vendor yet")
+                    )
+                    continue
+                resource = kind.with_patient_ref(resource, f"external:{link.external_id}")
+            kept_rows.append(row)
+            kept.append(resource)
+        return kept_rows, kept, failed
 
     @staticmethod
     def _link_row(config_id: str, practice_id: str, kind: EntityKind, record_id: str, external_id: str) -> dict:

@@ -76,3 +76,32 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
             request.practice_id, required(request.patient_id, "patient_id"), required(request.config_id, "config_id")
         )
         return pb.GetPatientLinkResponse(link=convert.link_to_proto(link))
+
+    async def CreateRecord(self, request: pb.CreateRecordRequest, context) -> pb.CreateRecordResponse:  # noqa: ANN001
+        resource, row = await self._service.create_record(
+            request.practice_id,
+            enum_name(common_pb2.EntityType, request.entity_type),
+            required(request.resource_json, "resource_json"),
+        )
+        return pb.CreateRecordResponse(record=convert.record_to_proto(resource, row))
+
+    async def GetRecord(self, request: pb.GetRecordRequest, context) -> pb.GetRecordResponse:  # noqa: ANN001
+        resource, row = await self._service.get_record(
+            request.practice_id,
+            enum_name(common_pb2.EntityType, request.entity_type),
+            required(request.record_id, "record_id"),
+        )
+        return pb.GetRecordResponse(record=convert.record_to_proto(resource, row))
+
+    async def ListRecords(self, request: pb.ListRecordsRequest, context) -> pb.ListRecordsResponse:  # noqa: ANN001
+        limit = page_size(request.page_size)
+        found = await self._service.list_records(
+            request.practice_id,
+            enum_name(common_pb2.EntityType, request.entity_type),
+            decode_token(request.page_token),
+            limit,
+        )
+        return pb.ListRecordsResponse(
+            records=[convert.record_to_proto(resource, row) for resource, row in found],
+            next_page_token=next_token([row.record_id for _, row in found], limit),
+        )

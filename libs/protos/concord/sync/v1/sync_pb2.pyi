@@ -24,6 +24,76 @@ SYNC_RUN_STATUS_SUCCEEDED: SyncRunStatus
 SYNC_RUN_STATUS_PARTIAL: SyncRunStatus
 SYNC_RUN_STATUS_FAILED: SyncRunStatus
 
+class Record(_message.Message):
+    __slots__ = ("record_id", "practice_id", "entity_type", "resource_json", "version", "create_time", "update_time")
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_JSON_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    record_id: str
+    practice_id: str
+    entity_type: _common_pb2.EntityType
+    resource_json: str
+    version: int
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, record_id: _Optional[str] = ..., practice_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., resource_json: _Optional[str] = ..., version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateRecordRequest(_message.Message):
+    __slots__ = ("practice_id", "entity_type", "resource_json")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_JSON_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    entity_type: _common_pb2.EntityType
+    resource_json: str
+    def __init__(self, practice_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., resource_json: _Optional[str] = ...) -> None: ...
+
+class CreateRecordResponse(_message.Message):
+    __slots__ = ("record",)
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    record: Record
+    def __init__(self, record: _Optional[_Union[Record, _Mapping]] = ...) -> None: ...
+
+class GetRecordRequest(_message.Message):
+    __slots__ = ("practice_id", "entity_type", "record_id")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    entity_type: _common_pb2.EntityType
+    record_id: str
+    def __init__(self, practice_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., record_id: _Optional[str] = ...) -> None: ...
+
+class GetRecordResponse(_message.Message):
+    __slots__ = ("record",)
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    record: Record
+    def __init__(self, record: _Optional[_Union[Record, _Mapping]] = ...) -> None: ...
+
+class ListRecordsRequest(_message.Message):
+    __slots__ = ("practice_id", "entity_type", "page_size", "page_token")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    entity_type: _common_pb2.EntityType
+    page_size: int
+    page_token: str
+    def __init__(self, practice_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListRecordsResponse(_message.Message):
+    __slots__ = ("records", "next_page_token")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[Record]
+    next_page_token: str
+    def __init__(self, records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class Patient(_message.Message):
     __slots__ = ("patient_id", "practice_id", "resource_json", "version", "create_time", "update_time")
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]

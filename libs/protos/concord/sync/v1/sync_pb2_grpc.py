@@ -85,6 +85,21 @@ class SyncServiceStub:
                 request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetPatientLinkRequest.SerializeToString,
                 response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetPatientLinkResponse.FromString,
                 _registered_method=True)
+        self.CreateRecord = channel.unary_unary(
+                '/concord.sync.v1.SyncService/CreateRecord',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.CreateRecordRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.CreateRecordResponse.FromString,
+                _registered_method=True)
+        self.GetRecord = channel.unary_unary(
+                '/concord.sync.v1.SyncService/GetRecord',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordResponse.FromString,
+                _registered_method=True)
+        self.ListRecords = channel.unary_unary(
+                '/concord.sync.v1.SyncService/ListRecords',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListRecordsRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListRecordsResponse.FromString,
+                _registered_method=True)
 
 
 class SyncServiceServicer:
@@ -154,6 +169,25 @@ class SyncServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateRecord(self, request, context):
+        """Any entity the hub keeps (patients, appointments, ...), as FHIR R4 resources.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRecord(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRecords(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -206,6 +240,21 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     servicer.GetPatientLink,
                     request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetPatientLinkRequest.FromString,
                     response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetPatientLinkResponse.SerializeToString,
+            ),
+            'CreateRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRecord,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.CreateRecordRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.CreateRecordResponse.SerializeToString,
+            ),
+            'GetRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecord,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordResponse.SerializeToString,
+            ),
+            'ListRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRecords,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListRecordsRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListRecordsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -479,6 +528,87 @@ class SyncService:
             '/concord.sync.v1.SyncService/GetPatientLink',
             concord_dot_sync_dot_v1_dot_sync__pb2.GetPatientLinkRequest.SerializeToString,
             concord_dot_sync_dot_v1_dot_sync__pb2.GetPatientLinkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateRecord(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/CreateRecord',
+            concord_dot_sync_dot_v1_dot_sync__pb2.CreateRecordRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.CreateRecordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecord(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/GetRecord',
+            concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/ListRecords',
+            concord_dot_sync_dot_v1_dot_sync__pb2.ListRecordsRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.ListRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,
