@@ -32,6 +32,10 @@ connections = Table(
     Column("connected_at", DateTime(timezone=True), nullable=True),
     Column("last_refresh_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The registry AuthKind the connection was made with; rows from before 0002 used the code flow.
+    Column("credential_kind", String(64), nullable=False, server_default="AUTH_KIND_OAUTH2_AUTHORIZATION_CODE"),
+    Column("encrypted_credential", LargeBinary, nullable=True),
+    Column("instance_url", String(2048), nullable=True),
 )
 
 pending_authorizations = Table(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import secrets
+import time
 import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -10,15 +12,22 @@ from typing import Any
 import httpx
 from authlib.deprecate import AuthlibDeprecationWarning
 from authlib.integrations.base_client import OAuthError
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
+from joserfc.jwk import ECKey, RSAKey
 
 # authlib 1.9 announces a move to "httpx2"; Concord (and OpenTelemetry's httpx instrumentation)
 # stays on httpx, which authlib 1.x still supports (pinned < 2 in pyproject.toml).
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", AuthlibDeprecationWarning)
-    from authlib.integrations.httpx_client import AsyncOAuth2Client
+    from authlib.integrations.httpx_client import AsyncAssertionClient, AsyncOAuth2Client
 
 from services.connection.domain import (
+    CLIENT_ASSERTION_LIFETIME_SECONDS,
+    JWT_BEARER_LIFETIME_SECONDS,
+    ClientAssertionCredential,
+    JwtBearerCredential,
     OAuthClient,
+    PasswordCredential,
     VendorDefinition,
     VendorRefused,
     VendorUnavailable,
@@ -77,7 +86,6 @@ class VendorOAuth:
         async with self._client(client) as oauth:
             return await _token_call(
                 oauth,
-                "access_token_response",
                 lambda: oauth.fetch_token(
                     definition.endpoints.token_url,
                     grant_type="authorization_code",
@@ -92,9 +100,67 @@ class VendorOAuth:
         async with self._client(client) as oauth:
             return await _token_call(
                 oauth,
-                "refresh_token_response",
                 lambda: oauth.refresh_token(
                     definition.endpoints.token_url, refresh_token=refresh_token, **definition.token_params
+                ),
+            )
+
+    async def password_grant(
+        self, client: OAuthClient, definition: VendorDefinition, credential: PasswordCredential
+    ) -> dict[str, Any]:
+        """Resource-owner password grant; Salesforce takes the security token appended to the password."""
+        async with self._client(client) as oauth:
+            return await _token_call(
+                oauth,
+                lambda: oauth.fetch_token(
+                    definition.endpoints.token_url,
+                    grant_type="password",
+                    username=credential.username,
+                    password=credential.password + credential.security_token,
+                    **definition.token_params,
+                ),
+            )
+
+    async def jwt_bearer_grant(
+        self, client: OAuthClient, definition: VendorDefinition, credential: JwtBearerCredential
+    ) -> dict[str, Any]:
+        """RFC 7523 authorization grant: an RS256 assertion for the user, signed with the app's key."""
+        async with AsyncAssertionClient(
+            token_endpoint=definition.endpoints.token_url,
+            issuer=client.client_id,
+            subject=credential.username,
+            audience=definition.jwt_audience,
+            key=RSAKey.import_key(credential.private_key_pem),
+            alg="RS256",
+            expires_in=JWT_BEARER_LIFETIME_SECONDS,
+            timeout=self._timeout,
+            transport=self._transport,
+        ) as oauth:
+            return await _token_call(oauth, oauth.refresh_token)
+
+    async def client_assertion_grant(
+        self, client: OAuthClient, definition: VendorDefinition, credential: ClientAssertionCredential, scopes: str
+    ) -> dict[str, Any]:
+        """SMART backend services: client_credentials, the client authenticated by a private_key_jwt."""
+        key_type = ECKey if credential.algorithm.startswith("ES") else RSAKey
+        assertion = PrivateKeyJWT(
+            definition.endpoints.token_url,
+            # A fresh jti per request: the EMR refuses a replayed assertion.
+            claims={"jti": secrets.token_urlsafe(32), "exp": int(time.time()) + CLIENT_ASSERTION_LIFETIME_SECONDS},
+            headers={"kid": credential.key_id},
+            alg=credential.algorithm,
+        )
+        async with AsyncOAuth2Client(
+            client_id=client.client_id,
+            client_secret=key_type.import_key(credential.private_key_pem),
+            token_endpoint_auth_method=assertion,
+            timeout=self._timeout,
+            transport=self._transport,
+        ) as oauth:
+            return await _token_call(
+                oauth,
+                lambda: oauth.fetch_token(
+                    definition.endpoints.token_url, grant_type="client_credentials", scope=scopes
                 ),
             )
 
@@ -113,17 +179,14 @@ class VendorOAuth:
         return response.status_code == 200
 
 
-async def _token_call(
-    oauth: AsyncOAuth2Client, hook: str, send: Callable[[], Awaitable[dict[str, Any]]]
-) -> dict[str, Any]:
+async def _token_call(oauth: httpx.AsyncClient, send: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
     """Runs one token-endpoint request, turning its failures into VendorRefused / VendorUnavailable."""
     seen: dict[str, int] = {}
 
-    def _record(response: httpx.Response) -> httpx.Response:
+    async def _record(response: httpx.Response) -> None:
         seen["status"] = response.status_code
-        return response
 
-    oauth.register_compliance_hook(hook, _record)
+    oauth.event_hooks["response"].append(_record)
     try:
         token = dict(await send())
     except OAuthError as error:

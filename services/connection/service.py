@@ -1,5 +1,7 @@
-"""Connection use cases: authorize, store tokens encrypted, refresh them (one refresh at a time per
-connection, since vendors such as GHL rotate refresh tokens), revoke."""
+"""Connection use cases: authorize (code flow) or connect with credentials (password, JWT bearer, API
+key, SMART client assertion), store tokens and credentials encrypted, refresh them (one refresh at a
+time per connection, since vendors such as GHL rotate refresh tokens; grants without a refresh token
+are re-run with the stored credential), revoke."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from libs.crypto import EnvelopeCipher
 from libs.errors import FailedPrecondition, InvalidArgument, Unavailable
 from services.connection import domain
 from services.connection.domain import (
+    Credential,
     OAuthClient,
     PendingAuthorization,
     Status,
@@ -39,6 +42,7 @@ class AccessToken:
     expires_at: datetime | None
     external_account_id: str
     api_base_url: str
+    token_type: str
 
     def __repr__(self) -> str:
         return f"AccessToken(expires_at={self.expires_at!r})"
@@ -85,7 +89,9 @@ class ConnectionService:
     async def set_oauth_client(self, integration_type: str, client_id: str, client_secret: str) -> OAuthClient:
         if len(client_id) > 255:
             raise InvalidArgument("client_id is longer than 255 characters", field="client_id")
-        await self._registry.get_definition(integration_type)
+        definition = await self._registry.get_definition(integration_type)
+        if not client_secret and definition.needs_client_secret:
+            raise InvalidArgument("client_secret is required", field="client_secret", reason="REQUIRED_FIELD_MISSING")
         encrypted = await self._cipher.encrypt(
             domain.SYSTEM_PRACTICE, client_secret.encode(), domain.client_secret_purpose(integration_type)
         )
@@ -109,7 +115,7 @@ class ConnectionService:
         domain.validate_redirect_uri(redirect_uri)
         config = await self._registry.get_config(config_id)
         definition = await self._registry.get_definition(config.integration_type)
-        if definition.auth_kind != domain.AUTHORIZATION_CODE:
+        if not definition.supports(domain.AUTHORIZATION_CODE):
             raise FailedPrecondition(
                 f"{config.integration_type} does not use the OAuth authorization-code flow",
                 reason="AUTH_KIND_UNSUPPORTED",
@@ -190,10 +196,85 @@ class ConnectionService:
                     scopes=grant.scopes,
                     external_account_id=grant.external_account_id,
                     connected_at=now,
+                    instance_url=grant.instance_url or None,
                 )
                 await unit.save(connection)
         log.info("config %s connected", config_id)
         return connection
+
+    # --- credential flows (no browser) ---------------------------------------------------------
+
+    async def connect_with_credentials(
+        self, config_id: str, credential: Credential, external_account_id: str
+    ) -> StoredConnection:
+        """Runs the credential's grant once and stores its token and the credential, both encrypted."""
+        if len(external_account_id) > 255:
+            raise InvalidArgument("external_account_id is longer than 255 characters", field="external_account_id")
+        config = await self._registry.get_config(config_id)
+        definition = await self._registry.get_definition(config.integration_type)
+        domain.require_supported(definition, credential)
+        async with self._lock(config_id):
+            now = self._now()
+            try:
+                grant = await self._grant(definition, credential, now)
+            except VendorRefused as error:
+                log.warning("credential grant refused for config %s: %s", config_id, error.error)
+                raise FailedPrecondition(
+                    "the vendor refused the credentials",
+                    reason="VENDOR_TOKEN_EXCHANGE_FAILED",
+                    metadata={"vendor_error": error.error},
+                ) from None
+            except VendorUnavailable:
+                raise _vendor_unavailable() from None
+            access, refresh = await self._encrypt_tokens(config.practice_id, config_id, grant)
+            # An API key is its own access token: nothing else to keep.
+            stored_credential = (
+                None
+                if credential.kind == domain.API_KEY
+                else await self._cipher.encrypt_json(
+                    config.practice_id, domain.credential_to_json(credential), domain.credential_purpose(config_id)
+                )
+            )
+            async with self._repo.locked(config_id) as unit:
+                await unit.drop_pending()
+                connection = StoredConnection(
+                    config_id=config_id,
+                    practice_id=config.practice_id,
+                    integration_type=config.integration_type,
+                    status=Status.CONNECTED,
+                    encrypted_access_token=access,
+                    encrypted_refresh_token=refresh,
+                    expires_at=grant.expires_at,
+                    scopes=grant.scopes,
+                    external_account_id=grant.external_account_id or external_account_id,
+                    connected_at=now,
+                    credential_kind=credential.kind,
+                    encrypted_credential=stored_credential,
+                    instance_url=grant.instance_url or None,
+                )
+                await unit.save(connection)
+        log.info("config %s connected with %s", config_id, credential.kind)
+        return connection
+
+    async def _grant(self, definition: VendorDefinition, credential: Credential, now: datetime) -> domain.TokenGrant:
+        """One token request with the credential (none for an API key)."""
+        if isinstance(credential, domain.ApiKeyCredential):
+            return domain.TokenGrant(credential.api_key, None, None, [], "")
+        client = await self._oauth_client(definition.integration_type)
+        if isinstance(credential, domain.PasswordCredential):
+            token = await self._oauth.password_grant(client, definition, credential)
+        elif isinstance(credential, domain.JwtBearerCredential):
+            token = await self._oauth.jwt_bearer_grant(client, definition, credential)
+        else:
+            scopes = " ".join(credential.scopes or definition.scopes)
+            if not scopes:
+                raise InvalidArgument(
+                    "client_assertion.scopes is required: the definition names no default scopes",
+                    field="client_assertion.scopes",
+                    reason="REQUIRED_FIELD_MISSING",
+                )
+            token = await self._oauth.client_assertion_grant(client, definition, credential, scopes)
+        return domain.grant_from_token(token, definition, now)
 
     async def _encrypt_tokens(
         self, practice_id: str, config_id: str, grant: domain.TokenGrant
@@ -224,7 +305,8 @@ class ConnectionService:
             access_token=access.decode(),
             expires_at=connection.expires_at,
             external_account_id=connection.external_account_id,
-            api_base_url=definition.endpoints.api_base_url,
+            api_base_url=connection.instance_url or definition.endpoints.api_base_url,
+            token_type="apikey" if connection.credential_kind == domain.API_KEY else "Bearer",
         )
 
     async def refresh_due(self) -> int:
@@ -275,21 +357,31 @@ class ConnectionService:
         """The connection after one refresh: new tokens, the same one, or EXPIRED."""
         config_id = connection.config_id
         still_valid = connection.expires_at is not None and connection.expires_at > now
-        if connection.encrypted_refresh_token is None:
+        if connection.encrypted_refresh_token is None and connection.encrypted_credential is None:
+            # An API key (or a grant without a refresh token) cannot be renewed: a 401 means it is dead.
             if still_valid and not force:
                 return connection
             return _expired_connection(connection)
         definition: VendorDefinition = await self._registry.get_definition(connection.integration_type)
-        client = await self._oauth_client(connection.integration_type)
-        refresh_token = await self._cipher.decrypt(
-            connection.practice_id, connection.encrypted_refresh_token, domain.refresh_purpose(config_id)
-        )
         try:
-            token = await self._oauth.refresh(client, definition, refresh_token.decode())
-            grant = domain.grant_from_token(token, definition, now)
+            if connection.encrypted_credential is not None:
+                # No refresh token (Salesforce password / JWT bearer, SMART): run the grant again.
+                credential = domain.credential_from_json(
+                    await self._cipher.decrypt_json(
+                        connection.practice_id, connection.encrypted_credential, domain.credential_purpose(config_id)
+                    )
+                )
+                grant = await self._grant(definition, credential, now)
+            else:
+                client = await self._oauth_client(connection.integration_type)
+                refresh_token = await self._cipher.decrypt(
+                    connection.practice_id, connection.encrypted_refresh_token, domain.refresh_purpose(config_id)
+                )
+                token = await self._oauth.refresh(client, definition, refresh_token.decode())
+                grant = domain.grant_from_token(token, definition, now)
         except VendorRefused as error:
-            if domain.refresh_token_refused(error):
-                log.warning("vendor refused the refresh token of config %s: %s", config_id, error.error)
+            if domain.credential_refused(connection.credential_kind, error):
+                log.warning("vendor refused the stored grant of config %s: %s", config_id, error.error)
                 return _expired_connection(connection)
             raise FailedPrecondition(
                 "the vendor refused the token refresh",
@@ -311,6 +403,7 @@ class ConnectionService:
             expires_at=grant.expires_at,
             scopes=grant.scopes,
             external_account_id=grant.external_account_id or connection.external_account_id,
+            instance_url=grant.instance_url or connection.instance_url,
             last_refresh_at=now,
         )
 
@@ -330,6 +423,7 @@ class ConnectionService:
                 status=Status.DISCONNECTED,
                 encrypted_access_token=None,
                 encrypted_refresh_token=None,
+                encrypted_credential=None,
                 expires_at=None,
                 scopes=[],
             )
@@ -340,6 +434,8 @@ class ConnectionService:
 
     async def _revoke(self, connection: StoredConnection) -> bool:
         """Revokes at the vendor where it offers RFC 7009; the refresh token revokes the grant."""
+        if connection.credential_kind == domain.API_KEY:
+            return False  # an API key is rotated in the vendor's console, not through OAuth
         blob, purpose, hint = connection.encrypted_refresh_token, domain.refresh_purpose, "refresh_token"
         if blob is None:
             blob, purpose, hint = connection.encrypted_access_token, domain.access_purpose, "access_token"
@@ -364,9 +460,14 @@ class ConnectionService:
 
 
 def _expired_connection(connection: StoredConnection) -> StoredConnection:
-    # The grant is dead: keep no token of it.
+    # The grant is dead: keep no token of it, nor the credential the vendor no longer accepts.
     return replace(
-        connection, status=Status.EXPIRED, encrypted_access_token=None, encrypted_refresh_token=None, expires_at=None
+        connection,
+        status=Status.EXPIRED,
+        encrypted_access_token=None,
+        encrypted_refresh_token=None,
+        encrypted_credential=None,
+        expires_at=None,
     )
 
 
@@ -375,7 +476,9 @@ def _not_connected() -> FailedPrecondition:
 
 
 def _expired() -> FailedPrecondition:
-    return FailedPrecondition("the vendor refused the refresh token: authorize again", reason="CONNECTION_EXPIRED")
+    return FailedPrecondition(
+        "the vendor refused the stored grant: authorize or connect again", reason="CONNECTION_EXPIRED"
+    )
 
 
 def _require_connected(connection: StoredConnection) -> None:

@@ -14,10 +14,11 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
         self._service = service
 
     async def SetOAuthClient(self, request: pb.SetOAuthClientRequest, context) -> pb.SetOAuthClientResponse:  # noqa: ANN001
+        # The secret is optional where no flow sends one (SMART backend services); the service decides.
         client = await self._service.set_oauth_client(
             required(request.integration_type, "integration_type"),
             required(request.client_id, "client_id"),
-            required(request.client_secret, "client_secret"),
+            request.client_secret,
         )
         return pb.SetOAuthClientResponse(integration_type=client.integration_type, client_id=client.client_id)
 
@@ -44,7 +45,15 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
             expire_time=timestamp(token.expires_at),
             external_account_id=token.external_account_id,
             api_base_url=token.api_base_url,
+            token_type=token.token_type,
         )
+
+    async def ConnectWithCredentials(self, request, context) -> pb.ConnectWithCredentialsResponse:  # noqa: ANN001
+        config_id = required(request.config_id, "config_id")
+        connection = await self._service.connect_with_credentials(
+            config_id, convert.credential_from_proto(request), request.external_account_id
+        )
+        return pb.ConnectWithCredentialsResponse(connection=convert.connection_to_proto(connection))
 
     async def Disconnect(self, request, context) -> pb.DisconnectResponse:  # noqa: ANN001
         connection, revoked = await self._service.disconnect(required(request.config_id, "config_id"))

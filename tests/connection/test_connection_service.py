@@ -60,6 +60,7 @@ async def test_code_flow_connects_without_pkce_for_ghl(harness: Harness) -> None
     assert connection.connect_time.seconds > 0
 
     token = await _token(harness.stub, harness.config_id)
+    assert token.token_type == "Bearer"
     assert token.api_base_url == harness.sandbox.url
     assert token.external_account_id == harness.location_id
     assert token.expire_time == connection.access_token_expire_time
