@@ -77,11 +77,13 @@ async def connect_ghl(http: httpx.AsyncClient, headers: dict[str, str]) -> str:
     return started["config_id"]
 
 
-async def run_sync(http: httpx.AsyncClient, headers: dict[str, str], direction: str) -> dict[str, Any]:
+async def run_sync(
+    http: httpx.AsyncClient, headers: dict[str, str], direction: str, vendor: str = "hl"
+) -> dict[str, Any]:
     # Each sync a user starts is the root of its own trace, whatever this process traced before.
     with _tracer.start_as_current_span(f"user starts {direction} sync", context=otel_context.Context()):
         run = _check(
-            await http.post("/integrations/hl/patients/sync", json={"direction": direction}, headers=headers),
+            await http.post(f"/integrations/{vendor}/patients/sync", json={"direction": direction}, headers=headers),
             202,
             "sync",
         )
@@ -149,6 +151,45 @@ async def run_demo(stack: Stack, patients_limit: int | None = None) -> DemoResul
     )
 
 
+@dataclass
+class VendorsResult:
+    pulled_from_emr: dict[str, Any]
+    pushed: dict[str, dict[str, Any]]
+    vendor_calls: dict[str, int]
+    seconds: float
+
+
+async def run_vendors_demo(stack: Stack, practice_id: str = "demo-emr-practice") -> VendorsResult:
+    """The practice's EMR is the source: patients pulled from the FHIR R4 EMR into the hub, then
+    pushed to Salesforce Health Cloud and Zenoti, each connected without a browser."""
+    began = time.perf_counter()
+    token = stack.gateway.issuer.mint("demo-admin", practice_id, "admin")  # type: ignore[union-attr]
+    headers = {"Authorization": f"Bearer {token}"}
+    targets = [v for v in ("salesforce", "zenoti") if v in stack.vendors]
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=3600) as http:
+        _check(await http.post("/practice", json={"name": "Demo Med Spa"}, headers=headers), 201, "practice")
+        for vendor in ("fhir", *targets):
+            body = stack.vendors[vendor].connect
+            _check(
+                await http.post(f"/integrations/{vendor}/connect", json=body, headers=headers), 200, f"{vendor} connect"
+            )
+            await http.post(f"{stack.sandboxes[vendor].url}/_sandbox/stats/reset")
+        pulled = await run_sync(http, headers, "pull", vendor="fhir")
+        if pulled["status"] != "succeeded" or not pulled["records_created"]:
+            raise DemoError(f"the EMR pull ended {pulled['status']} with {pulled['records_created']} patients")
+        pushed, calls = {}, {}
+        for vendor in targets:
+            run = await run_sync(http, headers, "push", vendor=vendor)
+            if run["status"] != "succeeded" or run["records_created"] != pulled["records_created"]:
+                raise DemoError(f"{vendor} push ended {run['status']}: {run['records_created']} created")
+            pushed[vendor] = run
+            stats = _check(await http.get(f"{stack.sandboxes[vendor].url}/_sandbox/stats"), 200, "stats")
+            calls[vendor] = sum(
+                n for key, n in stats.items() if not key.split(" ", 1)[-1].startswith(("/_sandbox", "/services/oauth2"))
+            )
+    return VendorsResult(pulled, pushed, calls, time.perf_counter() - began)
+
+
 async def _find_patient_in_city(http: httpx.AsyncClient, headers: dict[str, str], city: str) -> str:
     found, token = [], ""
     while True:
@@ -162,6 +203,18 @@ async def _find_patient_in_city(http: httpx.AsyncClient, headers: dict[str, str]
     if len(found) != 1:
         raise DemoError(f"expected exactly one hub patient with the edited city, found {len(found)}")
     return found[0]
+
+
+def print_vendors_summary(result: VendorsResult, console: Console) -> None:
+    table = Table(title="The EMR as the source: FHIR R4 EMR -> hub -> Salesforce and Zenoti", show_header=True)
+    table.add_column("step")
+    table.add_column("result", justify="right")
+    table.add_row("patients pulled from the FHIR EMR", str(result.pulled_from_emr["records_created"]))
+    for vendor, run in result.pushed.items():
+        table.add_row(f"pushed to {vendor} (created)", f"{run['records_succeeded']} ({run['records_created']})")
+        table.add_row(f"{vendor} API calls", str(result.vendor_calls[vendor]))
+    table.add_row("seconds (Zenoti paced at its 60 calls a minute)", f"{result.seconds:.1f}")
+    console.print(table)
 
 
 def print_summary(result: DemoResult, console: Console) -> None:
@@ -199,14 +252,17 @@ async def _main() -> int:
     with console.status("starting Temporal, the services and the GoHighLevel sandbox"):
         stack = await start_stack(settings, ephemeral_ports=True)
     try:
-        with console.status("running the demo"):
+        with console.status("running the demo: GoHighLevel"):
             result = await run_demo(stack)
+        print_summary(result, console)
+        with console.status("running the demo: FHIR EMR -> Salesforce and Zenoti (Zenoti is paced: about 2 minutes)"):
+            vendors = await run_vendors_demo(stack)
+        print_vendors_summary(vendors, console)
     except DemoError as error:
         console.print(f"[red]demo failed:[/red] {error}")
         return 1
     finally:
         await stack.stop()
-    print_summary(result, console)
     return 0
 
 

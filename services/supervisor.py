@@ -8,9 +8,6 @@ gateway and, unless told otherwise, the GoHighLevel sandbox.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import secrets
 import shutil
 import socket
 import subprocess
@@ -18,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from libs.asgi import RunningAsgi, serve_asgi
+from libs.asgi import RunningAsgi
 from libs.grpc_client import call, open_channel
 from libs.protos.concord.connection.v1 import connection_pb2, connection_pb2_grpc
 from libs.service import RunningService, wait_for_shutdown
@@ -26,14 +23,10 @@ from libs.settings import Settings, get_settings
 from libs.telemetry import setup_telemetry
 from libs.temporal import connect
 from services.adapters.worker import AdapterWorker, build_worker
+from services.dev_vendors import LAUNCHERS, PORTS, DevVendor
 
-VENDORS = ("ghl",)
-
-
-@dataclass
-class OAuthApp:
-    client_id: str
-    client_secret: str
+# The vendors the embedded default runs: a sandbox and an adapter worker each.
+VENDORS = ("ghl", "salesforce", "fhir", "zenoti")
 
 
 @dataclass
@@ -43,6 +36,7 @@ class Stack:
     gateway: object | None = None
     sandboxes: dict[str, RunningAsgi] = field(default_factory=dict)
     sandbox_apps: dict[str, object] = field(default_factory=dict)
+    vendors: dict[str, DevVendor] = field(default_factory=dict)
     workers: list[tuple[AdapterWorker, asyncio.Task]] = field(default_factory=list)
     temporal: subprocess.Popen | None = None
 
@@ -73,19 +67,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def oauth_app(settings: Settings, vendor: str) -> OAuthApp:
-    """The development OAuth app for a sandbox vendor, made at first start (never in the repo)."""
-    path = settings.data_dir / "keys" / f"{vendor}-oauth-app.json"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        document = {"client_id": f"concord-dev-{secrets.token_hex(6)}", "client_secret": secrets.token_urlsafe(32)}
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle)
-    document = json.loads(path.read_text())
-    return OAuthApp(document["client_id"], document["client_secret"])
 
 
 def temporal_binary() -> str:
@@ -140,8 +121,6 @@ async def start_stack(
 ) -> Stack:
     """Starts everything in dependency order. With ephemeral_ports every listener binds port 0
     (tests); otherwise the fixed ports in settings."""
-    from sandbox.ghl.app import create_app as create_ghl_sandbox
-    from sandbox.ghl.settings import AppRegistration, GhlSandboxSettings
     from services.audit.server import start as start_audit
     from services.connection.server import start as start_connection
     from services.gateway.server import start as start_gateway
@@ -156,20 +135,16 @@ async def start_stack(
         gateway_socket_port = gateway_port or _free_port()
         settings = settings.model_copy(update={"public_base_url": f"http://127.0.0.1:{gateway_socket_port}"})
         if with_sandbox:
-            apps = {vendor: oauth_app(settings, vendor) for vendor in VENDORS}
-            redirect = f"{settings.public_base_url}/integrations/hl/callback"
-            ghl = GhlSandboxSettings(
-                rate_limit_enabled=sandbox_rate_limit,
-                apps=[AppRegistration(apps["ghl"].client_id, apps["ghl"].client_secret, [redirect])],
-            )
-            ghl_app = create_ghl_sandbox(ghl)
-            sandbox = await serve_asgi(ghl_app, "127.0.0.1", 0 if ephemeral_ports else 8701)
-            ghl.base_url = sandbox.url
-            stack.sandboxes["ghl"] = sandbox
-            stack.sandbox_apps["ghl"] = ghl_app
-            settings = settings.model_copy(
-                update={"vendor_base_urls": {**settings.vendor_base_urls, "ghl": sandbox.url}}
-            )
+            for vendor in VENDORS:
+                slug = "hl" if vendor == "ghl" else vendor
+                redirect = f"{settings.public_base_url}/integrations/{slug}/callback"
+                port = 0 if ephemeral_ports else PORTS[vendor]
+                dev = await LAUNCHERS[vendor](settings, port, redirect, sandbox_rate_limit)
+                stack.vendors[vendor] = dev
+                stack.sandboxes[vendor] = dev.sandbox
+                stack.sandbox_apps[vendor] = dev.app
+            urls = {vendor: dev.sandbox.url for vendor, dev in stack.vendors.items()}
+            settings = settings.model_copy(update={"vendor_base_urls": {**settings.vendor_base_urls, **urls}})
         if temporal == "dev":
             port = _free_port() if ephemeral_ports else int(settings.temporal_address.rsplit(":", 1)[1])
             stack.temporal = await start_temporal_dev_server(settings, port, 8233 if temporal_ui else None)
@@ -192,11 +167,11 @@ async def start_stack(
         if with_sandbox:
             async with open_channel(settings.connection_address) as channel:
                 stub = connection_pb2_grpc.ConnectionServiceStub(channel)
-                for vendor, app in apps.items():
+                for vendor, dev in stack.vendors.items():
                     await call(
                         stub.SetOAuthClient,
                         connection_pb2.SetOAuthClientRequest(
-                            integration_type=vendor, client_id=app.client_id, client_secret=app.client_secret
+                            integration_type=vendor, client_id=dev.client_id, client_secret=dev.client_secret
                         ),
                     )
         stack.gateway = await start_gateway(settings, gateway_socket_port)
@@ -212,7 +187,9 @@ async def _main() -> None:
     setup_telemetry("concord", settings)
     stack = await start_stack(settings, temporal_ui=True)
     print(f"Concord is up. Gateway: {stack.gateway_url}  (OpenAPI: {stack.gateway_url}/docs)", flush=True)
-    print(f"Temporal UI: http://127.0.0.1:8233   GoHighLevel sandbox: {stack.sandboxes['ghl'].url}", flush=True)
+    print("Temporal UI: http://127.0.0.1:8233", flush=True)
+    for vendor, sandbox in stack.sandboxes.items():
+        print(f"  {vendor} sandbox: {sandbox.url}", flush=True)
     print("Ctrl-C stops everything.", flush=True)
     try:
         await wait_for_shutdown()

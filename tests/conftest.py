@@ -28,6 +28,8 @@ def require(condition: bool, why: str) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "postgres_only: runs only on the PostgreSQL variant of `settings`")
+    config.addinivalue_line("markers", "burst_limit: needs a vendor with a per-window rate limit")
+    config.addinivalue_line("markers", "token_refresh: needs a vendor whose access tokens expire and refresh")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

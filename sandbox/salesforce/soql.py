@@ -374,7 +374,8 @@ class _Parser:
             raise self.unexpected(op)
         value = self.literal(path)
         operator = "!=" if op.text == "<>" else op.text
-        if operator not in ("=", "!=") and path.field.type in ("boolean", "id", "reference"):
+        # Ids compare as strings in range filters (PK chunking relies on it); booleans and lookups do not.
+        if operator not in ("=", "!=") and path.field.type in ("boolean", "reference"):
             raise self.error(
                 "INVALID_QUERY_FILTER_OPERATOR", f"invalid operator on {path.field.type} field: {op.text}", op.pos
             )

@@ -47,7 +47,16 @@ AdapterFactory = Callable[[AdapterContext], Adapter]
 
 
 def load_adapter(vendor: str) -> AdapterFactory:
-    if not vendor.isidentifier():
+    """The vendor's own package, else the declarative adapter, which reads the vendor's
+    ``extra.declarative`` definition from the registry (settings.registry_address) per config."""
+    if not vendor.isidentifier() or vendor == "declarative":
         raise ValueError(f"not a vendor name: {vendor!r}")
-    module = importlib.import_module(f"{__name__}.{vendor}")
+    try:
+        module = importlib.import_module(f"{__name__}.{vendor}")
+    except ModuleNotFoundError as error:
+        if error.name != f"{__name__}.{vendor}":
+            raise
+        from services.adapters.declarative import declarative_adapter
+
+        return declarative_adapter(vendor)
     return module.ADAPTER

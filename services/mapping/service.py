@@ -6,7 +6,10 @@ import asyncio
 import json
 import logging
 
-from libs.errors import InvalidArgument
+from libs.errors import InvalidArgument, NotFound
+from services.adapters.declarative.catalog import DefinitionCatalog
+from services.adapters.declarative.definition import Declarative
+from services.mapping.declarative import DeclarativePatientMapper
 from services.mapping.domain import FieldError, HubResult, Mapper, RecordInvalid, VendorResult, check_batch
 from services.mapping.mappers import default_mappers
 
@@ -14,23 +17,47 @@ log = logging.getLogger("concord.mapping")
 
 
 class MappingService:
-    def __init__(self, mappers: dict[tuple[str, str], Mapper] | None = None) -> None:
-        self._mappers = mappers if mappers is not None else default_mappers()
+    """Hand-written mappers first; an integration with none is mapped from its declarative
+    definition in the registry (``definitions``), when the service has one."""
 
-    def mapper(self, integration_type: str, entity_type: str) -> Mapper:
+    def __init__(
+        self, mappers: dict[tuple[str, str], Mapper] | None = None, definitions: DefinitionCatalog | None = None
+    ) -> None:
+        self._mappers = mappers if mappers is not None else default_mappers()
+        self._definitions = definitions
+        self._declarative: dict[tuple[str, str], tuple[Declarative, Mapper]] = {}
+
+    async def mapper(self, integration_type: str, entity_type: str) -> Mapper:
         mapper = self._mappers.get((integration_type, entity_type))
         if mapper is not None:
             return mapper
         if not any(key[0] == integration_type for key in self._mappers):
-            raise InvalidArgument(
-                "no mapping for this integration_type", field="integration_type", reason="UNSUPPORTED_INTEGRATION"
-            )
+            definition = await self._definition(integration_type)
+            if definition is None:
+                raise InvalidArgument(
+                    "no mapping for this integration_type", field="integration_type", reason="UNSUPPORTED_INTEGRATION"
+                )
+            resource = definition.resource(entity_type)
+            if resource is not None and entity_type == DeclarativePatientMapper.entity_type:
+                cached = self._declarative.get((integration_type, entity_type))
+                if cached is None or cached[0] is not definition:  # built again when the definition changed
+                    cached = (definition, DeclarativePatientMapper(integration_type, resource))
+                    self._declarative[(integration_type, entity_type)] = cached
+                return cached[1]
         raise InvalidArgument(
             f"{integration_type} has no mapping for this entity_type", field="entity_type", reason="UNSUPPORTED_ENTITY"
         )
 
+    async def _definition(self, integration_type: str) -> Declarative | None:
+        if self._definitions is None:
+            return None
+        try:
+            return await self._definitions.by_type(integration_type)
+        except NotFound:
+            return None
+
     async def map_to_hub(self, integration_type: str, entity_type: str, records: list[dict]) -> list[HubResult]:
-        mapper = self.mapper(integration_type, entity_type)
+        mapper = await self.mapper(integration_type, entity_type)
         check_batch(len(records), "vendor_records")
         # FHIR validation is CPU work: off the event loop, so the server keeps answering.
         results = await asyncio.to_thread(lambda: [_to_hub(mapper, record) for record in records])
@@ -38,7 +65,7 @@ class MappingService:
         return results
 
     async def map_to_vendor(self, integration_type: str, entity_type: str, documents: list[str]) -> list[VendorResult]:
-        mapper = self.mapper(integration_type, entity_type)
+        mapper = await self.mapper(integration_type, entity_type)
         check_batch(len(documents), "resource_jsons")
         results = await asyncio.to_thread(lambda: [_to_vendor(mapper, document) for document in documents])
         _log_counts("to_vendor", integration_type, entity_type, [r.errors for r in results])

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from libs.errors import InvalidArgument, NotFound
-from services.registry import domain
+from services.registry import declarative, domain
 from services.registry.domain import IntegrationConfig, Practice
 from services.registry.repository import RegistryRepository
 
@@ -35,6 +35,7 @@ class RegistryService:
         base_url = self._vendor_base_urls.get(integration_type)
         if base_url:
             document = {**document, "endpoints": domain.point_at_sandbox(document.get("endpoints", {}), base_url)}
+        declarative.validate(document)
         await self._repo.put_definition(integration_type, document)
         return document
 

@@ -289,6 +289,14 @@ async def _connect(
 
 
 OpenHarness = Callable[..., Awaitable[AdapterHarness]]
+# Vendors whose harness says BURST_LIMIT = False (no per-window limit to wait out) or
+# REFRESHES_TOKENS = False (API-key vendors): the suite's tests of those are not collected for them.
+WITHOUT_BURST_LIMIT: set[str] = set()
+WITHOUT_TOKEN_REFRESH: set[str] = set()
+# Records one vendor write call carries (1 where the vendor has no batch write).
+RECORDS_PER_WRITE_CALL: dict[str, int] = {"ghl": 1}
+
+
 def _discover_harnesses() -> dict[str, Callable[..., Awaitable[AdapterHarness]]]:
     """Each vendor's harness lives in tests/adapters/harness_<vendor>.py, exposing VENDOR and
     open_harness(stack, settings, http, rate_limit); the generic suite runs against every one."""
@@ -296,7 +304,30 @@ def _discover_harnesses() -> dict[str, Callable[..., Awaitable[AdapterHarness]]]
     for path in sorted(Path(__file__).parent.glob("harness_*.py")):
         module = importlib.import_module(f"tests.adapters.{path.stem}")
         found[module.VENDOR] = module.open_harness
+        if not getattr(module, "BURST_LIMIT", True):
+            WITHOUT_BURST_LIMIT.add(module.VENDOR)
+        if not getattr(module, "REFRESHES_TOKENS", True):
+            WITHOUT_TOKEN_REFRESH.add(module.VENDOR)
+        RECORDS_PER_WRITE_CALL[module.VENDOR] = getattr(module, "RECORDS_PER_WRITE_CALL", 1)
     return found
+
+
+def write_calls(vendor: str, records: int) -> int:
+    """Vendor calls needed to write `records` records once, without retries."""
+    per_call = RECORDS_PER_WRITE_CALL.get(vendor, 1)
+    return -(-records // per_call)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    keep, drop = [], []
+    for item in items:
+        vendor = getattr(item, "callspec", None) and item.callspec.params.get("vendor")
+        burst = item.get_closest_marker("burst_limit") is not None and vendor in WITHOUT_BURST_LIMIT
+        refresh = item.get_closest_marker("token_refresh") is not None and vendor in WITHOUT_TOKEN_REFRESH
+        (drop if burst or refresh else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 VENDORS: dict[str, Callable[..., Awaitable[AdapterHarness]]] = {"ghl": _open_ghl, **_discover_harnesses()}

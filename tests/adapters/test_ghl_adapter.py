@@ -26,7 +26,7 @@ from services.adapters import AdapterContext, task_queue
 from services.adapters.ghl import GhlAdapter
 from services.adapters.ghl.client import Pacer
 from services.adapters.worker import build_worker
-from tests.adapters.conftest import PATIENT, AdapterHarness, GhlHarness, OpenHarness, plain, struct
+from tests.adapters.conftest import PATIENT, AdapterHarness, GhlHarness, OpenHarness, plain, struct, write_calls
 
 # --- the shared suite: every adapter passes these ------------------------------------------------
 
@@ -101,6 +101,7 @@ async def test_retried_upsert_batch_creates_nothing_twice_and_linked_records_upd
         assert harness.changed_value(plain(result.record)) == harness.changed_value(record)
 
 
+@pytest.mark.token_refresh
 async def test_expired_access_token_is_refreshed_once_and_the_call_succeeds(harness: AdapterHarness) -> None:
     seeded = await harness.seed(5)
     before = await harness.live_refresh_tokens()
@@ -133,6 +134,7 @@ async def test_revoked_connection_fails_the_activity_without_retry(harness: Adap
         assert failure.value.non_retryable
 
 
+@pytest.mark.burst_limit
 async def test_rate_limited_batch_waits_and_writes_every_record(open_harness: OpenHarness) -> None:
     # The vendor allows 5 requests per 0.5 s; ten writes go out at once before the adapter has
     # seen the vendor's limit headers, so some meet a 429 and wait their turn.
@@ -142,7 +144,7 @@ async def test_rate_limited_batch_waits_and_writes_every_record(open_harness: Op
     written = await harness.upsert(items)
 
     ids = _assert_all_written(written, [ref for ref, _, _ in items])
-    assert written.vendor_requests > len(items)  # the refused requests were sent again
+    assert written.vendor_requests > write_calls(harness.vendor, len(items))  # refused requests were sent again
     assert set(await harness.stored()) == set(ids)
 
 
@@ -156,7 +158,7 @@ async def test_server_errors_are_retried_until_every_record_is_written(harness: 
 
     assert sorted(ids) == sorted(seeded)
     created = _assert_all_written(written, [ref for ref, _, _ in items])
-    assert written.vendor_requests > len(items)
+    assert written.vendor_requests > write_calls(harness.vendor, len(items))
     assert set(await harness.stored()) == set(seeded) | set(created)
 
 
@@ -195,7 +197,7 @@ async def test_malformed_page_fails_the_activity_for_a_retry(harness: AdapterHar
 
 async def test_requests_the_adapter_cannot_serve_fail_without_retry(harness: AdapterHarness) -> None:
     bad_requests = [
-        pb.FetchChangesRequest(config_id=harness.config_id, entity_type=common_pb2.ENTITY_TYPE_APPOINTMENT),
+        pb.FetchChangesRequest(config_id=harness.config_id, entity_type=common_pb2.ENTITY_TYPE_SERVICE),
         pb.FetchChangesRequest(config_id=harness.config_id, entity_type=PATIENT, cursor="{not json"),
     ]
     for request in bad_requests:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -21,6 +23,11 @@ from tests.conftest import POSTGRES_URL
 from tests.connection.conftest import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, Harness, RawDatabase
 
 TWO_DAYS = 2 * 86_400  # a refresh margin longer than GHL's one-day access token: always due
+
+
+ROOT = Path(__file__).resolve().parents[2]
+# The scopes Concord asks GoHighLevel for are the definition's.
+GHL_SCOPES = json.loads((ROOT / "services/registry/definitions/ghl.json").read_text())["scopes"]
 
 
 async def _token(stub, config_id: str, force: bool = False) -> pb.GetAccessTokenResponse:  # noqa: ANN001
@@ -42,7 +49,7 @@ async def test_code_flow_connects_without_pkce_for_ghl(harness: Harness) -> None
     assert query["response_type"] == ["code"]
     assert query["client_id"] == [CLIENT_ID]
     assert query["redirect_uri"] == [REDIRECT_URI]
-    assert query["scope"] == ["contacts.readonly contacts.write locations.readonly"]
+    assert query["scope"] == [" ".join(GHL_SCOPES)]
     assert query["state"] == [started.state]
     assert len(base64.urlsafe_b64decode(started.state + "==")) >= 16  # at least 128 bits
     assert "code_challenge" not in query  # GHL documents no PKCE
@@ -54,7 +61,7 @@ async def test_code_flow_connects_without_pkce_for_ghl(harness: Harness) -> None
     assert connection.practice_id == "p1"
     assert connection.integration_type == "ghl"
     assert connection.external_account_id == harness.location_id
-    assert list(connection.scopes) == ["contacts.readonly", "contacts.write", "locations.readonly"]
+    assert list(connection.scopes) == GHL_SCOPES
     expires = connection.access_token_expire_time.ToDatetime(tzinfo=UTC)
     assert timedelta(hours=23) < expires - datetime.now(UTC) <= timedelta(days=1)
     assert connection.connect_time.seconds > 0

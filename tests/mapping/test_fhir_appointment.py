@@ -48,7 +48,7 @@ def test_vendor_references_are_logical_until_sync_resolves_them() -> None:
     status=st.sampled_from(fa.STATUSES),
     hour=st.integers(min_value=0, max_value=22),
     code=st.sampled_from(["facial", "botox", "consult"]),
-    description=st.one_of(st.none(), st.text(min_size=1, max_size=20)),
+    description=st.one_of(st.none(), st.text(st.characters(categories=["L", "N"]), min_size=1, max_size=20)),
 )
 def test_apply_then_project_gives_the_changes_and_keeps_the_rest(
     status: str, hour: int, code: str, description: str | None

@@ -16,6 +16,7 @@ from libs.protos.concord.mapping.v1 import mapping_pb2 as pb
 from libs.protos.concord.mapping.v1 import mapping_pb2_grpc
 from services.mapping.domain import MAX_BATCH
 from services.mapping.server import start
+from services.registry.server import start as start_registry
 from tests.mapping.synthea import synthea_patients
 
 PATIENT = common_pb2.ENTITY_TYPE_PATIENT
@@ -23,11 +24,14 @@ PATIENT = common_pb2.ENTITY_TYPE_PATIENT
 
 @pytest.fixture
 async def stub(settings):  # noqa: ANN001
-    service = await start(settings)
+    # Vendors without a hand-written mapper are mapped from their registry definition.
+    registry = await start_registry(settings)
+    service = await start(settings.model_copy(update={"registry_address": registry.address}))
     channel = open_channel(service.address)
     yield mapping_pb2_grpc.MappingServiceStub(channel)
     await channel.close()
     await service.stop()
+    await registry.stop()
 
 
 def _struct(record: dict) -> struct_pb2.Struct:
@@ -92,7 +96,7 @@ async def test_unknown_integration_or_entity_is_invalid_argument(stub) -> None: 
     assert error.value.field == "integration_type"
     with pytest.raises(InvalidArgument) as error:
         await call(
-            stub.MapToHub, pb.MapToHubRequest(integration_type="ghl", entity_type=common_pb2.ENTITY_TYPE_APPOINTMENT)
+            stub.MapToHub, pb.MapToHubRequest(integration_type="ghl", entity_type=common_pb2.ENTITY_TYPE_SERVICE)
         )
     assert (error.value.field, error.value.reason) == ("entity_type", "UNSUPPORTED_ENTITY")
 

@@ -38,7 +38,10 @@ async def test_ghl_definition_is_seeded_and_points_at_the_sandbox(stub) -> None:
     assert endpoints.token_url == "http://127.0.0.1:8701/oauth/token"
     assert endpoints.authorize_url == "http://127.0.0.1:8701/v2/oauth/chooselocation"
     assert response.definition.pkce_supported is False
-    assert list(response.definition.capabilities) == [common_pb2.ENTITY_TYPE_PATIENT]
+    assert list(response.definition.capabilities) == [
+        common_pb2.ENTITY_TYPE_PATIENT,
+        common_pb2.ENTITY_TYPE_APPOINTMENT,
+    ]
 
 
 async def test_config_defaults_find_and_update(stub) -> None:  # noqa: ANN001

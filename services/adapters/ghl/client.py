@@ -17,7 +17,9 @@ from typing import Any
 import httpx
 from temporalio import activity
 
-API_VERSION = "2021-07-28"
+# GHL versions each API family on its own: contacts are 2021-07-28, calendars 2021-04-15.
+CONTACTS_VERSION = "2021-07-28"
+CALENDARS_VERSION = "2021-04-15"
 RETRYABLE_STATUSES = {500, 502, 503, 504}
 
 
@@ -34,6 +36,14 @@ class GhlError(Exception):
     def about_the_record(self) -> bool:
         """A refusal of this one request's content, not of the connection or the vendor's state."""
         return 400 <= self.status < 500 and self.status not in (401, 429)
+
+
+class WriteOutcomeUnknown(Exception):
+    """GHL may or may not have applied a request that must not be sent twice."""
+
+
+# Transport errors raised before the request left: sending it again cannot apply it twice.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass
@@ -160,7 +170,19 @@ class GhlClient:
                 self._creds = await self._tokens(True)
             return self._creds
 
-    async def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None) -> dict:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict | None = None,
+        version: str = CONTACTS_VERSION,
+        replay: bool = True,
+    ) -> dict:
+        """With ``replay=False`` (a create GHL cannot deduplicate) an answer that leaves unknown
+        whether GHL applied the request (5xx, a network error after sending) raises
+        WriteOutcomeUnknown instead of sending it again: the caller looks before it retries."""
         creds = await self.credentials()
         refreshed = False
         pacer = self._pacers(creds.location_id)
@@ -176,12 +198,14 @@ class GhlClient:
                     params=params,
                     headers={
                         "Authorization": f"Bearer {creds.access_token}",
-                        "Version": API_VERSION,
+                        "Version": version,
                         "Accept": "application/json",
                     },
                 )
-            except httpx.TransportError:
-                # Every request here is safe to repeat: reads, updates by id and upserts.
+            except httpx.TransportError as error:
+                if not replay and not isinstance(error, NOT_SENT):
+                    raise WriteOutcomeUnknown() from None
+                # Safe to repeat: reads, updates by id and upserts, or a request that never left.
                 if attempt == self._max_retries:
                     raise
                 await self._back_off(None, attempt)
@@ -191,6 +215,8 @@ class GhlClient:
                 creds = await self._refreshed(creds)
                 refreshed = True
                 continue
+            if response.status_code in RETRYABLE_STATUSES and not replay:
+                raise WriteOutcomeUnknown()
             if response.status_code == 429 or response.status_code in RETRYABLE_STATUSES:
                 if attempt == self._max_retries:
                     break
@@ -201,6 +227,9 @@ class GhlClient:
             return response.json() if response.content else {}
         status = response.status_code if response is not None else 0
         raise GhlError(status, "VENDOR_UNAVAILABLE", "retries exhausted")
+
+    async def back_off(self, attempt: int) -> None:
+        await self._back_off(None, attempt)
 
     async def _back_off(self, response: httpx.Response | None, attempt: int) -> None:
         wait = min(self._backoff_seconds * 2**attempt, 30.0)

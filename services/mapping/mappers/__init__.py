@@ -4,9 +4,19 @@ are applied by the service around these defaults."""
 from __future__ import annotations
 
 from services.mapping.domain import Mapper
+from services.mapping.mappers.fhir import FhirPatientMapper
 from services.mapping.mappers.ghl import GhlPatientMapper
+from services.mapping.mappers.ghl_appointments import GhlAppointmentMapper
+from services.mapping.mappers.salesforce import SalesforcePatientMapper
+from services.mapping.mappers.zenoti import ZenotiPatientMapper
 
 
 def default_mappers() -> dict[tuple[str, str], Mapper]:
-    mappers: list[Mapper] = [GhlPatientMapper()]
+    mappers: list[Mapper] = [
+        GhlPatientMapper(),
+        GhlAppointmentMapper(),
+        FhirPatientMapper(),
+        SalesforcePatientMapper(),
+        ZenotiPatientMapper(),
+    ]
     return {(m.integration_type, m.entity_type): m for m in mappers}

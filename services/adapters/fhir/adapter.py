@@ -1,0 +1,151 @@
+"""The generic FHIR R4 EMR adapter: resources <-> the hub by `_lastUpdated` search and versioned writes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from urllib.parse import quote
+
+import httpx
+from google.protobuf import json_format
+from temporalio.exceptions import ApplicationError
+
+from libs.errors import ConcordError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from libs.grpc_client import call
+from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
+from libs.protos.concord.connection.v1 import connection_pb2
+from services.adapters import AdapterContext
+from services.adapters.fhir import search
+from services.adapters.fhir.client import Credentials, FhirClient, FhirError
+from services.adapters.fhir.resources import RESOURCES, FhirResource
+from services.adapters.fhir.writes import RecordWriter, plain, struct
+
+# The sandbox (like most EMRs) has no batch/transaction Bundle: one request per record, several in flight.
+WRITE_CONCURRENCY = 8
+DEFAULT_PAGE = 100
+MAX_COUNT = 500
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
+
+
+def _resource(entity_type: int) -> FhirResource:
+    resource = RESOURCES.get(entity_type)
+    if resource is None:
+        raise ApplicationError(
+            "the FHIR adapter does not serve this entity type", type="InvalidArgument", non_retryable=True
+        )
+    return resource
+
+
+def base_url(api_base_url: str, tenant: str) -> str:
+    """[base] of the config's FHIR server: the definition's base, plus the tenant path segment
+    (the connection's external_account_id) on multi-tenant servers such as HAPI's partitions."""
+    if not api_base_url:
+        raise ApplicationError("the connection names no FHIR base URL", type="NotConnected", non_retryable=True)
+    if tenant and not _TENANT.match(tenant):
+        raise ApplicationError(
+            "the connection's tenant is not a path segment", type="InvalidArgument", non_retryable=True
+        )
+    return api_base_url.rstrip("/") + (f"/{quote(tenant)}" if tenant else "")
+
+
+def _activity_error(error: FhirError) -> ApplicationError:
+    """Only the status and reason leave the adapter: diagnostics may quote record values."""
+    message = f"{error.reason} (HTTP {error.status})"
+    if error.status in (0, 401, 429) or error.status >= 500:
+        return ApplicationError(message, type="VendorUnavailable")
+    # The server refuses the request itself (scope, tenant, unsupported search): a retry would too.
+    return ApplicationError(message, type="VendorRejected", non_retryable=True)
+
+
+class FhirAdapter:
+    vendor = "fhir"
+
+    def __init__(
+        self, context: AdapterContext, http: httpx.AsyncClient | None = None, backoff_seconds: float = 0.5
+    ) -> None:
+        self._context = context
+        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0))
+        self._backoff_seconds = backoff_seconds
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _client(self, config_id: str) -> FhirClient:
+        async def tokens(force: bool) -> Credentials:
+            try:
+                response = await call(
+                    self._context.connections.GetAccessToken,
+                    connection_pb2.GetAccessTokenRequest(config_id=config_id, force_refresh=force),
+                )
+            except (FailedPrecondition, NotFound, InvalidArgument, PermissionDenied) as error:
+                # No usable connection (never made, key revoked, unknown config): retrying cannot help.
+                raise ApplicationError(error.reason, type="NotConnected", non_retryable=True) from None
+            except ConcordError as error:
+                raise ApplicationError(error.reason, type="ConnectionUnavailable") from None
+            return Credentials(
+                response.access_token,
+                response.token_type or "Bearer",
+                base_url(response.api_base_url, response.external_account_id),
+            )
+
+        return FhirClient(self._http, tokens, backoff_seconds=self._backoff_seconds)
+
+    async def fetch_changes(self, request: pb.FetchChangesRequest) -> pb.FetchChangesResponse:
+        resource = _resource(request.entity_type)
+        try:
+            cursor = search.Cursor.parse(request.cursor)
+        except ValueError:
+            raise ApplicationError("not a FHIR cursor", type="InvalidArgument", non_retryable=True) from None
+        client = self._client(request.config_id)
+        limit = min(request.page_size or DEFAULT_PAGE, MAX_COUNT)
+        try:
+            found = await search.changes(client, resource.type, cursor, limit)
+        except FhirError as error:
+            raise _activity_error(error) from None
+        return pb.FetchChangesResponse(
+            records=[struct(r) for r in found.records],
+            next_cursor=found.cursor.dump(),
+            has_more=found.has_more,
+            vendor_requests=client.requests,
+        )
+
+    async def upsert_batch(self, request: pb.UpsertBatchRequest) -> pb.UpsertBatchResponse:
+        writer = RecordWriter(self._client(request.config_id), _resource(request.entity_type))
+        client = writer.client
+        await client.credentials()  # a connection that cannot give a token fails the batch once, not per record
+        gate = asyncio.Semaphore(WRITE_CONCURRENCY)
+
+        async def write(item: pb.UpsertItem) -> pb.UpsertResult:
+            async with gate:
+                return await writer.write(item, plain(json_format.MessageToDict(item.record)))
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(write(item)) for item in request.items]
+        except ExceptionGroup as failures:
+            # The activity fails as its first failure, non-retryable ones first; Temporal retries the
+            # rest, which conditional creates and If-Match updates make safe.
+            errors = [_activity_error(e) if isinstance(e, FhirError) else e for e in failures.exceptions]
+            permanent = [e for e in errors if isinstance(e, ApplicationError) and e.non_retryable]
+            raise (permanent or errors)[0] from None
+        return pb.UpsertBatchResponse(results=[t.result() for t in tasks], vendor_requests=client.requests)
+
+    async def check_health(self, request: pb.CheckHealthRequest) -> pb.CheckHealthResponse:
+        """An R4 CapabilityStatement, and a token the server accepts for a count-only search (no PHI read)."""
+        client = self._client(request.config_id)
+        try:
+            metadata = (await client.send("GET", "metadata")).json()
+            version = metadata.get("fhirVersion", "") if isinstance(metadata, dict) else ""
+            if not str(version).startswith("4.0"):
+                return pb.CheckHealthResponse(healthy=False, detail="the server does not speak FHIR R4 (4.0.x)")
+            for resource in RESOURCES.values():
+                await client.send("GET", resource.type, params={"_summary": "count"})
+        except FhirError as error:
+            return pb.CheckHealthResponse(healthy=False, detail=error.reason)
+        except ValueError:
+            return pb.CheckHealthResponse(healthy=False, detail="the CapabilityStatement is not JSON")
+        except ApplicationError as error:
+            if not error.non_retryable:
+                raise
+            return pb.CheckHealthResponse(healthy=False, detail=error.message)
+        return pb.CheckHealthResponse(healthy=True, detail="ok")

@@ -1,0 +1,46 @@
+"""The sObjects the adapter syncs and the fields it reads and writes (docs/vendors/VENDOR_APIS.md §3,
+the org's describe). Each entity is one `SObjectResource`; adding an entity is adding one here and
+one entry in the adapter's table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SObjectResource:
+    sobject: str
+    # Selected on reads; Id and SystemModstamp (the cursor) are always added.
+    fields: tuple[str, ...]
+    # The external id field the hub's own id is written to: upserts on it are idempotent.
+    external_id_field: str
+    # A SOQL condition every read adds, or "".
+    where: str = ""
+
+    @property
+    def select(self) -> tuple[str, ...]:
+        return ("Id", *self.fields, "SystemModstamp")
+
+
+# Health Cloud patients are Person Accounts; business accounts are never read.
+PERSON_ACCOUNTS = SObjectResource(
+    sobject="Account",
+    fields=(
+        "FirstName",
+        "LastName",
+        "PersonEmail",
+        "PersonBirthdate",
+        "PersonMobilePhone",
+        "PersonHomePhone",
+        "PersonMailingStreet",
+        "PersonMailingCity",
+        "PersonMailingState",
+        "PersonMailingPostalCode",
+        "PersonMailingCountry",
+        "PersonGenderIdentity",
+        "Concord_Patient_Id__c",
+        "LastModifiedDate",
+    ),
+    external_id_field="Concord_Patient_Id__c",
+    where="IsPersonAccount = true",
+)

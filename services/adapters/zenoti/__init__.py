@@ -1,0 +1,5 @@
+"""Zenoti (API v1) adapter."""
+
+from services.adapters.zenoti.adapter import ZenotiAdapter
+
+ADAPTER = ZenotiAdapter

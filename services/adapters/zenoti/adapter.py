@@ -1,0 +1,183 @@
+"""The Zenoti adapter: guests <-> the hub, page by page, paced under the organisation's 60 a minute.
+
+Each entity is a resource object (guests.py for patients); adding appointments or the catalog is
+adding a module and one entry in ``resources``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import httpx
+from google.protobuf import json_format, struct_pb2
+from temporalio.exceptions import ApplicationError
+
+from libs.errors import ConcordError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from libs.grpc_client import call
+from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
+from libs.protos.concord.common.v1 import common_pb2
+from libs.protos.concord.connection.v1 import connection_pb2
+from services.adapters import AdapterContext
+from services.adapters.zenoti import schemas
+from services.adapters.zenoti.client import Credentials, Pacers, ZenotiClient, ZenotiError
+from services.adapters.zenoti.guests import Guests
+from services.adapters.zenoti.paging import Step
+
+# Several writes in flight hide latency; the organisation's pacer decides how many calls go out.
+WRITE_CONCURRENCY = 4
+
+
+class Resource(Protocol):
+    """One entity type at Zenoti: its cursor, its change pages and its writes."""
+
+    def parse_cursor(self, raw: str) -> Any: ...
+
+    async def fetch(self, client: ZenotiClient, center_id: str, cursor: Any, size: int, now: datetime) -> Step: ...
+
+    async def write(
+        self, client: ZenotiClient, center_id: str, external_id: str, record: dict
+    ) -> tuple[dict, bool]: ...
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _struct(record: dict) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(record)
+    return message
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _without_values(message: str, record: dict) -> str:
+    """Zenoti's messages name fields ("Invalid email."); should one quote a value, it is cut out (PHI)."""
+    for value in sorted({v.strip() for v in _strings(record) if len(v.strip()) >= 2}, key=len, reverse=True):
+        message = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "[value]", message, flags=re.IGNORECASE)
+    return message
+
+
+class ZenotiAdapter:
+    vendor = "zenoti"
+
+    def __init__(
+        self,
+        context: AdapterContext,
+        http: httpx.AsyncClient | None = None,
+        backoff_seconds: float = 0.5,
+        pacers: Pacers | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._context = context
+        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0))
+        self._pacers = pacers or Pacers(enabled=context.settings.vendor_pacing)
+        self._backoff_seconds = backoff_seconds
+        self._clock = clock
+        self.resources: dict[int, Resource] = {common_pb2.ENTITY_TYPE_PATIENT: Guests()}
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _resource(self, entity_type: int) -> Resource:
+        resource = self.resources.get(entity_type)
+        if resource is None:
+            name = common_pb2.EntityType.Name(entity_type) if entity_type in common_pb2.EntityType.values() else "?"
+            raise ApplicationError(f"Zenoti does not sync {name}", type="InvalidArgument", non_retryable=True)
+        return resource
+
+    def _client(self, config_id: str) -> ZenotiClient:
+        async def tokens(force: bool) -> Credentials:
+            try:
+                response = await call(
+                    self._context.connections.GetAccessToken,
+                    connection_pb2.GetAccessTokenRequest(config_id=config_id, force_refresh=force),
+                )
+            except (FailedPrecondition, NotFound, InvalidArgument, PermissionDenied) as error:
+                # No usable connection (never made, key rotated, disconnected): retrying cannot help.
+                raise ApplicationError(error.reason, type="NotConnected", non_retryable=True) from None
+            except ConcordError as error:
+                raise ApplicationError(error.reason, type="ConnectionUnavailable") from None
+            if not response.external_account_id:
+                raise ApplicationError("CENTER_ID_MISSING", type="NotConnected", non_retryable=True)
+            return Credentials(
+                response.access_token, response.token_type, response.external_account_id, response.api_base_url
+            )
+
+        return ZenotiClient(self._http, tokens, self._pacers, backoff_seconds=self._backoff_seconds)
+
+    async def fetch_changes(self, request: pb.FetchChangesRequest) -> pb.FetchChangesResponse:
+        resource = self._resource(request.entity_type)
+        cursor = resource.parse_cursor(request.cursor)
+        client = self._client(request.config_id)
+        creds = await client.credentials()
+        step = await resource.fetch(client, creds.center_id, cursor, request.page_size or 100, self._clock())
+        return pb.FetchChangesResponse(
+            records=[_struct(r) for r in step.records],
+            next_cursor=step.cursor.encode(),
+            has_more=step.has_more,
+            vendor_requests=client.requests,
+        )
+
+    async def upsert_batch(self, request: pb.UpsertBatchRequest) -> pb.UpsertBatchResponse:
+        """Updates linked guests (GET + PUT) and creates new ones after a search, adopting the guest
+        Zenoti already holds, so a retried batch duplicates nothing."""
+        resource = self._resource(request.entity_type)
+        client = self._client(request.config_id)
+        creds = await client.credentials()
+        gate = asyncio.Semaphore(WRITE_CONCURRENCY)
+
+        async def write(item: pb.UpsertItem) -> pb.UpsertResult:
+            record = schemas.whole_numbers(json_format.MessageToDict(item.record))
+            async with gate:
+                try:
+                    guest, created = await resource.write(client, creds.center_id, item.external_id, record)
+                except ZenotiError as error:
+                    if not error.about_the_record:
+                        raise
+                    return pb.UpsertResult(
+                        ref=item.ref,
+                        success=False,
+                        error_reason=error.reason,
+                        error_message=_without_values(error.message, record),
+                    )
+            return pb.UpsertResult(
+                ref=item.ref, external_id=guest["id"], success=True, created=created, record=_struct(guest)
+            )
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(write(item)) for item in request.items]
+        except ExceptionGroup as failures:
+            # The activity fails as the first failure itself, so a non-retryable one stays so;
+            # otherwise Temporal retries the batch, which the search-before-create makes safe.
+            permanent = [e for e in failures.exceptions if isinstance(e, ApplicationError) and e.non_retryable]
+            raise (permanent or failures.exceptions)[0] from None
+        return pb.UpsertBatchResponse(results=[t.result() for t in tasks], vendor_requests=client.requests)
+
+    async def check_health(self, request: pb.CheckHealthRequest) -> pb.CheckHealthResponse:
+        """The key works and names the connection's center: ``GET /v1/centers/{center_id}``."""
+        client = self._client(request.config_id)
+        try:
+            creds = await client.credentials()
+            await client.request("GET", f"/v1/centers/{creds.center_id}")
+        except ZenotiError as error:
+            return pb.CheckHealthResponse(healthy=False, detail=error.reason)
+        except ApplicationError as error:
+            if not error.non_retryable:
+                raise
+            return pb.CheckHealthResponse(healthy=False, detail=error.message)
+        return pb.CheckHealthResponse(healthy=True, detail="ok")

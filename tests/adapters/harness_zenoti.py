@@ -1,0 +1,217 @@
+"""The Zenoti harness of the shared adapter suite: the Zenoti sandbox over real HTTP, the real
+registry and connection services over gRPC, and a config connected with the organisation's API key
+through ConnectWithCredentials (Zenoti has no OAuth redirect flow)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from libs.asgi import serve_asgi
+from libs.grpc_client import call, open_channel
+from libs.protos.concord.connection.v1 import connection_pb2 as cpb
+from libs.protos.concord.connection.v1 import connection_pb2_grpc
+from libs.protos.concord.registry.v1 import registry_pb2 as rpb
+from libs.protos.concord.registry.v1 import registry_pb2_grpc
+from libs.settings import Settings
+from sandbox.zenoti import render
+from sandbox.zenoti.app import create_app
+from sandbox.zenoti.model import Org
+from sandbox.zenoti.settings import OrgConfig, ZenotiSandboxSettings
+from sandbox.zenoti.state import Sandbox
+from services.adapters import AdapterContext
+from services.adapters.zenoti import ZenotiAdapter
+from tests.adapters.conftest import PRACTICE_ID, AdapterHarness, _start_services
+
+VENDOR = "zenoti"
+# An API key is the whole credential: the suite's token-refresh test is not collected for it.
+REFRESHES_TOKENS = False
+ACCOUNT = "concordspa"
+NO_TOKENS = "a Zenoti API key is the organisation's own credential: no access token expires, none is refreshed"
+
+
+@dataclass
+class ZenotiHarness(AdapterHarness):
+    center_id: str = ""
+    sandbox: Sandbox | None = field(default=None, repr=False)  # the simulator's memory
+
+    @property
+    def org(self) -> Org:
+        org = self.sandbox.org(ACCOUNT)
+        assert org is not None
+        return org
+
+    def record_id(self, record: dict) -> str:
+        return record["id"]
+
+    async def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self.http.request(method, f"{self.sandbox_url}/_sandbox{path}", **kwargs)
+        assert response.status_code < 300, response.text
+        return response.json()
+
+    async def seed(self, count: int) -> list[str]:
+        """Front-desk staff add guests: through the API with the limit lifted, so the suite's own
+        calls still meet a full bucket."""
+        await self._admin("POST", "/faults", json={"rate_limit_enabled": False})
+        gate = asyncio.Semaphore(10)
+
+        async def one(i: int) -> str:
+            body = {
+                "center_id": self.center_id,
+                "personal_info": {
+                    "first_name": f"Seeded{i}",
+                    "last_name": "Guest",
+                    "email": f"seeded.guest.{i}@example.com",
+                    "mobile_phone": {"country_code": 225, "number": f"212555{i:04d}"},
+                    "gender": i % 2,
+                },
+                "address_info": {"city": "New York", "country_id": 225, "state_id": 33, "zip_code": "10001"},
+            }
+            async with gate:
+                response = await self.http.post(
+                    f"{self.sandbox_url}/v1/guests", json=body, headers={"Authorization": f"apikey {self.org.api_key}"}
+                )
+            assert response.status_code == 200, response.text
+            return response.json()["id"]
+
+        try:
+            return list(await asyncio.gather(*(one(i) for i in range(count))))
+        finally:
+            await self._admin("POST", "/faults", json={"rate_limit_enabled": True})
+
+    async def edit(self, external_id: str) -> None:
+        await self._admin("PATCH", f"/guests/{external_id}", json={"address_info": {"city": "Edited Springs"}})
+
+    async def stored(self) -> dict[str, dict]:
+        return {guest["id"]: render.guest(guest) for guest in self.org.guests.values()}
+
+    def new_records(self, count: int) -> list[dict]:
+        """What the Zenoti mapper makes of a hub patient: the fields Concord owns, no id or center."""
+        return [
+            {
+                "personal_info": {
+                    "first_name": f"Adapter{i}",
+                    "middle_name": "",
+                    "last_name": "Suite",
+                    "email": f"adapter.suite.{i}@example.com",
+                    "mobile_phone": {"country_code": 225, "number": f"617555{i:04d}"},
+                    "gender": 0,
+                    "date_of_birth": "1980-02-29T00:00:00",
+                },
+                "address_info": {
+                    "address_1": f"{i + 1} Harbor St",
+                    "address_2": "",
+                    "city": "Boston",
+                    "zip_code": "02110",
+                    "country_id": 225,
+                    "state_id": 22,
+                    "state_other": "",
+                },
+            }
+            for i in range(count)
+        ]
+
+    def changed(self, record: dict) -> dict:
+        city = f"Moved {record['personal_info']['first_name']}"
+        return {**record, "address_info": {**record["address_info"], "city": city}}
+
+    def changed_value(self, stored: dict) -> Any:
+        return stored["address_info"]["city"]
+
+    def malformed(self, record: dict) -> list[tuple[dict, str]]:
+        info = record["personal_info"]
+        return [
+            ({**record, "personal_info": {**info, "email": "not-an-email"}}, "not-an-email"),
+            ({**record, "personal_info": {**info, "date_of_birth": "1980-02-30"}}, "1980-02-30"),
+        ]
+
+    async def expire_access_tokens(self) -> None:
+        raise NotImplementedError(NO_TOKENS)
+
+    async def revoke_tokens(self) -> None:
+        """An admin regenerates the organisation's API key: the old one answers 401 at once."""
+        await self._admin("POST", f"/orgs/{ACCOUNT}/api-key")
+
+    async def live_refresh_tokens(self) -> set[str]:
+        raise NotImplementedError(NO_TOKENS)
+
+    async def token_requests(self) -> int:
+        raise NotImplementedError(NO_TOKENS)
+
+    async def inject(self, *, server_error_rate: float = 0.0, malformed_pages: bool = False) -> None:
+        await self._admin(
+            "POST", "/faults", json={"status_5xx_rate": server_error_rate, "malformed_page": malformed_pages}
+        )
+
+    async def clear_faults(self) -> None:
+        await self._admin("DELETE", "/faults")
+
+
+async def connect_api_key(
+    stack: contextlib.AsyncExitStack, settings: Settings, api_key: str, center_id: str, practice_id: str = PRACTICE_ID
+) -> tuple[str, connection_pb2_grpc.ConnectionServiceStub]:
+    """A practice, a Zenoti config, and its connection made with the API key and center id."""
+    registry_channel = open_channel(settings.registry_address)
+    stack.push_async_callback(registry_channel.close)
+    registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
+    await call(registry.CreatePractice, rpb.CreatePracticeRequest(practice_id=practice_id, name="Suite Spa"))
+    config = await call(
+        registry.CreateIntegrationConfig,
+        rpb.CreateIntegrationConfigRequest(
+            config=rpb.IntegrationConfig(practice_id=practice_id, integration_type=VENDOR)
+        ),
+    )
+    config_id = config.config.config_id
+    channel = open_channel(settings.connection_address)
+    stack.push_async_callback(channel.close)
+    connections = connection_pb2_grpc.ConnectionServiceStub(channel)
+    await call(
+        connections.ConnectWithCredentials,
+        cpb.ConnectWithCredentialsRequest(
+            config_id=config_id, api_key=cpb.ApiKeyCredential(api_key=api_key), external_account_id=center_id
+        ),
+    )
+    return config_id, connections
+
+
+async def open_harness(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    rate_limit: tuple[int, float] | None,
+    *,
+    org: OrgConfig | None = None,
+    clock: Callable[[], float] | None = None,
+) -> ZenotiHarness:
+    """The suite's harness; Zenoti's own tests may change the org's settings and give the sandbox a clock."""
+    # The suite's rate-limit test asks for a small bucket and a short window (e.g. 5 per 0.5 s).
+    options: dict[str, Any] = {} if rate_limit is None else {"rate_limit": rate_limit[0], "rate_window": rate_limit[1]}
+    if clock is not None:
+        options["clock"] = clock
+    org = org or OrgConfig(account_name=ACCOUNT, seed=False)
+    app = create_app(ZenotiSandboxSettings(orgs=[org], **options))
+    served = await serve_asgi(app)
+    stack.push_async_callback(served.stop)
+    settings = await _start_services(stack, settings, VENDOR, served.url)
+    sandbox: Sandbox = app.state.sandbox
+    center_id = next(c.id for c in sandbox.org(ACCOUNT).centers.values() if c.code == "BOS")
+    config_id, connections = await connect_api_key(stack, settings, sandbox.org(ACCOUNT).api_key, center_id)
+    # Retries after a 5xx back off 20 ms, not 0.5 s: the suite waits for retries, not for outages.
+    adapter = ZenotiAdapter(AdapterContext(settings, connections), backoff_seconds=0.02)
+    stack.push_async_callback(adapter.aclose)
+    return ZenotiHarness(
+        vendor=VENDOR,
+        settings=settings,
+        sandbox_url=served.url,
+        config_id=config_id,
+        connections=connections,
+        adapter=adapter,
+        http=http,
+        center_id=center_id,
+        sandbox=sandbox,
+    )
