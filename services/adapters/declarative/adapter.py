@@ -17,15 +17,15 @@ import httpx
 from google.protobuf import json_format, struct_pb2
 from temporalio.exceptions import ApplicationError
 
-from libs.errors import ConcordError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from libs.grpc_client import call, open_channel
+from libs.errors import ConcordError, InvalidArgument, NotFound
+from libs.grpc_client import open_channel
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.common.v1 import common_pb2
-from libs.protos.concord.connection.v1 import connection_pb2
 from libs.protos.concord.registry.v1 import registry_pb2_grpc
 from services.adapters import AdapterContext
+from services.adapters.common import access_token, without_values
 from services.adapters.declarative.catalog import DefinitionCatalog
-from services.adapters.declarative.client import Credentials, DeclarativeClient, Pacers, VendorError, without_values
+from services.adapters.declarative.client import Credentials, DeclarativeClient, Pacers, VendorError
 from services.adapters.declarative.definition import Declarative, Resource, get_path
 from services.adapters.declarative.pagination import PullCursor, malformed, read_page
 
@@ -189,16 +189,7 @@ class DeclarativeAdapter:
 
     def _client(self, config_id: str, definition: Declarative) -> DeclarativeClient:
         async def tokens(force: bool) -> Credentials:
-            try:
-                response = await call(
-                    self._context.connections.GetAccessToken,
-                    connection_pb2.GetAccessTokenRequest(config_id=config_id, force_refresh=force),
-                )
-            except (FailedPrecondition, NotFound, InvalidArgument, PermissionDenied) as error:
-                # No usable connection (never made, expired, a dead API key): retrying cannot help.
-                raise ApplicationError(error.reason, type="NotConnected", non_retryable=True) from None
-            except ConcordError as error:
-                raise ApplicationError(error.reason, type="ConnectionUnavailable") from None
+            response = await access_token(self._context.connections, config_id, force)
             return Credentials(response.access_token, response.api_base_url)
 
         pacer = self._pacers(definition, config_id)

@@ -13,8 +13,7 @@
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -22,9 +21,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from services.adapters.common import heartbeat
 from services.adapters.declarative.definition import Declarative, get_path
 from services.adapters.ghl.client import Pacer, Unpaced
 
@@ -57,11 +56,6 @@ class Credentials:
 
 
 TokenSource = Callable[[bool], Awaitable[Credentials]]
-
-
-def _heartbeat() -> None:
-    if activity.in_activity():
-        activity.heartbeat()
 
 
 class Pacers:
@@ -194,7 +188,7 @@ class DeclarativeClient:
         return min(self._backoff_seconds * 2**attempt, 30.0)
 
     async def _sleep(self, seconds: float) -> None:
-        _heartbeat()
+        heartbeat()
         await asyncio.sleep(seconds)
 
     def _message(self, response: httpx.Response) -> str:
@@ -223,21 +217,3 @@ def _retry_after(headers: httpx.Headers) -> float | None:
         return max((parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds(), 0.0)
     except (TypeError, ValueError):
         return None
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
-def without_values(message: str, record: dict) -> str:
-    """Vendor messages should name fields, not values; any record value one quotes is cut out (PHI)."""
-    for value in sorted({v.strip() for v in _strings(record) if len(v.strip()) >= 2}, key=len, reverse=True):
-        message = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "[value]", message, flags=re.IGNORECASE)
-    return message

@@ -10,11 +10,9 @@ import httpx
 from google.protobuf import json_format
 from temporalio.exceptions import ApplicationError
 
-from libs.errors import ConcordError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from libs.grpc_client import call
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
-from libs.protos.concord.connection.v1 import connection_pb2
 from services.adapters import AdapterContext
+from services.adapters.common import access_token
 from services.adapters.fhir import search
 from services.adapters.fhir.client import Credentials, FhirClient, FhirError
 from services.adapters.fhir.resources import RESOURCES, FhirResource
@@ -72,16 +70,7 @@ class FhirAdapter:
 
     def _client(self, config_id: str) -> FhirClient:
         async def tokens(force: bool) -> Credentials:
-            try:
-                response = await call(
-                    self._context.connections.GetAccessToken,
-                    connection_pb2.GetAccessTokenRequest(config_id=config_id, force_refresh=force),
-                )
-            except (FailedPrecondition, NotFound, InvalidArgument, PermissionDenied) as error:
-                # No usable connection (never made, key revoked, unknown config): retrying cannot help.
-                raise ApplicationError(error.reason, type="NotConnected", non_retryable=True) from None
-            except ConcordError as error:
-                raise ApplicationError(error.reason, type="ConnectionUnavailable") from None
+            response = await access_token(self._context.connections, config_id, force)
             return Credentials(
                 response.access_token,
                 response.token_type or "Bearer",

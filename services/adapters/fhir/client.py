@@ -13,7 +13,8 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from temporalio import activity
+
+from services.adapters.common import heartbeat
 
 FHIR_JSON = "application/fhir+json"
 RETRYABLE_STATUSES = {500, 502, 503, 504}
@@ -40,11 +41,6 @@ class Credentials:
 
 
 TokenSource = Callable[[bool], Awaitable[Credentials]]
-
-
-def heartbeat() -> None:
-    if activity.in_activity():
-        activity.heartbeat()
 
 
 class FhirClient:

@@ -9,12 +9,10 @@ from collections.abc import Callable
 import httpx
 from temporalio.exceptions import ApplicationError
 
-from libs.errors import ConcordError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from libs.grpc_client import call
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.common.v1 import common_pb2
-from libs.protos.concord.connection.v1 import connection_pb2
 from services.adapters import AdapterContext
+from services.adapters.common import access_token
 from services.adapters.ghl.appointments import Appointments
 from services.adapters.ghl.client import Credentials, GhlClient, GhlError, Pacers
 from services.adapters.ghl.contacts import Contacts
@@ -53,16 +51,7 @@ class GhlAdapter:
 
     def _client(self, config_id: str) -> GhlClient:
         async def tokens(force: bool) -> Credentials:
-            try:
-                response = await call(
-                    self._context.connections.GetAccessToken,
-                    connection_pb2.GetAccessTokenRequest(config_id=config_id, force_refresh=force),
-                )
-            except (FailedPrecondition, NotFound, InvalidArgument, PermissionDenied) as error:
-                # No usable connection (never made, expired, disconnected): retrying cannot help.
-                raise ApplicationError(error.reason, type="NotConnected", non_retryable=True) from None
-            except ConcordError as error:
-                raise ApplicationError(error.reason, type="ConnectionUnavailable") from None
+            response = await access_token(self._context.connections, config_id, force)
             return Credentials(response.access_token, response.external_account_id, response.api_base_url)
 
         return GhlClient(self._http, tokens, self._pacers, backoff_seconds=self._backoff_seconds)

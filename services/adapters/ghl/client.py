@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from temporalio import activity
+
+from services.adapters.common import heartbeat
 
 # GHL versions each API family on its own: contacts are 2021-07-28, calendars 2021-04-15.
 CONTACTS_VERSION = "2021-07-28"
@@ -56,11 +57,6 @@ class Credentials:
 TokenSource = Callable[[bool], Awaitable[Credentials]]
 
 
-def _heartbeat() -> None:
-    if activity.in_activity():
-        activity.heartbeat()
-
-
 class Pacer:
     """A sliding-window limiter: at most ``limit`` requests in any ``interval`` seconds."""
 
@@ -90,7 +86,7 @@ class Pacer:
                     return
                 wait = self.interval - (now - self._sent[0])
                 self.waited_seconds += wait
-                _heartbeat()
+                heartbeat()
                 await self._sleep(wait)
 
     def follow(self, headers: httpx.Headers) -> None:
@@ -235,7 +231,7 @@ class GhlClient:
         wait = min(self._backoff_seconds * 2**attempt, 30.0)
         if response is not None and response.status_code == 429:
             wait = _rate_limit_wait(response.headers)
-        _heartbeat()
+        heartbeat()
         await asyncio.sleep(wait)
 
 

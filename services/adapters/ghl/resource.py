@@ -4,14 +4,14 @@ the adapter dispatches to, and the rules for pages, writes and errors."""
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
 
 from google.protobuf import struct_pb2
 from temporalio.exceptions import ApplicationError
 
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
+from services.adapters.common import without_values
 from services.adapters.ghl.client import GhlClient, GhlError
 
 # GHL has no batch write for contacts or appointments: one request per record, several in flight, all paced.
@@ -40,24 +40,6 @@ def malformed(what: str) -> ApplicationError:
 
 def bad_cursor() -> ApplicationError:
     return ApplicationError("not a GoHighLevel cursor", type="InvalidArgument", non_retryable=True)
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
-def without_values(message: str, record: dict) -> str:
-    """GHL's messages name fields, not values; should one ever quote a value, it is cut out (PHI)."""
-    for value in sorted({v.strip() for v in _strings(record) if len(v.strip()) >= 2}, key=len, reverse=True):
-        message = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "[value]", message, flags=re.IGNORECASE)
-    return message
 
 
 def refused(item: pb.UpsertItem, error: GhlError, record: dict, reason: str = "") -> pb.UpsertResult:

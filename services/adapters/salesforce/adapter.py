@@ -10,12 +10,10 @@ import httpx
 from google.protobuf import struct_pb2
 from temporalio.exceptions import ApplicationError
 
-from libs.errors import ConcordError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from libs.grpc_client import call
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.common.v1 import common_pb2
-from libs.protos.concord.connection.v1 import connection_pb2
 from services.adapters import AdapterContext
+from services.adapters.common import access_token
 from services.adapters.salesforce import changes, schemas
 from services.adapters.salesforce.client import (
     DATA_PATH,
@@ -79,16 +77,7 @@ class SalesforceAdapter:
 
     def _client(self, config_id: str) -> SalesforceClient:
         async def tokens(force: bool) -> Credentials:
-            try:
-                response = await call(
-                    self._context.connections.GetAccessToken,
-                    connection_pb2.GetAccessTokenRequest(config_id=config_id, force_refresh=force),
-                )
-            except (FailedPrecondition, NotFound, InvalidArgument, PermissionDenied) as error:
-                # No usable connection (never made, expired, disconnected): retrying cannot help.
-                raise ApplicationError(error.reason, type="NotConnected", non_retryable=True) from None
-            except ConcordError as error:
-                raise ApplicationError(error.reason, type="ConnectionUnavailable") from None
+            response = await access_token(self._context.connections, config_id, force)
             if not response.api_base_url:
                 raise ApplicationError("the connection names no instance URL", type="NotConnected", non_retryable=True)
             return Credentials(response.access_token, response.token_type, response.api_base_url)

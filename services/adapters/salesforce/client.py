@@ -17,8 +17,9 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
+
+from services.adapters.common import heartbeat
 
 API_VERSION = "60.0"
 DATA_PATH = f"/services/data/v{API_VERSION}"
@@ -72,11 +73,6 @@ class Credentials:
 
 
 TokenSource = Callable[[bool], Awaitable[Credentials]]
-
-
-def _heartbeat() -> None:
-    if activity.in_activity():
-        activity.heartbeat()
 
 
 @dataclass(frozen=True)
@@ -162,7 +158,7 @@ class Allowance:
             self._next_slot = slot + gap
         if wait > 0:
             self.waited_seconds += wait
-            _heartbeat()
+            heartbeat()
             await self._sleep(wait)
 
 
@@ -262,5 +258,5 @@ class SalesforceClient:
         raise ApplicationError(f"Salesforce kept failing (HTTP {status})", type="VendorUnavailable")
 
     async def _back_off(self, attempt: int) -> None:
-        _heartbeat()
+        heartbeat()
         await asyncio.sleep(min(self._backoff_seconds * 2**attempt, 30.0))

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from temporalio import activity
+
+from services.adapters.common import heartbeat
 
 RETRYABLE_STATUSES = {500, 502, 503, 504}
 DEFAULT_LIMIT, DEFAULT_WINDOW = 60, 60.0
@@ -70,11 +71,6 @@ class Credentials:
 TokenSource = Callable[[bool], Awaitable[Credentials]]
 
 
-def _heartbeat() -> None:
-    if activity.in_activity():
-        activity.heartbeat()
-
-
 class Pacer:
     """At most ``limit`` calls in any ``window`` seconds, and none while the vendor's bucket is empty."""
 
@@ -108,7 +104,7 @@ class Pacer:
                 else:
                     wait = self.window - (now - self._sent[0])
                 self.waited_seconds += wait
-                _heartbeat()
+                heartbeat()
                 await self._sleep(wait)
 
     def hold(self, seconds: float) -> None:
@@ -255,7 +251,7 @@ class ZenotiClient:
         raise ZenotiError(status, "VENDOR_UNAVAILABLE", "retries exhausted")
 
     async def _back_off(self, attempt: int) -> None:
-        _heartbeat()
+        heartbeat()
         await asyncio.sleep(min(self._backoff_seconds * 2**attempt, 30.0))
 
 

@@ -1,0 +1,62 @@
+"""What every adapter shares: its access token from the connection service, heartbeats while it
+waits, and vendor messages with record values cut out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from google.protobuf import struct_pb2
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from libs.errors import ConcordError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from libs.grpc_client import call
+from libs.protos.concord.connection.v1 import connection_pb2, connection_pb2_grpc
+
+
+async def access_token(
+    connections: connection_pb2_grpc.ConnectionServiceStub, config_id: str, force: bool
+) -> connection_pb2.GetAccessTokenResponse:
+    """The config's token; ``force`` after a vendor 401. No usable connection (never made,
+    expired, a revoked key, disconnected) fails the activity for good: retrying cannot help."""
+    try:
+        return await call(
+            connections.GetAccessToken,
+            connection_pb2.GetAccessTokenRequest(config_id=config_id, force_refresh=force),
+        )
+    except (FailedPrecondition, NotFound, InvalidArgument, PermissionDenied) as error:
+        raise ApplicationError(error.reason, type="NotConnected", non_retryable=True) from None
+    except ConcordError as error:
+        raise ApplicationError(error.reason, type="ConnectionUnavailable") from None
+
+
+def heartbeat() -> None:
+    """Tells Temporal a long wait (pacing, backoff) is still alive."""
+    if activity.in_activity():
+        activity.heartbeat()
+
+
+def struct(record: dict) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(record)
+    return message
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def without_values(message: str, record: dict) -> str:
+    """Vendor messages name fields, not values; should one ever quote a value, it is cut out (PHI)."""
+    for value in sorted({v.strip() for v in _strings(record) if len(v.strip()) >= 2}, key=len, reverse=True):
+        message = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "[value]", message, flags=re.IGNORECASE)
+    return message
