@@ -15,7 +15,7 @@ from services.adapters import AdapterContext
 from services.adapters.common import access_token
 from services.adapters.fhir import search
 from services.adapters.fhir.client import Credentials, FhirClient, FhirError
-from services.adapters.fhir.resources import RESOURCES, FhirResource
+from services.adapters.fhir.resources import PATIENT, RESOURCES, FhirResource
 from services.adapters.fhir.writes import RecordWriter, plain, struct
 
 # The sandbox (like most EMRs) has no batch/transaction Bundle: one request per record, several in flight.
@@ -127,8 +127,8 @@ class FhirAdapter:
             version = metadata.get("fhirVersion", "") if isinstance(metadata, dict) else ""
             if not str(version).startswith("4.0"):
                 return pb.CheckHealthResponse(healthy=False, detail="the server does not speak FHIR R4 (4.0.x)")
-            for resource in RESOURCES.values():
-                await client.send("GET", resource.type, params={"_summary": "count"})
+            # Patient only: a config may be granted only the types it syncs (no Appointment scope).
+            await client.send("GET", PATIENT.type, params={"_summary": "count"})
         except FhirError as error:
             return pb.CheckHealthResponse(healthy=False, detail=error.reason)
         except ValueError:

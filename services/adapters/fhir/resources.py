@@ -14,7 +14,7 @@ class FhirResource:
     entity_type: int
     type: str
     # Identifier system under which the hub's own id is written to the EMR; conditional creates match on it.
-    # Must equal the mapper's (services/mapping/mappers/fhir.py), which adds the identifier.
+    # Must equal the mapper's (services/mapping/mappers/fhir*.py), which adds the identifier.
     hub_system: str
 
     def hub_id(self, resource: dict[str, Any]) -> str | None:
@@ -26,4 +26,5 @@ class FhirResource:
 
 
 PATIENT = FhirResource(common_pb2.ENTITY_TYPE_PATIENT, "Patient", "urn:concord:hub:patient")
-RESOURCES = {resource.entity_type: resource for resource in (PATIENT,)}
+APPOINTMENT = FhirResource(common_pb2.ENTITY_TYPE_APPOINTMENT, "Appointment", "urn:concord:hub:appointment")
+RESOURCES = {resource.entity_type: resource for resource in (PATIENT, APPOINTMENT)}

@@ -1,20 +1,18 @@
-"""The Salesforce Health Cloud adapter: Person Accounts <-> the hub, a query page or a 200-record
-collection per API call, paced under the org's daily API allowance."""
+"""The Salesforce Health Cloud adapter: each entity type is a module (patients.py, appointments.py)
+this class dispatches to after giving the activity its session and client; a query page or a
+200-record collection per API call, paced under the org's daily API allowance."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
 import httpx
-from google.protobuf import struct_pb2
 from temporalio.exceptions import ApplicationError
 
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.common.v1 import common_pb2
 from services.adapters import AdapterContext
 from services.adapters.common import access_token
-from services.adapters.salesforce import changes, schemas
+from services.adapters.salesforce import changes
+from services.adapters.salesforce.appointments import Appointments
 from services.adapters.salesforce.client import (
     DATA_PATH,
     AllowancePolicy,
@@ -23,36 +21,8 @@ from services.adapters.salesforce.client import (
     SalesforceClient,
     SalesforceError,
 )
-from services.adapters.salesforce.collections import Collections
-
-# Entity type -> the sObject that carries it.
-RESOURCES: dict[int, schemas.SObjectResource] = {common_pb2.ENTITY_TYPE_PATIENT: schemas.PERSON_ACCOUNTS}
-
-T = TypeVar("T")
-
-
-def _struct(record: dict) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(record)
-    return message
-
-
-def _resource(entity_type: int) -> schemas.SObjectResource:
-    if entity_type not in RESOURCES:
-        raise ApplicationError("Salesforce syncs patients only", type="InvalidArgument", non_retryable=True)
-    return RESOURCES[entity_type]
-
-
-async def _vendor_call(run: Callable[[], Awaitable[T]]) -> T:
-    """A whole request Salesforce refused with a 4xx is our request's fault (a field the org lacks,
-    a permission): retrying cannot help. Its 5xx outside the retried statuses can."""
-    try:
-        return await run()
-    except SalesforceError as error:
-        detail = f"{error.code} on {', '.join(error.fields)}" if error.fields else error.code
-        if error.status >= 500:
-            raise ApplicationError(f"Salesforce failed: {detail}", type="VendorUnavailable") from None
-        raise ApplicationError(f"Salesforce refused: {detail}", type="VendorRejected", non_retryable=True) from None
+from services.adapters.salesforce.patients import Patients
+from services.adapters.salesforce.resource import Resource
 
 
 class SalesforceAdapter:
@@ -70,7 +40,10 @@ class SalesforceAdapter:
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(60.0))
         self._backoff_seconds = backoff_seconds
         self.allowances = Allowances(allowance or AllowancePolicy())
-        self._settle_seconds = settle_seconds
+        self._resources: dict[int, Resource] = {
+            common_pb2.ENTITY_TYPE_PATIENT: Patients(settle_seconds),
+            common_pb2.ENTITY_TYPE_APPOINTMENT: Appointments(settle_seconds),
+        }
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -84,27 +57,19 @@ class SalesforceAdapter:
 
         return SalesforceClient(self._http, tokens, self.allowances, backoff_seconds=self._backoff_seconds)
 
+    def _resource(self, entity_type: int) -> Resource:
+        resource = self._resources.get(entity_type)
+        if resource is None:
+            raise ApplicationError(
+                "Salesforce syncs patients and appointments only", type="InvalidArgument", non_retryable=True
+            )
+        return resource
+
     async def fetch_changes(self, request: pb.FetchChangesRequest) -> pb.FetchChangesResponse:
-        """Records in (SystemModstamp, Id) order after the cursor; see changes.py for the rule."""
-        resource = _resource(request.entity_type)
-        after = changes.parse_cursor(request.cursor)
-        limit = min(max(request.page_size or 100, 1), changes.MAX_PAGE)
-        client = self._client(request.config_id)
-        page = await _vendor_call(lambda: changes.fetch(client, resource, after, limit, self._settle_seconds))
-        return pb.FetchChangesResponse(
-            records=[_struct(r) for r in page.records],
-            next_cursor=changes.cursor_json(page.last),
-            has_more=page.has_more,
-            vendor_requests=client.requests,
-        )
+        return await self._resource(request.entity_type).fetch(self._client(request.config_id), request)
 
     async def upsert_batch(self, request: pb.UpsertBatchRequest) -> pb.UpsertBatchResponse:
-        """Upserts on the hub's id (Concord_Patient_Id__c) and updates linked records by Id, 200 a call;
-        a record Salesforce refuses fails alone, with its errorCode and field names."""
-        resource = _resource(request.entity_type)
-        client = self._client(request.config_id)
-        results = await _vendor_call(lambda: Collections(resource).upsert(client, list(request.items)))
-        return pb.UpsertBatchResponse(results=results, vendor_requests=client.requests)
+        return await self._resource(request.entity_type).upsert(self._client(request.config_id), request)
 
     async def check_health(self, request: pb.CheckHealthRequest) -> pb.CheckHealthResponse:
         client = self._client(request.config_id)

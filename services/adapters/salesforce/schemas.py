@@ -1,6 +1,6 @@
 """The sObjects the adapter syncs and the fields it reads and writes (docs/vendors/VENDOR_APIS.md §3,
 the org's describe). Each entity is one `SObjectResource`; adding an entity is adding one here and
-one entry in the adapter's table."""
+one entity module (patients.py, appointments.py) the adapter dispatches to."""
 
 from __future__ import annotations
 
@@ -43,4 +43,22 @@ PERSON_ACCOUNTS = SObjectResource(
     ),
     external_id_field="Concord_Patient_Id__c",
     where="IsPersonAccount = true",
+)
+
+# Health Cloud / Scheduler appointments; the parent is the patient's Person Account.
+SERVICE_APPOINTMENTS = SObjectResource(
+    sobject="ServiceAppointment",
+    fields=(
+        "ParentRecordId",
+        "AccountId",
+        "SchedStartTime",
+        "SchedEndTime",
+        "Status",
+        "Subject",
+        "Description",
+        "AppointmentType",
+        "Concord_Appointment_Id__c",
+        "LastModifiedDate",
+    ),
+    external_id_field="Concord_Appointment_Id__c",
 )

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from services.mapping.domain import Mapper
 from services.mapping.mappers.fhir import FhirPatientMapper
+from services.mapping.mappers.fhir_appointments import FhirAppointmentMapper
 from services.mapping.mappers.ghl import GhlPatientMapper
 from services.mapping.mappers.ghl_appointments import GhlAppointmentMapper
 from services.mapping.mappers.salesforce import SalesforcePatientMapper
+from services.mapping.mappers.salesforce_appointments import SalesforceAppointmentMapper
 from services.mapping.mappers.zenoti import ZenotiPatientMapper
 
 
@@ -16,7 +18,9 @@ def default_mappers() -> dict[tuple[str, str], Mapper]:
         GhlPatientMapper(),
         GhlAppointmentMapper(),
         FhirPatientMapper(),
+        FhirAppointmentMapper(),
         SalesforcePatientMapper(),
+        SalesforceAppointmentMapper(),
         ZenotiPatientMapper(),
     ]
     return {(m.integration_type, m.entity_type): m for m in mappers}

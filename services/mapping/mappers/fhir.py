@@ -31,18 +31,18 @@ _SERVER_META = ("versionId", "lastUpdated", "source")
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
-def _whole_numbers(value: Any) -> Any:
+def whole_numbers(value: Any) -> Any:
     """Records arrive through protobuf Structs, whose numbers are all doubles: 2.0 is FHIR's integer 2."""
     if isinstance(value, dict):
-        return {k: _whole_numbers(v) for k, v in value.items()}
+        return {k: whole_numbers(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_whole_numbers(v) for v in value]
+        return [whole_numbers(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
 
 
-def _shared(resource: dict) -> dict:
+def shared_elements(resource: dict) -> dict:
     """The resource without id, narrative, server meta and Concord's identifiers."""
     shared = {k: copy.deepcopy(v) for k, v in resource.items() if k not in ("id", "meta", "text")}
     meta = {k: copy.deepcopy(v) for k, v in (resource.get("meta") or {}).items() if k not in _SERVER_META}
@@ -78,13 +78,13 @@ class FhirPatientMapper:
             raise RecordInvalid([FieldError("resourceType", "INVALID_FHIR_RESOURCE", "resourceType must be Patient")])
         if not _ID.match(emr_id):
             raise RecordInvalid([FieldError("id", "MISSING_ID", "the Patient has no valid FHIR id")])
-        return HubResult(resource=_parsed(_shared(_whole_numbers(record)), emr_id), external_id=emr_id)
+        return HubResult(resource=_parsed(shared_elements(whole_numbers(record)), emr_id), external_id=emr_id)
 
     def to_vendor(self, resource: dict) -> dict:
         """The hub's Patient as the EMR's write body: no id (the adapter sets the EMR's on updates),
         no hub meta, and the hub's id as an identifier."""
-        patient = _parsed(_whole_numbers(resource))
-        body = _shared(patient)
+        patient = _parsed(whole_numbers(resource))
+        body = shared_elements(patient)
         hub_id = patient.get("id")
         if hub_id:
             body["identifier"] = [

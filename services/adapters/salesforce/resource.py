@@ -1,0 +1,73 @@
+"""What every Salesforce entity module (patients, appointments) shares: the resource contract the
+adapter dispatches to, and the sObject read (changes.py) and write (collections.py) paths."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+from google.protobuf import struct_pb2
+from temporalio.exceptions import ApplicationError
+
+from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
+from services.adapters.salesforce import changes
+from services.adapters.salesforce.client import SalesforceClient, SalesforceError
+from services.adapters.salesforce.collections import Collections
+from services.adapters.salesforce.schemas import SObjectResource
+
+T = TypeVar("T")
+
+
+class Resource(Protocol):
+    """One entity type at Salesforce; the adapter picks it by the request's entity_type."""
+
+    async def fetch(self, client: SalesforceClient, request: pb.FetchChangesRequest) -> pb.FetchChangesResponse: ...
+
+    async def upsert(self, client: SalesforceClient, request: pb.UpsertBatchRequest) -> pb.UpsertBatchResponse: ...
+
+
+def struct(record: dict) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(record)
+    return message
+
+
+async def vendor_call(run: Callable[[], Awaitable[T]]) -> T:
+    """A whole request Salesforce refused with a 4xx is our request's fault (a field the org lacks,
+    a permission): retrying cannot help. Its 5xx outside the retried statuses can."""
+    try:
+        return await run()
+    except SalesforceError as error:
+        detail = f"{error.code} on {', '.join(error.fields)}" if error.fields else error.code
+        if error.status >= 500:
+            raise ApplicationError(f"Salesforce failed: {detail}", type="VendorUnavailable") from None
+        raise ApplicationError(f"Salesforce refused: {detail}", type="VendorRejected", non_retryable=True) from None
+
+
+class SObjectEntity:
+    """An entity that is one sObject: (SystemModstamp, Id) pages, Collections upserts on its external id."""
+
+    def __init__(self, sobject: SObjectResource, settle_seconds: float = changes.SETTLE_SECONDS) -> None:
+        self.sobject = sobject
+        self.settle_seconds = settle_seconds
+
+    async def fetch(self, client: SalesforceClient, request: pb.FetchChangesRequest) -> pb.FetchChangesResponse:
+        """Records in (SystemModstamp, Id) order after the cursor; see changes.py for the rule."""
+        after = changes.parse_cursor(request.cursor)
+        limit = min(max(request.page_size or 100, 1), changes.MAX_PAGE)
+        page = await vendor_call(lambda: changes.fetch(client, self.sobject, after, limit, self.settle_seconds))
+        return pb.FetchChangesResponse(
+            records=[struct(r) for r in page.records],
+            next_cursor=changes.cursor_json(page.last),
+            has_more=page.has_more,
+            vendor_requests=client.requests,
+        )
+
+    async def write(self, client: SalesforceClient, items: list[pb.UpsertItem]) -> list[pb.UpsertResult]:
+        return await vendor_call(lambda: Collections(self.sobject).upsert(client, items))
+
+    async def upsert(self, client: SalesforceClient, request: pb.UpsertBatchRequest) -> pb.UpsertBatchResponse:
+        """Upserts on the hub's id and updates linked records by Id, 200 a call; a record Salesforce
+        refuses fails alone, with its errorCode and field names."""
+        results = await self.write(client, list(request.items))
+        return pb.UpsertBatchResponse(results=results, vendor_requests=client.requests)
