@@ -78,12 +78,12 @@ async def connect_ghl(http: httpx.AsyncClient, headers: dict[str, str]) -> str:
 
 
 async def run_sync(
-    http: httpx.AsyncClient, headers: dict[str, str], direction: str, vendor: str = "hl"
+    http: httpx.AsyncClient, headers: dict[str, str], direction: str, vendor: str = "hl", entity: str = "patients"
 ) -> dict[str, Any]:
     # Each sync a user starts is the root of its own trace, whatever this process traced before.
     with _tracer.start_as_current_span(f"user starts {direction} sync", context=otel_context.Context()):
         run = _check(
-            await http.post(f"/integrations/{vendor}/patients/sync", json={"direction": direction}, headers=headers),
+            await http.post(f"/integrations/{vendor}/{entity}/sync", json={"direction": direction}, headers=headers),
             202,
             "sync",
         )
@@ -157,6 +157,8 @@ class VendorsResult:
     pushed: dict[str, dict[str, Any]]
     vendor_calls: dict[str, int]
     seconds: float
+    appointments_pulled: dict[str, Any] = field(default_factory=dict)
+    appointments_pushed: dict[str, Any] = field(default_factory=dict)
 
 
 async def run_vendors_demo(stack: Stack, practice_id: str = "demo-emr-practice") -> VendorsResult:
@@ -187,7 +189,16 @@ async def run_vendors_demo(stack: Stack, practice_id: str = "demo-emr-practice")
             calls[vendor] = sum(
                 n for key, n in stats.items() if not key.split(" ", 1)[-1].startswith(("/_sandbox", "/services/oauth2"))
             )
-    return VendorsResult(pulled, pushed, calls, time.perf_counter() - began)
+        # The EMR's appointments (past visits and bookings) follow their patients to Salesforce.
+        visits = await run_sync(http, headers, "pull", vendor="fhir", entity="appointments")
+        if visits["status"] != "succeeded" or not visits["records_created"]:
+            raise DemoError(f"the EMR appointment pull ended {visits['status']}")
+        booked = {}
+        if "salesforce" in targets:
+            booked = await run_sync(http, headers, "push", vendor="salesforce", entity="appointments")
+            if booked["status"] != "succeeded" or booked["records_created"] != visits["records_created"]:
+                raise DemoError(f"the Salesforce appointment push ended {booked['status']}")
+    return VendorsResult(pulled, pushed, calls, time.perf_counter() - began, visits, booked)
 
 
 async def _find_patient_in_city(http: httpx.AsyncClient, headers: dict[str, str], city: str) -> str:
@@ -213,6 +224,12 @@ def print_vendors_summary(result: VendorsResult, console: Console) -> None:
     for vendor, run in result.pushed.items():
         table.add_row(f"pushed to {vendor} (created)", f"{run['records_succeeded']} ({run['records_created']})")
         table.add_row(f"{vendor} API calls", str(result.vendor_calls[vendor]))
+    table.add_row("appointments pulled from the FHIR EMR", str(result.appointments_pulled["records_created"]))
+    if result.appointments_pushed:
+        run = result.appointments_pushed
+        table.add_row(
+            "appointments pushed to salesforce (API calls)", f"{run['records_created']} ({run['vendor_requests']})"
+        )
     table.add_row("seconds (Zenoti paced at its 60 calls a minute)", f"{result.seconds:.1f}")
     console.print(table)
 

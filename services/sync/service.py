@@ -253,6 +253,16 @@ class SyncService:
         if connection.status != connection_pb2.CONNECTION_STATUS_CONNECTED:
             raise FailedPrecondition("the vendor is not connected", reason="NOT_CONNECTED")
         direction = direction or common_pb2.SyncDirection.Name(config.sync_direction)
+        definition = (
+            await call(
+                self._peers.registry.GetIntegrationDefinition,
+                registry_pb2.GetIntegrationDefinitionRequest(integration_type=config.integration_type),
+            )
+        ).definition
+        # How many records one push activity carries: Salesforce writes 200 in one call, Zenoti's
+        # 60 calls a minute want small batches to stay well inside an activity's time limit.
+        batch = definition.extra.fields.get("write_batch_size")
+        push_batch_size = int(batch.number_value) if batch is not None and batch.number_value >= 1 else 100
         run_id = str(uuid.uuid4())
         wf_id = workflow_id(config_id, kind.entity_type)
         row = {
@@ -286,6 +296,7 @@ class SyncService:
             entity_type=kind.entity_type,
             direction=direction,
             conflict_policy=common_pb2.ConflictPolicy.Name(config.conflict_policy),
+            push_batch_size=push_batch_size,
         )
         try:
             await self._temporal.start_workflow(

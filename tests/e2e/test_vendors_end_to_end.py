@@ -27,6 +27,10 @@ async def test_emr_patients_reach_salesforce_and_zenoti_once(stack) -> None:  # 
     assert result.pushed["salesforce"]["records_created"] == pulled
     assert result.vendor_calls["salesforce"] <= 2  # one sObject Collections call per 200 records (+ auth)
     assert result.pushed["zenoti"]["records_created"] == pulled
+    visits = result.appointments_pulled["records_created"]
+    assert visits > pulled  # past visits and bookings of those patients
+    assert result.appointments_pushed["records_created"] == visits
+    assert result.appointments_pushed["vendor_requests"] <= -(-visits // 200) + 1  # 200 a collection call
 
     token = stack.gateway.issuer.mint("demo-admin", "demo-emr-practice", "admin")
     headers = {"Authorization": f"Bearer {token}"}
