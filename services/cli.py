@@ -1,7 +1,7 @@
 """``concord``: the operator's commands, with progress bars (the POPA Health scripts' equivalents).
 
     concord sync patients --vendor salesforce [--direction push|pull|bidirectional]
-    concord sync appointments --vendor salesforce
+    concord sync appointments --vendor salesforce --direction push
     concord auth refresh --vendor salesforce
     concord status --vendor ghl
 
@@ -55,8 +55,6 @@ def _check(response: httpx.Response) -> dict[str, Any]:
 
 
 async def sync(http: httpx.AsyncClient, vendor: str, entity: str, direction: str | None) -> int:
-    if entity != "patients":
-        raise CliError(f"{entity} sync is not available yet: only patients sync today")
     body = {"direction": direction} if direction else {}
     run = _check(await http.post(f"/integrations/{vendor}/{entity}/sync", json=body))
     columns = (
