@@ -3,8 +3,11 @@ waits, and vendor messages with record values cut out."""
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -60,3 +63,54 @@ def without_values(message: str, record: dict) -> str:
     for value in sorted({v.strip() for v in _strings(record) if len(v.strip()) >= 2}, key=len, reverse=True):
         message = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "[value]", message, flags=re.IGNORECASE)
     return message
+
+
+class Pacer:
+    """A sliding-window limiter: at most ``limit`` requests in any ``interval`` seconds."""
+
+    def __init__(
+        self,
+        limit: int,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.limit = limit
+        self.interval = interval
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: collections.deque[float] = collections.deque()
+        self._lock = asyncio.Lock()
+        self.waited_seconds = 0.0
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = self._clock()
+                while self._sent and now - self._sent[0] >= self.interval:
+                    self._sent.popleft()
+                if len(self._sent) < self.limit:
+                    self._sent.append(now)
+                    return
+                wait = self.interval - (now - self._sent[0])
+                self.waited_seconds += wait
+                heartbeat()
+                await self._sleep(wait)
+
+    def follow(self, headers: Any) -> None:
+        """Adopts the limit a vendor announces in its response headers; vendors that announce one
+        override this."""
+        return None
+
+
+class Unpaced(Pacer):
+    """For benchmarks against a sandbox whose limit is off (settings.vendor_pacing = False)."""
+
+    def __init__(self) -> None:
+        super().__init__(limit=0, interval=0.0)
+
+    async def acquire(self) -> None:
+        return None
+
+    def follow(self, headers: Any) -> None:
+        return None

@@ -24,7 +24,7 @@ from libs.protos.concord.connection.v1 import connection_pb2 as cpb
 from libs.temporal import connect
 from services.adapters import AdapterContext, task_queue
 from services.adapters.ghl import GhlAdapter
-from services.adapters.ghl.client import Pacer
+from services.adapters.ghl.client import GhlPacer as Pacer
 from services.adapters.worker import build_worker
 from tests.adapters.conftest import PATIENT, AdapterHarness, GhlHarness, OpenHarness, plain, struct, write_calls
 

@@ -23,9 +23,8 @@ from urllib.parse import urlsplit
 import httpx
 from temporalio.exceptions import ApplicationError
 
-from services.adapters.common import heartbeat
+from services.adapters.common import Pacer, Unpaced, heartbeat
 from services.adapters.declarative.definition import Declarative, get_path
-from services.adapters.ghl.client import Pacer, Unpaced
 
 RETRYABLE_STATUSES = {500, 502, 503, 504}
 # A Retry-After longer than this is waited out by Temporal's retry, not inside the activity.

@@ -8,15 +8,13 @@ and the window follows the X-RateLimit-* headers GHL sends back.
 from __future__ import annotations
 
 import asyncio
-import collections
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from services.adapters.common import heartbeat
+from services.adapters.common import Pacer, Unpaced, heartbeat
 
 # GHL versions each API family on its own: contacts are 2021-07-28, calendars 2021-04-15.
 CONTACTS_VERSION = "2021-07-28"
@@ -57,37 +55,8 @@ class Credentials:
 TokenSource = Callable[[bool], Awaitable[Credentials]]
 
 
-class Pacer:
-    """A sliding-window limiter: at most ``limit`` requests in any ``interval`` seconds."""
-
-    def __init__(
-        self,
-        limit: int,
-        interval: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.limit = limit
-        self.interval = interval
-        self._clock = clock
-        self._sleep = sleep
-        self._sent: collections.deque[float] = collections.deque()
-        self._lock = asyncio.Lock()
-        self.waited_seconds = 0.0
-
-    async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = self._clock()
-                while self._sent and now - self._sent[0] >= self.interval:
-                    self._sent.popleft()
-                if len(self._sent) < self.limit:
-                    self._sent.append(now)
-                    return
-                wait = self.interval - (now - self._sent[0])
-                self.waited_seconds += wait
-                heartbeat()
-                await self._sleep(wait)
+class GhlPacer(Pacer):
+    """The shared window, following GHL's X-RateLimit-* headers."""
 
     def follow(self, headers: httpx.Headers) -> None:
         """Adopts the vendor's advertised window (less a safety margin) when it sends one."""
@@ -98,19 +67,6 @@ class Pacer:
             return
         self.limit = max(1, limit - max(1, limit // 20))
         self.interval = interval
-
-
-class Unpaced(Pacer):
-    """For benchmarks against a sandbox whose limit is off (settings.vendor_pacing = False)."""
-
-    def __init__(self) -> None:
-        super().__init__(limit=0, interval=0.0)
-
-    async def acquire(self) -> None:
-        return None
-
-    def follow(self, headers: httpx.Headers) -> None:
-        return None
 
 
 class Pacers:
@@ -126,7 +82,7 @@ class Pacers:
         if not self._enabled:
             return _UNPACED
         if location_id not in self._pacers:
-            self._pacers[location_id] = Pacer(self._limit, self._interval)
+            self._pacers[location_id] = GhlPacer(self._limit, self._interval)
         return self._pacers[location_id]
 
 
