@@ -8,7 +8,7 @@ import collections
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from google.protobuf import struct_pb2
 from temporalio import activity
@@ -17,6 +17,8 @@ from temporalio.exceptions import ApplicationError
 from libs.errors import ConcordError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from libs.grpc_client import call
 from libs.protos.concord.connection.v1 import connection_pb2, connection_pb2_grpc
+
+C = TypeVar("C")
 
 
 async def access_token(
@@ -114,3 +116,25 @@ class Unpaced(Pacer):
 
     def follow(self, headers: Any) -> None:
         return None
+
+
+class SharedToken(Generic[C]):
+    """One activity's credentials: fetched once, and after a vendor 401 refreshed once for all
+    the requests that met it with the same token."""
+
+    def __init__(self, tokens: Callable[[bool], Awaitable[C]]) -> None:
+        self._tokens = tokens
+        self._creds: C | None = None
+        self._lock = asyncio.Lock()
+
+    async def current(self) -> C:
+        async with self._lock:
+            if self._creds is None:
+                self._creds = await self._tokens(False)
+            return self._creds
+
+    async def refreshed(self, rejected: C) -> C:
+        async with self._lock:
+            if self._creds is rejected:
+                self._creds = await self._tokens(True)
+            return self._creds

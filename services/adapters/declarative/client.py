@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 from temporalio.exceptions import ApplicationError
 
-from services.adapters.common import Pacer, Unpaced, heartbeat
+from services.adapters.common import Pacer, SharedToken, Unpaced, heartbeat
 from services.adapters.declarative.definition import Declarative, get_path
 
 RETRYABLE_STATUSES = {500, 502, 503, 504}
@@ -92,26 +92,18 @@ class DeclarativeClient:
     ) -> None:
         self.definition = definition
         self._http = http
-        self._tokens = tokens
+        self._token = SharedToken(tokens)
         self._pacer = pacer
         self._max_retries = max_retries
         self._backoff_seconds = backoff_seconds
-        self._creds: Credentials | None = None
-        self._token_lock = asyncio.Lock()
         self.requests = 0
 
     async def credentials(self) -> Credentials:
-        async with self._token_lock:
-            if self._creds is None:
-                self._creds = await self._tokens(False)
-            return self._creds
+        return await self._token.current()
 
     async def _refreshed(self, rejected: Credentials) -> Credentials:
-        # Concurrent requests that met a 401 with the same credentials share one forced refresh.
-        async with self._token_lock:
-            if self._creds is rejected:
-                self._creds = await self._tokens(True)
-            return self._creds
+        # Concurrent requests that met a 401 with the same token share one forced refresh.
+        return await self._token.refreshed(rejected)
 
     def base_url(self, creds: Credentials) -> str:
         return (creds.base_url or self.definition.api_base_url).rstrip("/")

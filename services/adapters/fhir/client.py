@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from services.adapters.common import heartbeat
+from services.adapters.common import SharedToken, heartbeat
 
 FHIR_JSON = "application/fhir+json"
 RETRYABLE_STATUSES = {500, 502, 503, 504}
@@ -50,27 +50,19 @@ class FhirClient:
         self, http: httpx.AsyncClient, tokens: TokenSource, max_retries: int = 8, backoff_seconds: float = 0.5
     ) -> None:
         self._http = http
-        self._tokens = tokens
+        self._token = SharedToken(tokens)
         self._max_retries = max_retries
         self._backoff_seconds = backoff_seconds
-        self._creds: Credentials | None = None
-        self._token_lock = asyncio.Lock()
         # After a 429 every request of this client waits until then, not only the one refused.
         self._resume_at = 0.0
         self.requests = 0
 
     async def credentials(self) -> Credentials:
-        async with self._token_lock:
-            if self._creds is None:
-                self._creds = await self._tokens(False)
-            return self._creds
+        return await self._token.current()
 
     async def _refreshed(self, rejected: Credentials) -> Credentials:
         # Concurrent requests that met a 401 with the same token share one forced refresh.
-        async with self._token_lock:
-            if self._creds is rejected:
-                self._creds = await self._tokens(True)
-            return self._creds
+        return await self._token.refreshed(rejected)
 
     async def send(
         self,

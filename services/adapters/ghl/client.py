@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from services.adapters.common import Pacer, Unpaced, heartbeat
+from services.adapters.common import Pacer, SharedToken, Unpaced, heartbeat
 
 # GHL versions each API family on its own: contacts are 2021-07-28, calendars 2021-04-15.
 CONTACTS_VERSION = "2021-07-28"
@@ -101,26 +101,18 @@ class GhlClient:
         backoff_seconds: float = 0.5,
     ) -> None:
         self._http = http
-        self._tokens = tokens
+        self._token = SharedToken(tokens)
         self._pacers = pacers
         self._max_retries = max_retries
         self._backoff_seconds = backoff_seconds
-        self._creds: Credentials | None = None
-        self._token_lock = asyncio.Lock()
         self.requests = 0
 
     async def credentials(self) -> Credentials:
-        async with self._token_lock:
-            if self._creds is None:
-                self._creds = await self._tokens(False)
-            return self._creds
+        return await self._token.current()
 
     async def _refreshed(self, rejected: Credentials) -> Credentials:
         # Concurrent requests that met a 401 with the same token share one forced refresh.
-        async with self._token_lock:
-            if self._creds is rejected:
-                self._creds = await self._tokens(True)
-            return self._creds
+        return await self._token.refreshed(rejected)
 
     async def request(
         self,

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from temporalio.exceptions import ApplicationError
 
-from services.adapters.common import heartbeat
+from services.adapters.common import SharedToken, heartbeat
 
 API_VERSION = "60.0"
 DATA_PATH = f"/services/data/v{API_VERSION}"
@@ -187,26 +187,18 @@ class SalesforceClient:
         backoff_seconds: float = 0.5,
     ) -> None:
         self._http = http
-        self._tokens = tokens
+        self._token = SharedToken(tokens)
         self._allowances = allowances
         self._max_retries = max_retries
         self._backoff_seconds = backoff_seconds
-        self._creds: Credentials | None = None
-        self._token_lock = asyncio.Lock()
         self.requests = 0
 
     async def credentials(self) -> Credentials:
-        async with self._token_lock:
-            if self._creds is None:
-                self._creds = await self._tokens(False)
-            return self._creds
+        return await self._token.current()
 
     async def _refreshed(self, rejected: Credentials) -> Credentials:
-        # Concurrent requests that met INVALID_SESSION_ID with the same session share one refresh.
-        async with self._token_lock:
-            if self._creds is rejected:
-                self._creds = await self._tokens(True)
-            return self._creds
+        # Concurrent requests that met a 401 with the same token share one forced refresh.
+        return await self._token.refreshed(rejected)
 
     async def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None) -> httpx.Response:
         """Sends one request (a path under the instance URL), retrying what is safe to retry.

@@ -7,19 +7,18 @@ adding a module and one entry in ``resources``.
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format
 from temporalio.exceptions import ApplicationError
 
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.common.v1 import common_pb2
 from services.adapters import AdapterContext
-from services.adapters.common import access_token
+from services.adapters.common import access_token, struct, without_values
 from services.adapters.zenoti import schemas
 from services.adapters.zenoti.client import Credentials, Pacers, ZenotiClient, ZenotiError
 from services.adapters.zenoti.guests import Guests
@@ -43,30 +42,6 @@ class Resource(Protocol):
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _struct(record: dict) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(record)
-    return message
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
-def _without_values(message: str, record: dict) -> str:
-    """Zenoti's messages name fields ("Invalid email."); should one quote a value, it is cut out (PHI)."""
-    for value in sorted({v.strip() for v in _strings(record) if len(v.strip()) >= 2}, key=len, reverse=True):
-        message = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "[value]", message, flags=re.IGNORECASE)
-    return message
 
 
 class ZenotiAdapter:
@@ -115,7 +90,7 @@ class ZenotiAdapter:
         creds = await client.credentials()
         step = await resource.fetch(client, creds.center_id, cursor, request.page_size or 100, self._clock())
         return pb.FetchChangesResponse(
-            records=[_struct(r) for r in step.records],
+            records=[struct(r) for r in step.records],
             next_cursor=step.cursor.encode(),
             has_more=step.has_more,
             vendor_requests=client.requests,
@@ -141,10 +116,10 @@ class ZenotiAdapter:
                         ref=item.ref,
                         success=False,
                         error_reason=error.reason,
-                        error_message=_without_values(error.message, record),
+                        error_message=without_values(error.message, record),
                     )
             return pb.UpsertResult(
-                ref=item.ref, external_id=guest["id"], success=True, created=created, record=_struct(guest)
+                ref=item.ref, external_id=guest["id"], success=True, created=created, record=struct(guest)
             )
 
         try:

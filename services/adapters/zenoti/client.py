@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from services.adapters.common import heartbeat
+from services.adapters.common import SharedToken, heartbeat
 
 RETRYABLE_STATUSES = {500, 502, 503, 504}
 DEFAULT_LIMIT, DEFAULT_WINDOW = 60, 60.0
@@ -186,26 +186,18 @@ class ZenotiClient:
         backoff_seconds: float = 0.5,
     ) -> None:
         self._http = http
-        self._tokens = tokens
+        self._token = SharedToken(tokens)
         self._pacers = pacers
         self._max_retries = max_retries
         self._backoff_seconds = backoff_seconds
-        self._creds: Credentials | None = None
-        self._token_lock = asyncio.Lock()
         self.requests = 0
 
     async def credentials(self) -> Credentials:
-        async with self._token_lock:
-            if self._creds is None:
-                self._creds = await self._tokens(False)
-            return self._creds
+        return await self._token.current()
 
     async def _refreshed(self, rejected: Credentials) -> Credentials:
-        # Concurrent requests that met a 401 with the same key share one forced GetAccessToken.
-        async with self._token_lock:
-            if self._creds is rejected:
-                self._creds = await self._tokens(True)
-            return self._creds
+        # Concurrent requests that met a 401 with the same token share one forced refresh.
+        return await self._token.refreshed(rejected)
 
     async def request(self, method: str, path: str, *, params: dict | None = None, json: Any = None) -> Any:
         creds = await self.credentials()
