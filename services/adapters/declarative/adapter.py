@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format
 from temporalio.exceptions import ApplicationError
 
 from libs.errors import ConcordError, InvalidArgument, NotFound
@@ -23,17 +23,11 @@ from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.registry.v1 import registry_pb2_grpc
 from services.adapters import AdapterContext
-from services.adapters.common import access_token, without_values
+from services.adapters.common import access_token, struct, without_values
 from services.adapters.declarative.catalog import DefinitionCatalog
 from services.adapters.declarative.client import Credentials, DeclarativeClient, Pacers, VendorError
 from services.adapters.declarative.definition import Declarative, Resource, get_path
 from services.adapters.declarative.pagination import PullCursor, malformed, read_page
-
-
-def _struct(record: dict) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(record)
-    return message
 
 
 def _json_values(value: Any) -> Any:
@@ -110,7 +104,7 @@ class RestResource:
             external_id=str(stored[self.resource.id_field]),
             success=True,
             created=created,
-            record=_struct(stored),
+            record=struct(stored),
         )
 
     async def _stored(self, result: str, response: httpx.Response, record_id: str, sent: dict) -> dict:
@@ -204,7 +198,7 @@ class DeclarativeAdapter:
             # A refused read is our request's fault (bad parameter, gone endpoint): a retry repeats it.
             raise ApplicationError(error.reason, type="VendorRejected", non_retryable=True) from None
         return pb.FetchChangesResponse(
-            records=[_struct(r) for r in records],
+            records=[struct(r) for r in records],
             next_cursor=after.dump(),
             has_more=more,
             vendor_requests=resource.client.requests,

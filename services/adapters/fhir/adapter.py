@@ -12,11 +12,11 @@ from temporalio.exceptions import ApplicationError
 
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from services.adapters import AdapterContext
-from services.adapters.common import access_token
+from services.adapters.common import access_token, struct
 from services.adapters.fhir import search
 from services.adapters.fhir.client import Credentials, FhirClient, FhirError
 from services.adapters.fhir.resources import PATIENT, RESOURCES, FhirResource
-from services.adapters.fhir.writes import RecordWriter, plain, struct
+from services.adapters.fhir.writes import RecordWriter, plain
 
 # The sandbox (like most EMRs) has no batch/transaction Bundle: one request per record, several in flight.
 WRITE_CONCURRENCY = 8

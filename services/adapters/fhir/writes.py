@@ -13,14 +13,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from google.protobuf import struct_pb2
 
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
+from services.adapters.common import struct, without_values
 from services.adapters.fhir.client import FhirClient, outcome_text, reason_for
 from services.adapters.fhir.resources import FhirResource
 from services.adapters.fhir.search import ID
@@ -76,31 +75,6 @@ def _version(response: httpx.Response, resource: dict) -> str | None:
 
 # Element names and codes of the structure, not the patient's data: kept so messages stay readable.
 _STRUCTURAL = frozenset({"resourceType", "system", "use", "url"})
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if key not in _STRUCTURAL:
-                yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
-def without_values(message: str, record: dict) -> str:
-    """Servers' diagnostics may quote what was sent (HAPI does): every value of the record is cut out (PHI)."""
-    for value in sorted({v.strip() for v in _strings(record) if len(v.strip()) >= 2}, key=len, reverse=True):
-        message = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "[value]", message, flags=re.IGNORECASE)
-    return message
-
-
-def struct(record: dict) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(record)
-    return message
 
 
 class RecordWriter:

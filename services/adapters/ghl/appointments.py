@@ -16,11 +16,12 @@ from google.protobuf import json_format
 from temporalio.exceptions import ApplicationError
 
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
+from services.adapters.common import struct
 from services.adapters.ghl import schemas
 from services.adapters.ghl.calendars import CalendarDirectory, Unresolved
 from services.adapters.ghl.client import CALENDARS_VERSION, GhlClient, GhlError, WriteOutcomeUnknown
 from services.adapters.ghl.event_cursor import EventCursor, Pass
-from services.adapters.ghl.resource import malformed, refused, struct, write_all
+from services.adapters.ghl.resource import malformed, refused, write_all
 
 MAX_PAGE = 500
 # Event lists one fetch may make before it returns (has_more): activities stay short.

@@ -9,9 +9,10 @@ from typing import Any
 from google.protobuf import json_format
 
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
+from services.adapters.common import struct
 from services.adapters.ghl import schemas
 from services.adapters.ghl.client import GhlClient, GhlError
-from services.adapters.ghl.resource import bad_cursor, malformed, refused, struct, write_all
+from services.adapters.ghl.resource import bad_cursor, malformed, refused, write_all
 
 MAX_PAGE = 500
 

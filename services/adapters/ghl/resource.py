@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
-from google.protobuf import struct_pb2
 from temporalio.exceptions import ApplicationError
 
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
@@ -25,12 +24,6 @@ class Resource(Protocol):
     async def fetch(self, client: GhlClient, request: pb.FetchChangesRequest) -> pb.FetchChangesResponse: ...
 
     async def upsert(self, client: GhlClient, request: pb.UpsertBatchRequest) -> pb.UpsertBatchResponse: ...
-
-
-def struct(record: dict) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(record)
-    return message
 
 
 def malformed(what: str) -> ApplicationError:

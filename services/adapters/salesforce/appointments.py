@@ -12,9 +12,10 @@ from __future__ import annotations
 from google.protobuf import json_format
 
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
+from services.adapters.common import struct
 from services.adapters.salesforce import changes, schemas
 from services.adapters.salesforce.client import SalesforceClient
-from services.adapters.salesforce.resource import SObjectEntity, struct
+from services.adapters.salesforce.resource import SObjectEntity
 
 PARENT = "ParentRecordId"
 _READ_ONLY_ON_UPDATE = "INVALID_FIELD_FOR_INSERT_UPDATE"

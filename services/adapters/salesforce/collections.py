@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format
 from temporalio.exceptions import ApplicationError
 
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
+from services.adapters.common import struct
 from services.adapters.salesforce.client import DATA_PATH, SalesforceClient, SalesforceError, error_code, json_body
 from services.adapters.salesforce.schemas import SObjectResource
 
@@ -33,12 +34,6 @@ class Write:
     @property
     def linked(self) -> bool:
         return bool(self.item.external_id)
-
-
-def _struct(record: dict) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(record)
-    return message
 
 
 def _failure(ref: str, reason: str, message: str) -> pb.UpsertResult:
@@ -75,7 +70,7 @@ def _outcome(write: Write, result: Any, created_flag: bool) -> pb.UpsertResult:
         external_id=record_id,
         success=True,
         created=created_flag and result.get("created") is True,
-        record=_struct(record),
+        record=struct(record),
     )
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
-from google.protobuf import struct_pb2
 from temporalio.exceptions import ApplicationError
 
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
+from services.adapters.common import struct
 from services.adapters.salesforce import changes
 from services.adapters.salesforce.client import SalesforceClient, SalesforceError
 from services.adapters.salesforce.collections import Collections
@@ -24,12 +24,6 @@ class Resource(Protocol):
     async def fetch(self, client: SalesforceClient, request: pb.FetchChangesRequest) -> pb.FetchChangesResponse: ...
 
     async def upsert(self, client: SalesforceClient, request: pb.UpsertBatchRequest) -> pb.UpsertBatchResponse: ...
-
-
-def struct(record: dict) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(record)
-    return message
 
 
 async def vendor_call(run: Callable[[], Awaitable[T]]) -> T:
