@@ -4,41 +4,39 @@ lives in a service behind it."""
 from __future__ import annotations
 
 import json
-import re
-import uuid
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, Body, FastAPI, Header, Query, Request, Response
 from google.protobuf import field_mask_pb2
 from joserfc.jwk import KeySet
 from pydantic import BaseModel, Field
 
 from libs.errors import InvalidArgument, NotFound
 from libs.grpc_client import call
-from libs.identity import Caller, set_caller
-from libs.protos.concord.audit.v1 import audit_pb2, audit_pb2_grpc
+from libs.identity import Caller
+from libs.protos.concord.audit.v1 import audit_pb2
 from libs.protos.concord.common.v1 import common_pb2
-from libs.protos.concord.connection.v1 import connection_pb2, connection_pb2_grpc
-from libs.protos.concord.registry.v1 import registry_pb2, registry_pb2_grpc
-from libs.protos.concord.sync.v1 import sync_pb2, sync_pb2_grpc
+from libs.protos.concord.connection.v1 import connection_pb2
+from libs.protos.concord.registry.v1 import registry_pb2
+from libs.protos.concord.sync.v1 import sync_pb2
 from libs.settings import Settings
 from services.gateway import problems
-from services.gateway.auth import TokenVerifier, caller_from_claims, require
+from services.gateway.auth import TokenVerifier, require
+from services.gateway.deps import (
+    ENUM_PREFIX,
+    Backends,
+    CallerDep,
+    authenticate,
+    enum_in,
+    enum_out,
+    resolve_vendor,
+    run_json,
+)
+from services.gateway.deps import config_for as _config_for
+from services.gateway.deps import find_config as _find_config
 
-# The seed's URLs say "hl" for GoHighLevel; the registry calls it "ghl". Every other integration
-# type in the registry is its own slug.
-VENDOR_ALIASES = {"hl": "ghl"}
-SLUG = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
-
-
-@dataclass
-class Backends:
-    registry: registry_pb2_grpc.RegistryServiceStub
-    connection: connection_pb2_grpc.ConnectionServiceStub
-    sync: sync_pb2_grpc.SyncServiceStub
-    audit: audit_pb2_grpc.AuditServiceStub
-
+# Areas of the API that live in modules of their own; each is an APIRouter built on deps.
+ROUTERS: list[APIRouter] = []
 
 class PracticeIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
@@ -71,60 +69,6 @@ class SyncSettingsIn(BaseModel):
     active: bool | None = None
 
 
-ENUM_PREFIX = {
-    "sync_direction": ("SYNC_DIRECTION_", common_pb2.SyncDirection),
-    "sync_frequency": ("SYNC_FREQUENCY_", common_pb2.SyncFrequency),
-    "conflict_policy": ("CONFLICT_POLICY_", common_pb2.ConflictPolicy),
-}
-
-
-def _enum(kind: str, value: str) -> int:
-    prefix, enum = ENUM_PREFIX[kind]
-    return enum.Value(prefix + value.upper())
-
-
-def _enum_out(kind: str, value: int) -> str:
-    prefix, enum = ENUM_PREFIX[kind]
-    return enum.Name(value).removeprefix(prefix).lower()
-
-
-def _run_json(run: sync_pb2.SyncRun) -> dict[str, Any]:
-    return {
-        "run_id": run.run_id,
-        "config_id": run.config_id,
-        "integration_type": run.integration_type,
-        "direction": _enum_out("sync_direction", run.direction),
-        "status": sync_pb2.SyncRunStatus.Name(run.status).removeprefix("SYNC_RUN_STATUS_").lower(),
-        "records_processed": run.records_processed,
-        "records_succeeded": run.records_succeeded,
-        "records_failed": run.records_failed,
-        "records_created": run.records_created,
-        "records_updated": run.records_updated,
-        "vendor_requests": run.vendor_requests,
-        "errors": [{"record": e.record_ref, "field": e.field, "reason": e.reason} for e in run.errors],
-        "error_message": run.error_message,
-        "trace_id": run.trace_id,
-        "started_at": run.start_time.ToJsonString() if run.HasField("start_time") else None,
-        "completed_at": run.end_time.ToJsonString() if run.HasField("end_time") else None,
-    }
-
-
-async def authenticate(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
-    """Verifies the bearer JWT and binds the caller for every gRPC call this request makes."""
-    claims = request.app.state.verifier.verify(authorization)
-    caller = caller_from_claims(
-        claims,
-        request.client.host if request.client else "",
-        request.headers.get("user-agent", ""),
-        request.headers.get("x-request-id") or uuid.uuid4().hex,
-    )
-    set_caller(caller)
-    return caller
-
-
-CallerDep = Annotated[Caller, Depends(authenticate)]
-
-
 def _patient_json(patient: sync_pb2.Patient) -> dict[str, Any]:
     return json.loads(patient.resource_json)
 
@@ -136,6 +80,8 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
         description="Keeps a practice's patients in agreement with its vendors, under HIPAA.",
     )
     app.state.verifier = TokenVerifier(keys, settings.jwt_issuer, settings.jwt_audience)
+    app.state.backends = backends
+    app.state.settings = settings
 
     def token_first(request: Request) -> None:
         route = request.scope.get("route")
@@ -145,38 +91,13 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
     problems.install(app, authenticate_first=token_first)
 
     async def vendor(slug: str) -> str:
-        integration_type = VENDOR_ALIASES.get(slug, slug)
-        if not SLUG.match(integration_type):
-            raise NotFound("unknown integration", reason="UNKNOWN_INTEGRATION")
-        try:
-            await call(
-                backends.registry.GetIntegrationDefinition,
-                registry_pb2.GetIntegrationDefinitionRequest(integration_type=integration_type),
-            )
-        except NotFound:
-            raise NotFound("unknown integration", reason="UNKNOWN_INTEGRATION") from None
-        return integration_type
+        return await resolve_vendor(backends, slug)
 
     async def config_for(caller: Caller, integration_type: str) -> registry_pb2.IntegrationConfig:
-        """The practice's config for the vendor, made (active, defaults) on first connection."""
-        try:
-            return await find_config(caller, integration_type)
-        except NotFound:
-            request = registry_pb2.CreateIntegrationConfigRequest(
-                config=registry_pb2.IntegrationConfig(
-                    practice_id=caller.practice_id, integration_type=integration_type, active=True
-                )
-            )
-            return (await call(backends.registry.CreateIntegrationConfig, request)).config
+        return await _config_for(backends, caller, integration_type)
 
     async def find_config(caller: Caller, integration_type: str) -> registry_pb2.IntegrationConfig:
-        response = await call(
-            backends.registry.FindIntegrationConfig,
-            registry_pb2.FindIntegrationConfigRequest(
-                practice_id=caller.practice_id, integration_type=integration_type
-            ),
-        )
-        return response.config
+        return await _find_config(backends, caller, integration_type)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -267,9 +188,9 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
             "access_token_expires_at": connection.access_token_expire_time.ToJsonString()
             if connection.HasField("access_token_expire_time")
             else None,
-            "sync_direction": _enum_out("sync_direction", config.sync_direction),
-            "sync_frequency": _enum_out("sync_frequency", config.sync_frequency),
-            "conflict_policy": _enum_out("conflict_policy", config.conflict_policy),
+            "sync_direction": enum_out("sync_direction", config.sync_direction),
+            "sync_frequency": enum_out("sync_frequency", config.sync_frequency),
+            "conflict_policy": enum_out("conflict_policy", config.conflict_policy),
         }
 
     @app.post("/integrations/{slug}/refresh", summary="Refresh the vendor access token now")
@@ -298,14 +219,14 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
     async def start_run(slug: str, caller: Caller, body: SyncRequest | None, entity_type: int) -> dict[str, Any]:
         require(caller, "sync.start")
         config = await find_config(caller, await vendor(slug))
-        direction = _enum("sync_direction", body.direction) if body and body.direction else 0
+        direction = enum_in("sync_direction", body.direction) if body and body.direction else 0
         response = await call(
             backends.sync.StartSync,
             sync_pb2.StartSyncRequest(
                 practice_id=caller.practice_id, config_id=config.config_id, entity_type=entity_type, direction=direction
             ),
         )
-        return _run_json(response.run)
+        return run_json(response.run)
 
     @app.post("/integrations/{slug}/patients/sync", status_code=202, summary="Start a patient sync run")
     async def start_sync(slug: str, caller: CallerDep, body: SyncRequest | None = None) -> dict[str, Any]:
@@ -327,7 +248,7 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
                 practice_id=caller.practice_id, config_id=config.config_id, page_size=page_size, page_token=page_token
             ),
         )
-        return {"runs": [_run_json(r) for r in response.runs], "next_page_token": response.next_page_token}
+        return {"runs": [run_json(r) for r in response.runs], "next_page_token": response.next_page_token}
 
     @app.post("/integrations/{slug}/patients/sync-settings", summary="Change how a vendor syncs")
     async def sync_settings(slug: str, body: SyncSettingsIn, caller: CallerDep) -> dict[str, Any]:
@@ -338,7 +259,7 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
         for kind in ENUM_PREFIX:
             value = getattr(body, kind)
             if value is not None:
-                setattr(changes, kind, _enum(kind, value))
+                setattr(changes, kind, enum_in(kind, value))
                 mask.append(kind)
         if body.active is not None:
             changes.active = body.active
@@ -356,9 +277,9 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
         return {
             "config_id": updated.config_id,
             "active": updated.active,
-            "sync_direction": _enum_out("sync_direction", updated.sync_direction),
-            "sync_frequency": _enum_out("sync_frequency", updated.sync_frequency),
-            "conflict_policy": _enum_out("conflict_policy", updated.conflict_policy),
+            "sync_direction": enum_out("sync_direction", updated.sync_direction),
+            "sync_frequency": enum_out("sync_frequency", updated.sync_frequency),
+            "conflict_policy": enum_out("conflict_policy", updated.conflict_policy),
         }
 
     @app.get("/sync-runs/{run_id}", summary="One sync run; wait=true blocks until it ends")
@@ -370,7 +291,7 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
         else:
             request = sync_pb2.GetSyncRunRequest(practice_id=caller.practice_id, run_id=run_id)
             run = (await call(backends.sync.GetSyncRun, request)).run
-        return _run_json(run)
+        return run_json(run)
 
     @app.get("/audit/verify", summary="Verify the practice's audit hash chain")
     async def verify_audit(caller: CallerDep) -> dict[str, Any]:
@@ -508,4 +429,6 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
         response.headers["ETag"] = f'W/"{updated.patient.version}"'
         return _patient_json(updated.patient)
 
+    for router in ROUTERS:
+        app.include_router(router)
     return app

@@ -13,11 +13,13 @@ from libs.asgi import RunningAsgi, serve_asgi
 from libs.grpc_client import open_channel
 from libs.protos.concord.audit.v1 import audit_pb2_grpc
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
+from libs.protos.concord.mapping.v1 import mapping_pb2_grpc
 from libs.protos.concord.registry.v1 import registry_pb2_grpc
 from libs.protos.concord.sync.v1 import sync_pb2_grpc
 from libs.settings import Settings
-from services.gateway.app import Backends, create_app
+from services.gateway.app import create_app
 from services.gateway.auth import DevIssuer
+from services.gateway.deps import Backends
 
 NAME = "gateway"
 
@@ -62,12 +64,13 @@ class RunningGateway:
 
 async def start(settings: Settings, port: int | None = None) -> RunningGateway:
     issuer = DevIssuer.in_data_dir(settings)
-    channels = [open_channel(settings.service_address(name)) for name in ("registry", "connection", "sync", "audit")]
+    channels = [open_channel(settings.service_address(name)) for name in ("registry", "connection", "sync", "audit", "mapping")]
     backends = Backends(
         registry=registry_pb2_grpc.RegistryServiceStub(channels[0]),
         connection=connection_pb2_grpc.ConnectionServiceStub(channels[1]),
         sync=sync_pb2_grpc.SyncServiceStub(channels[2]),
         audit=audit_pb2_grpc.AuditServiceStub(channels[3]),
+        mapping=mapping_pb2_grpc.MappingServiceStub(channels[4]),
     )
     app = create_app(settings, backends, KeySet([issuer.key]))
     FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
