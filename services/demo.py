@@ -26,6 +26,7 @@ from rich.table import Table
 
 from libs.settings import get_settings
 from libs.telemetry import setup_telemetry
+from services.dev_vendors import zapier_app
 from services.supervisor import Stack, start_stack
 
 SYNTHEA_DIR = Path(__file__).resolve().parent.parent / "data" / "fhir" / "synthea"
@@ -201,6 +202,115 @@ async def run_vendors_demo(stack: Stack, practice_id: str = "demo-emr-practice")
     return VendorsResult(pulled, pushed, calls, time.perf_counter() - began, visits, booked)
 
 
+@dataclass
+class ZapierResult:
+    zaps: dict[str, int]
+    actions: dict[str, int]
+    pushed: dict[str, Any]
+    deliveries: int
+    delivered_records: int
+    unsubscribed: bool
+    seconds: float
+
+
+async def run_zapier_demo(stack: Stack, practice_id: str = "demo-zapier-practice", seeded: int = 10) -> ZapierResult:
+    """Zapier, the practice's everything-else: Concord issues Zapier an API key; Zaps subscribe
+    REST hooks; Zapier actions create patients and book an appointment in the hub; the hub's own
+    patients reach the patient.created Zap (signed, in batches); a Zap turned off unsubscribes."""
+    began = time.perf_counter()
+    zapier = stack.sandboxes["zapier"].url
+    token = stack.gateway.issuer.mint("demo-admin", practice_id, "admin")  # type: ignore[union-attr]
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=600) as http:
+        _check(await http.post("/practice", json={"name": "Demo Wellness Clinic"}, headers=headers), 201, "practice")
+        key = _check(await http.post("/integrations/zapier/keys", json={"label": "demo"}, headers=headers), 201, "key")
+        app_id = f"concord-{practice_id}"
+        _check(
+            await http.post(f"{zapier}/_sandbox/apps", json=zapier_app(app_id, stack.gateway_url, key["api_key"])),
+            201,
+            "zapier app",
+        )
+        _check(await http.post(f"{zapier}/_sandbox/apps/{app_id}/connect", json={}), 200, "zapier connect")
+        zaps = {}
+        for trigger in ("patient_created", "appointment_booked"):
+            zap = _check(
+                await http.post(f"{zapier}/_sandbox/zaps", json={"app_id": app_id, "trigger": trigger}), 201, "zap"
+            )
+            if zap["state"] != "on":
+                raise DemoError(f"the {trigger} Zap did not turn on: {zap.get('error')}")
+            zaps[trigger] = zap["id"]
+        # Zapier actions: patients from another app, then one booking for the first of them.
+        seed = _check(
+            await http.post(
+                f"{zapier}/_sandbox/seed",
+                json={"zap_id": zaps["patient_created"], "action": "create_or_update_patient", "count": seeded},
+            ),
+            201,
+            "zapier actions",
+        )
+        if seed["succeeded"] != seeded:
+            raise DemoError(f"{seeded - seed['succeeded']} Zapier patient actions failed")
+        first = synthetic_patients_bundle(1)["entry"][0]["resource"]
+        booking = {
+            "external_id": "zap-booking-1",
+            "patient_external_id": first["id"],
+            "start": "2027-01-11T15:00:00Z",
+            "end": "2027-01-11T15:30:00Z",
+            "service_name": "Follow-up visit",
+        }
+        booked = _check(
+            await http.post(
+                f"{zapier}/_sandbox/zaps/{zaps['patient_created']}/actions/book_appointment", json=booking
+            ),
+            200,
+            "zapier booking",
+        )
+        if not booked.get("ok"):
+            raise DemoError(f"the Zapier booking failed: {booked.get('error') or booked.get('status')}")
+        # Patients the practice keeps in the hub go out to the patient.created Zap.
+        bundle = synthetic_patients_bundle(seeded + 20)
+        bundle["entry"] = bundle["entry"][seeded:]
+        imported = _check(await http.post("/patients/import", json=bundle, headers=headers), 201, "import")
+        pushed = await run_sync(http, headers, "push", vendor="zapier")
+        if pushed["status"] != "succeeded" or pushed["records_created"] != imported["count"]:
+            raise DemoError(f"the Zapier push ended {pushed['status']}: {pushed['records_created']} delivered")
+        again = await run_sync(http, headers, "push", vendor="zapier")
+        if again["records_processed"] != 0:
+            raise DemoError(f"a second push to Zapier sent {again['records_processed']} records again")
+        zap_id = zaps["patient_created"]
+        deliveries = _check(await http.get(f"{zapier}/_sandbox/zaps/{zap_id}/deliveries"), 200, "deliveries")
+        delivered = sum(len(d["body"]) if isinstance(d.get("body"), list) else 1 for d in deliveries)
+        if delivered != imported["count"]:
+            raise DemoError(f"the Zap received {delivered} patients, expected {imported['count']}")
+        _check(await http.post(f"{zapier}/_sandbox/zaps/{zap_id}/off"), 200, "zap off")
+        hooks = _check(await http.get("/zapier/hooks", headers=headers), 200, "hooks")
+        unsubscribed = all(h["event"] != "patient.created" for h in hooks["subscriptions"])
+    return ZapierResult(
+        zaps=zaps,
+        actions={"patients": seed["succeeded"], "appointments": 1},
+        pushed=pushed,
+        deliveries=len(deliveries),
+        delivered_records=delivered,
+        unsubscribed=unsubscribed,
+        seconds=time.perf_counter() - began,
+    )
+
+
+def print_zapier_summary(result: ZapierResult, console: Console) -> None:
+    table = Table(title="Zapier: REST hooks, actions and deliveries", show_header=True)
+    table.add_column("step")
+    table.add_column("result", justify="right")
+    table.add_row("Zaps turned on (REST hooks subscribed)", str(len(result.zaps)))
+    table.add_row("patients created by Zapier actions", str(result.actions["patients"]))
+    table.add_row("appointments booked by a Zapier action", str(result.actions["appointments"]))
+    table.add_row("hub patients delivered to the patient.created Zap", str(result.delivered_records))
+    table.add_row("signed catch-hook deliveries (batches)", str(result.deliveries))
+    table.add_row("Zap turned off -> unsubscribed", "yes" if result.unsubscribed else "no")
+    table.add_row("seconds", f"{result.seconds:.1f}")
+    table.add_row("push sync trace id", result.pushed["trace_id"])
+    console.print(table)
+
+
 async def _find_patient_in_city(http: httpx.AsyncClient, headers: dict[str, str], city: str) -> str:
     found, token = [], ""
     while True:
@@ -275,6 +385,9 @@ async def _main() -> int:
         with console.status("running the demo: FHIR EMR -> Salesforce and Zenoti (Zenoti is paced: about 2 minutes)"):
             vendors = await run_vendors_demo(stack)
         print_vendors_summary(vendors, console)
+        with console.status("running the demo: Zapier"):
+            zapier = await run_zapier_demo(stack)
+        print_zapier_summary(zapier, console)
     except DemoError as error:
         console.print(f"[red]demo failed:[/red] {error}")
         return 1

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from libs.asgi import RunningAsgi, serve_asgi_at
 from libs.settings import Settings
 
-PORTS = {"ghl": 8701, "zenoti": 8702, "salesforce": 8703, "fhir": 8704}
+PORTS = {"ghl": 8701, "zenoti": 8702, "salesforce": 8703, "fhir": 8704, "zapier": 8705}
 FHIR_TENANT = "default"
 FHIR_SCOPES = "system/Patient.cruds system/Appointment.cruds system/HealthcareService.rs"
 
@@ -195,4 +195,65 @@ async def start_zenoti(settings: Settings, port: int, redirect_uri: str, rate_li
     return DevVendor("zenoti", sandbox, holder["app"], creds["app_id"], "", connect)
 
 
-LAUNCHERS = {"ghl": start_ghl, "salesforce": start_salesforce, "fhir": start_fhir, "zenoti": start_zenoti}
+async def start_zapier(settings: Settings, port: int, redirect_uri: str, rate_limit: bool) -> DevVendor:
+    """Zapier plays the client: Concord issues its API key once a practice connects it, and the
+    practice's app definition (``zapier_app``) is registered with the sandbox then."""
+    from sandbox.zapier.app import create_app
+    from sandbox.zapier.settings import ZapierSandboxSettings
+
+    holder: dict[str, Any] = {}
+
+    def make(url: str) -> Any:
+        holder["app"] = create_app(ZapierSandboxSettings(base_url=url, rate_limit_enabled=rate_limit))
+        return holder["app"]
+
+    sandbox = await serve_asgi_at(make, "127.0.0.1", port)
+    return DevVendor("zapier", sandbox, holder["app"], client_id="")
+
+
+def zapier_app(app_id: str, gateway_url: str, api_key: str) -> dict[str, Any]:
+    """The sandbox's stand-in for the practice's Zapier app (index.js): Concord's REST hook
+    triggers, polling samples and actions, authenticated by the key Concord issued."""
+
+    def hook(event: str, sample: str) -> dict[str, Any]:
+        return {
+            "key": event.replace(".", "_"),
+            "subscribe": {
+                "method": "POST",
+                "path": "/zapier/hooks",
+                "body_template": {"target_url": "{{bundle.targetUrl}}", "event": event},
+            },
+            "unsubscribe": {"method": "DELETE", "path_template": "/zapier/hooks/{id}"},
+            "perform_list": {"method": "GET", "path": sample},
+        }
+
+    return {
+        "app_id": app_id,
+        "base_url": gateway_url,
+        "auth": {
+            "type": "api_key",
+            "header": "X-API-Key",
+            "key": api_key,
+            "test": {"method": "GET", "path": "/zapier/me"},
+        },
+        "triggers": [
+            hook("patient.created", "/zapier/patients"),
+            hook("patient.updated", "/zapier/patients"),
+            hook("appointment.booked", "/zapier/appointments"),
+            hook("appointment.cancelled", "/zapier/appointments"),
+            {"key": "new_or_updated_patient", "perform_list": {"method": "GET", "path": "/zapier/patients"}},
+        ],
+        "actions": [
+            {"key": "create_or_update_patient", "method": "POST", "path": "/zapier/patients"},
+            {"key": "book_appointment", "method": "POST", "path": "/zapier/appointments"},
+        ],
+    }
+
+
+LAUNCHERS = {
+    "ghl": start_ghl,
+    "salesforce": start_salesforce,
+    "fhir": start_fhir,
+    "zenoti": start_zenoti,
+    "zapier": start_zapier,
+}

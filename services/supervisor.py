@@ -27,7 +27,7 @@ from services.adapters.worker import AdapterWorker, build_worker
 from services.dev_vendors import LAUNCHERS, PORTS, DevVendor
 
 # The vendors the embedded default runs: a sandbox and an adapter worker each.
-VENDORS = ("ghl", "salesforce", "fhir", "zenoti")
+VENDORS = ("ghl", "salesforce", "fhir", "zenoti", "zapier")
 
 
 @dataclass
@@ -56,6 +56,9 @@ class Stack:
                 await self.services[name].stop()
         for sandbox in self.sandboxes.values():
             await sandbox.stop()
+        zapier = self.sandbox_apps.get("zapier")
+        if zapier is not None:
+            await zapier.state.sandbox.aclose()  # its client to Concord
         if self.temporal is not None:
             self.temporal.terminate()
             try:
@@ -180,6 +183,8 @@ async def start_stack(
             async with open_channel(settings.connection_address) as channel:
                 stub = connection_pb2_grpc.ConnectionServiceStub(channel)
                 for vendor, dev in stack.vendors.items():
+                    if not dev.client_id:
+                        continue  # Zapier calls Concord: there is no client of ours to register
                     await call(
                         stub.SetOAuthClient,
                         connection_pb2.SetOAuthClientRequest(

@@ -52,3 +52,29 @@ pending_authorizations = Table(
 )
 
 data_keys = data_keys_table(metadata, "connection")
+
+# Keys Concord issues to vendors that call its API (Zapier); SHA-256 only, the key is shown once.
+inbound_keys = Table(
+    "connection_inbound_keys",
+    metadata,
+    Column("key_id", String(36), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("config_id", String(36), nullable=False, index=True),
+    Column("practice_id", String(64), nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# REST hook subscriptions (Zapier): the target URL is a capability, so it is encrypted like a token.
+hook_subscriptions = Table(
+    "connection_hook_subscriptions",
+    metadata,
+    Column("subscription_id", String(36), primary_key=True),
+    Column("config_id", String(36), nullable=False, index=True),
+    Column("practice_id", String(64), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("encrypted_target_url", LargeBinary, nullable=False),
+    Column("encrypted_signing_secret", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -15,6 +15,7 @@ from libs.protos.concord.connection.v1 import connection_pb2, connection_pb2_grp
 from libs.service import RunningService, open_database, serve_grpc
 from libs.settings import Settings
 from services.connection import models
+from services.connection.inbound import InboundAccess
 from services.connection.oauth import VendorOAuth
 from services.connection.refresher import TokenRefresher
 from services.connection.registry_client import RegistryClient
@@ -41,10 +42,12 @@ async def start(
     db = await open_database(NAME, settings, Path(__file__).parent / "migrations")
     cipher = EnvelopeCipher(LocalKeyring.in_data_dir(settings.data_dir), db.sessions, models.data_keys)
     channel = open_channel(settings.registry_address)
+    registry = RegistryClient(channel, options.definition_cache_seconds)
+    repository = ConnectionRepository(db.sessions)
     service = ConnectionService(
-        ConnectionRepository(db.sessions),
+        repository,
         cipher,
-        RegistryClient(channel, options.definition_cache_seconds),
+        registry,
         VendorOAuth(options.vendor_timeout_seconds, vendor_transport),
         refresh_margin_seconds=settings.token_refresh_margin_seconds,
         pending_ttl_seconds=options.pending_authorization_ttl_seconds,
@@ -53,7 +56,7 @@ async def start(
     binding = ServiceBinding(
         connection_pb2.DESCRIPTOR.services_by_name["ConnectionService"].full_name,
         connection_pb2_grpc.add_ConnectionServiceServicer_to_server,
-        ConnectionServicer(service),
+        ConnectionServicer(service, InboundAccess(db.sessions, cipher, registry, repository)),
     )
     running = await serve_grpc(NAME, address, [binding], [db.engine.dispose, channel.close, refresher.stop])
     refresher.start()

@@ -6,12 +6,35 @@ from libs.proto_convert import required, timestamp
 from libs.protos.concord.connection.v1 import connection_pb2 as pb
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
 from services.connection import convert
+from services.connection.inbound import InboundAccess, InboundKey, Subscription
 from services.connection.service import ConnectionService
 
 
+def _key(key: InboundKey) -> pb.InboundKey:
+    return pb.InboundKey(
+        key_id=key.key_id,
+        config_id=key.config_id,
+        practice_id=key.practice_id,
+        label=key.label,
+        create_time=timestamp(key.created_at),
+    )
+
+
+def _subscription(subscription: Subscription) -> pb.HookSubscription:
+    return pb.HookSubscription(
+        subscription_id=subscription.subscription_id,
+        config_id=subscription.config_id,
+        event=subscription.event,
+        target_url=subscription.target_url,
+        signing_secret=subscription.signing_secret,
+        create_time=timestamp(subscription.created_at),
+    )
+
+
 class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
-    def __init__(self, service: ConnectionService) -> None:
+    def __init__(self, service: ConnectionService, inbound: InboundAccess) -> None:
         self._service = service
+        self._inbound = inbound
 
     async def SetOAuthClient(self, request: pb.SetOAuthClientRequest, context) -> pb.SetOAuthClientResponse:  # noqa: ANN001
         # The secret is optional where no flow sends one (SMART backend services); the service decides.
@@ -58,3 +81,41 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
     async def Disconnect(self, request, context) -> pb.DisconnectResponse:  # noqa: ANN001
         connection, revoked = await self._service.disconnect(required(request.config_id, "config_id"))
         return pb.DisconnectResponse(connection=convert.connection_to_proto(connection), revoked_at_vendor=revoked)
+
+    async def CreateInboundKey(self, request, context) -> pb.CreateInboundKeyResponse:  # noqa: ANN001
+        key, api_key = await self._inbound.create_key(required(request.config_id, "config_id"), request.label)
+        return pb.CreateInboundKeyResponse(key=_key(key), api_key=api_key)
+
+    async def RevokeInboundKey(self, request, context) -> pb.RevokeInboundKeyResponse:  # noqa: ANN001
+        await self._inbound.revoke_key(required(request.config_id, "config_id"), required(request.key_id, "key_id"))
+        return pb.RevokeInboundKeyResponse()
+
+    async def AuthenticateInboundKey(self, request, context) -> pb.AuthenticateInboundKeyResponse:  # noqa: ANN001
+        key = await self._inbound.authenticate(required(request.api_key, "api_key"))
+        return pb.AuthenticateInboundKeyResponse(key=_key(key))
+
+    async def CreateHookSubscription(self, request, context) -> pb.CreateHookSubscriptionResponse:  # noqa: ANN001
+        subscription = await self._inbound.subscribe(
+            required(request.config_id, "config_id"),
+            required(request.event, "event"),
+            required(request.target_url, "target_url"),
+        )
+        return pb.CreateHookSubscriptionResponse(subscription=_subscription(subscription))
+
+    async def DeleteHookSubscription(self, request, context) -> pb.DeleteHookSubscriptionResponse:  # noqa: ANN001
+        await self._inbound.unsubscribe(
+            required(request.config_id, "config_id"), required(request.subscription_id, "subscription_id")
+        )
+        return pb.DeleteHookSubscriptionResponse()
+
+    async def ListHookSubscriptions(self, request, context) -> pb.ListHookSubscriptionsResponse:  # noqa: ANN001
+        found, token = await self._inbound.subscriptions(
+            required(request.config_id, "config_id"),
+            request.event,
+            request.include_secrets,
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListHookSubscriptionsResponse(
+            subscriptions=[_subscription(s) for s in found], next_page_token=token
+        )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 HUB_WINS = "CONFLICT_POLICY_HUB_WINS"
 VENDOR_WINS = "CONFLICT_POLICY_VENDOR_WINS"
@@ -164,3 +166,28 @@ def patient_ref(patient_id: str, version: int) -> str:
 def parse_ref(ref: str) -> tuple[str, int]:
     patient_id, _, version = ref.partition("@")
     return patient_id, int(version)
+
+
+def new_run_row(run_id: str, config: Any, entity_type: str, direction: str, workflow_id: str, trace_id: str) -> dict:
+    """A run as it starts (the seed's integration_sync_logs row); ``config`` is the registry's."""
+    return {
+        "run_id": run_id,
+        "config_id": config.config_id,
+        "practice_id": config.practice_id,
+        "integration_type": config.integration_type,
+        "entity_type": entity_type,
+        "direction": direction,
+        "status": RUNNING,
+        "records_processed": 0,
+        "records_succeeded": 0,
+        "records_failed": 0,
+        "records_created": 0,
+        "records_updated": 0,
+        "vendor_requests": 0,
+        "error_details": [],
+        "error_message": "",
+        "trace_id": trace_id,
+        "workflow_id": workflow_id,
+        "started_at": datetime.now(UTC),
+        "completed_at": None,
+    }

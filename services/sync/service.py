@@ -41,6 +41,8 @@ from services.sync.repository import SyncRepository, now
 
 SYNC_USER = "system:sync"
 MAX_IMPORT = 5000
+# Records a vendor may send in one ApplyVendorRecords call.
+MAX_APPLY = 100
 
 
 @dataclass
@@ -229,11 +231,8 @@ class SyncService:
 
     # --- runs ----------------------------------------------------------------------------------
 
-    async def start_sync(self, practice_id: str, config_id: str, entity_type: str, direction: str) -> Any:
-        self._scope(practice_id)
-        if not config_id:
-            raise InvalidArgument("config_id is required", field="config_id", reason="REQUIRED_FIELD_MISSING")
-        kind = kind_of(entity_type or PATIENT)
+    async def _runnable_config(self, practice_id: str, config_id: str, kind: EntityKind) -> Any:
+        """The config, if it belongs to the practice, is active, syncs this entity and is connected."""
         config = (
             await call(
                 self._peers.registry.GetIntegrationConfig, registry_pb2.GetIntegrationConfigRequest(config_id=config_id)
@@ -252,6 +251,64 @@ class SyncService:
         ).connection
         if connection.status != connection_pb2.CONNECTION_STATUS_CONNECTED:
             raise FailedPrecondition("the vendor is not connected", reason="NOT_CONNECTED")
+        return config
+
+    async def apply_vendor_records(
+        self, practice_id: str, config_id: str, entity_type: str, records: list[dict]
+    ) -> tuple[Any, list[tuple[str, str, bool]]]:
+        """Records a vendor sent in (Zapier actions), reconciled exactly as a pull page, as one run.
+        Returns the run and, per record, (external id, hub record id or "", created)."""
+        self._scope(practice_id)
+        if not config_id:
+            raise InvalidArgument("config_id is required", field="config_id", reason="REQUIRED_FIELD_MISSING")
+        if not 1 <= len(records) <= MAX_APPLY:
+            raise InvalidArgument(f"send 1 to {MAX_APPLY} records", field="records", reason="INVALID_BATCH_SIZE")
+        kind = kind_of(entity_type or PATIENT)
+        config = await self._runnable_config(practice_id, config_id, kind)
+        run_id = str(uuid.uuid4())
+        async with self._sessions() as session, session.begin():
+            await self._repo.insert_run(
+                session,
+                domain.new_run_row(
+                    run_id, config, kind.entity_type, "SYNC_DIRECTION_PULL", f"inbound:{run_id}", current_trace_id()
+                ),
+            )
+            cursor = await self._repo.get_cursor(session, config_id, kind.entity_type)
+        page = PullPage(
+            run_id=run_id,
+            config_id=config_id,
+            practice_id=practice_id,
+            integration_type=config.integration_type,
+            conflict_policy=common_pb2.ConflictPolicy.Name(config.conflict_policy),
+            records=records,
+            # Inbound records move no cursor: the page keeps the one the config's pulls use.
+            next_cursor=cursor,
+            vendor_requests=0,
+            entity_type=kind.entity_type,
+        )
+        external_ids = [str(r.get("external_id") or "") for r in records]
+        async with self._sessions() as session:
+            before = await self._repo.links_by_external_id(session, config_id, kind.entity_type, external_ids)
+        try:
+            await self.reconcile_pull_page(page)
+        finally:
+            await self.finish_run(FinishRun(run_id))
+        async with self._sessions() as session:
+            after = await self._repo.links_by_external_id(session, config_id, kind.entity_type, external_ids)
+            run = await self._repo.get_run(session, run_id)
+        applied = [
+            (ext, after[ext].record_id if ext in after else "", ext in after and ext not in before)
+            for ext in external_ids
+        ]
+        return run, applied
+
+
+    async def start_sync(self, practice_id: str, config_id: str, entity_type: str, direction: str) -> Any:
+        self._scope(practice_id)
+        if not config_id:
+            raise InvalidArgument("config_id is required", field="config_id", reason="REQUIRED_FIELD_MISSING")
+        kind = kind_of(entity_type or PATIENT)
+        config = await self._runnable_config(practice_id, config_id, kind)
         direction = direction or common_pb2.SyncDirection.Name(config.sync_direction)
         definition = (
             await call(
@@ -265,27 +322,7 @@ class SyncService:
         push_batch_size = int(batch.number_value) if batch is not None and batch.number_value >= 1 else 100
         run_id = str(uuid.uuid4())
         wf_id = workflow_id(config_id, kind.entity_type)
-        row = {
-            "run_id": run_id,
-            "config_id": config_id,
-            "practice_id": practice_id,
-            "integration_type": config.integration_type,
-            "entity_type": kind.entity_type,
-            "direction": direction,
-            "status": domain.RUNNING,
-            "records_processed": 0,
-            "records_succeeded": 0,
-            "records_failed": 0,
-            "records_created": 0,
-            "records_updated": 0,
-            "vendor_requests": 0,
-            "error_details": [],
-            "error_message": "",
-            "trace_id": current_trace_id(),
-            "workflow_id": wf_id,
-            "started_at": now(),
-            "completed_at": None,
-        }
+        row = domain.new_run_row(run_id, config, kind.entity_type, direction, wf_id, current_trace_id())
         async with self._sessions() as session, session.begin():
             await self._repo.insert_run(session, row)
         run_input = SyncRunInput(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from google.protobuf import json_format
+
 from libs.paging import decode_token, encode_token, next_token, page_size
 from libs.proto_convert import enum_name, required
 from libs.protos.concord.common.v1 import common_pb2
@@ -104,4 +106,19 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         return pb.ListRecordsResponse(
             records=[convert.record_to_proto(resource, row) for resource, row in found],
             next_page_token=next_token([row.record_id for _, row in found], limit),
+        )
+
+    async def ApplyVendorRecords(self, request: pb.ApplyVendorRecordsRequest, context) -> pb.ApplyVendorRecordsResponse:  # noqa: ANN001
+        run, applied = await self._service.apply_vendor_records(
+            request.practice_id,
+            request.config_id,
+            enum_name(common_pb2.EntityType, request.entity_type),
+            [json_format.MessageToDict(record) for record in request.records],
+        )
+        return pb.ApplyVendorRecordsResponse(
+            run=convert.run_to_proto(run),
+            records=[
+                pb.AppliedRecord(external_id=ext, record_id=record_id, created=created)
+                for ext, record_id, created in applied
+            ],
         )

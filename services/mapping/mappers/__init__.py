@@ -10,6 +10,7 @@ from services.mapping.mappers.ghl import GhlPatientMapper
 from services.mapping.mappers.ghl_appointments import GhlAppointmentMapper
 from services.mapping.mappers.salesforce import SalesforcePatientMapper
 from services.mapping.mappers.salesforce_appointments import SalesforceAppointmentMapper
+from services.mapping.mappers.zapier import ZapierAppointmentMapper, ZapierPatientMapper
 from services.mapping.mappers.zenoti import ZenotiPatientMapper
 
 
@@ -22,5 +23,7 @@ def default_mappers() -> dict[tuple[str, str], Mapper]:
         SalesforcePatientMapper(),
         SalesforceAppointmentMapper(),
         ZenotiPatientMapper(),
+        ZapierPatientMapper(),
+        ZapierAppointmentMapper(),
     ]
     return {(m.integration_type, m.entity_type): m for m in mappers}

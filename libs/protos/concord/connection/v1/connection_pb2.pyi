@@ -198,3 +198,123 @@ class SetOAuthClientResponse(_message.Message):
     integration_type: str
     client_id: str
     def __init__(self, integration_type: _Optional[str] = ..., client_id: _Optional[str] = ...) -> None: ...
+
+class InboundKey(_message.Message):
+    __slots__ = ("key_id", "config_id", "practice_id", "label", "create_time")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    config_id: str
+    practice_id: str
+    label: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, key_id: _Optional[str] = ..., config_id: _Optional[str] = ..., practice_id: _Optional[str] = ..., label: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateInboundKeyRequest(_message.Message):
+    __slots__ = ("config_id", "label")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    label: str
+    def __init__(self, config_id: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
+
+class CreateInboundKeyResponse(_message.Message):
+    __slots__ = ("key", "api_key")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    key: InboundKey
+    api_key: str
+    def __init__(self, key: _Optional[_Union[InboundKey, _Mapping]] = ..., api_key: _Optional[str] = ...) -> None: ...
+
+class RevokeInboundKeyRequest(_message.Message):
+    __slots__ = ("config_id", "key_id")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    key_id: str
+    def __init__(self, config_id: _Optional[str] = ..., key_id: _Optional[str] = ...) -> None: ...
+
+class RevokeInboundKeyResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AuthenticateInboundKeyRequest(_message.Message):
+    __slots__ = ("api_key",)
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    api_key: str
+    def __init__(self, api_key: _Optional[str] = ...) -> None: ...
+
+class AuthenticateInboundKeyResponse(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: InboundKey
+    def __init__(self, key: _Optional[_Union[InboundKey, _Mapping]] = ...) -> None: ...
+
+class HookSubscription(_message.Message):
+    __slots__ = ("subscription_id", "config_id", "event", "target_url", "signing_secret", "create_time")
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_URL_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_SECRET_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    subscription_id: str
+    config_id: str
+    event: str
+    target_url: str
+    signing_secret: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, subscription_id: _Optional[str] = ..., config_id: _Optional[str] = ..., event: _Optional[str] = ..., target_url: _Optional[str] = ..., signing_secret: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateHookSubscriptionRequest(_message.Message):
+    __slots__ = ("config_id", "event", "target_url")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_URL_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    event: str
+    target_url: str
+    def __init__(self, config_id: _Optional[str] = ..., event: _Optional[str] = ..., target_url: _Optional[str] = ...) -> None: ...
+
+class CreateHookSubscriptionResponse(_message.Message):
+    __slots__ = ("subscription",)
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    subscription: HookSubscription
+    def __init__(self, subscription: _Optional[_Union[HookSubscription, _Mapping]] = ...) -> None: ...
+
+class DeleteHookSubscriptionRequest(_message.Message):
+    __slots__ = ("config_id", "subscription_id")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    subscription_id: str
+    def __init__(self, config_id: _Optional[str] = ..., subscription_id: _Optional[str] = ...) -> None: ...
+
+class DeleteHookSubscriptionResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListHookSubscriptionsRequest(_message.Message):
+    __slots__ = ("config_id", "event", "include_secrets", "page_size", "page_token")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_SECRETS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    event: str
+    include_secrets: bool
+    page_size: int
+    page_token: str
+    def __init__(self, config_id: _Optional[str] = ..., event: _Optional[str] = ..., include_secrets: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListHookSubscriptionsResponse(_message.Message):
+    __slots__ = ("subscriptions", "next_page_token")
+    SUBSCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    subscriptions: _containers.RepeatedCompositeFieldContainer[HookSubscription]
+    next_page_token: str
+    def __init__(self, subscriptions: _Optional[_Iterable[_Union[HookSubscription, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -70,6 +70,36 @@ class ConnectionServiceStub:
                 request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.SetOAuthClientRequest.SerializeToString,
                 response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.SetOAuthClientResponse.FromString,
                 _registered_method=True)
+        self.CreateInboundKey = channel.unary_unary(
+                '/concord.connection.v1.ConnectionService/CreateInboundKey',
+                request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.CreateInboundKeyRequest.SerializeToString,
+                response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.CreateInboundKeyResponse.FromString,
+                _registered_method=True)
+        self.RevokeInboundKey = channel.unary_unary(
+                '/concord.connection.v1.ConnectionService/RevokeInboundKey',
+                request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.RevokeInboundKeyRequest.SerializeToString,
+                response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.RevokeInboundKeyResponse.FromString,
+                _registered_method=True)
+        self.AuthenticateInboundKey = channel.unary_unary(
+                '/concord.connection.v1.ConnectionService/AuthenticateInboundKey',
+                request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.AuthenticateInboundKeyRequest.SerializeToString,
+                response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.AuthenticateInboundKeyResponse.FromString,
+                _registered_method=True)
+        self.CreateHookSubscription = channel.unary_unary(
+                '/concord.connection.v1.ConnectionService/CreateHookSubscription',
+                request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.CreateHookSubscriptionRequest.SerializeToString,
+                response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.CreateHookSubscriptionResponse.FromString,
+                _registered_method=True)
+        self.DeleteHookSubscription = channel.unary_unary(
+                '/concord.connection.v1.ConnectionService/DeleteHookSubscription',
+                request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.DeleteHookSubscriptionRequest.SerializeToString,
+                response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.DeleteHookSubscriptionResponse.FromString,
+                _registered_method=True)
+        self.ListHookSubscriptions = channel.unary_unary(
+                '/concord.connection.v1.ConnectionService/ListHookSubscriptions',
+                request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.ListHookSubscriptionsRequest.SerializeToString,
+                response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.ListHookSubscriptionsResponse.FromString,
+                _registered_method=True)
 
 
 class ConnectionServiceServicer:
@@ -124,6 +154,47 @@ class ConnectionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateInboundKey(self, request, context):
+        """Inbound credentials: keys Concord issues to a vendor that calls Concord's API (Zapier).
+        The key is returned once, at creation; only its hash is kept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeInboundKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AuthenticateInboundKey(self, request, context):
+        """Which config a presented key belongs to; UNAUTHENTICATED INVALID_API_KEY when none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateHookSubscription(self, request, context):
+        """REST hook subscriptions a vendor registers with Concord (Zapier). Target URLs are
+        capabilities: stored encrypted, returned only to adapters (include_secrets).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteHookSubscription(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHookSubscriptions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConnectionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -161,6 +232,36 @@ def add_ConnectionServiceServicer_to_server(servicer, server):
                     servicer.SetOAuthClient,
                     request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.SetOAuthClientRequest.FromString,
                     response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.SetOAuthClientResponse.SerializeToString,
+            ),
+            'CreateInboundKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateInboundKey,
+                    request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.CreateInboundKeyRequest.FromString,
+                    response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.CreateInboundKeyResponse.SerializeToString,
+            ),
+            'RevokeInboundKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeInboundKey,
+                    request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.RevokeInboundKeyRequest.FromString,
+                    response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.RevokeInboundKeyResponse.SerializeToString,
+            ),
+            'AuthenticateInboundKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuthenticateInboundKey,
+                    request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.AuthenticateInboundKeyRequest.FromString,
+                    response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.AuthenticateInboundKeyResponse.SerializeToString,
+            ),
+            'CreateHookSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateHookSubscription,
+                    request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.CreateHookSubscriptionRequest.FromString,
+                    response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.CreateHookSubscriptionResponse.SerializeToString,
+            ),
+            'DeleteHookSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteHookSubscription,
+                    request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.DeleteHookSubscriptionRequest.FromString,
+                    response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.DeleteHookSubscriptionResponse.SerializeToString,
+            ),
+            'ListHookSubscriptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHookSubscriptions,
+                    request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.ListHookSubscriptionsRequest.FromString,
+                    response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.ListHookSubscriptionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -353,6 +454,168 @@ class ConnectionService:
             '/concord.connection.v1.ConnectionService/SetOAuthClient',
             concord_dot_connection_dot_v1_dot_connection__pb2.SetOAuthClientRequest.SerializeToString,
             concord_dot_connection_dot_v1_dot_connection__pb2.SetOAuthClientResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateInboundKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.connection.v1.ConnectionService/CreateInboundKey',
+            concord_dot_connection_dot_v1_dot_connection__pb2.CreateInboundKeyRequest.SerializeToString,
+            concord_dot_connection_dot_v1_dot_connection__pb2.CreateInboundKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeInboundKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.connection.v1.ConnectionService/RevokeInboundKey',
+            concord_dot_connection_dot_v1_dot_connection__pb2.RevokeInboundKeyRequest.SerializeToString,
+            concord_dot_connection_dot_v1_dot_connection__pb2.RevokeInboundKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuthenticateInboundKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.connection.v1.ConnectionService/AuthenticateInboundKey',
+            concord_dot_connection_dot_v1_dot_connection__pb2.AuthenticateInboundKeyRequest.SerializeToString,
+            concord_dot_connection_dot_v1_dot_connection__pb2.AuthenticateInboundKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateHookSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.connection.v1.ConnectionService/CreateHookSubscription',
+            concord_dot_connection_dot_v1_dot_connection__pb2.CreateHookSubscriptionRequest.SerializeToString,
+            concord_dot_connection_dot_v1_dot_connection__pb2.CreateHookSubscriptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteHookSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.connection.v1.ConnectionService/DeleteHookSubscription',
+            concord_dot_connection_dot_v1_dot_connection__pb2.DeleteHookSubscriptionRequest.SerializeToString,
+            concord_dot_connection_dot_v1_dot_connection__pb2.DeleteHookSubscriptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHookSubscriptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.connection.v1.ConnectionService/ListHookSubscriptions',
+            concord_dot_connection_dot_v1_dot_connection__pb2.ListHookSubscriptionsRequest.SerializeToString,
+            concord_dot_connection_dot_v1_dot_connection__pb2.ListHookSubscriptionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

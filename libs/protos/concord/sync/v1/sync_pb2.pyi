@@ -1,6 +1,7 @@
 import datetime
 
 from libs.protos.concord.common.v1 import common_pb2 as _common_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -337,3 +338,33 @@ class GetPatientLinkResponse(_message.Message):
     LINK_FIELD_NUMBER: _ClassVar[int]
     link: PatientLink
     def __init__(self, link: _Optional[_Union[PatientLink, _Mapping]] = ...) -> None: ...
+
+class ApplyVendorRecordsRequest(_message.Message):
+    __slots__ = ("practice_id", "config_id", "entity_type", "records")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    config_id: str
+    entity_type: _common_pb2.EntityType
+    records: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
+    def __init__(self, practice_id: _Optional[str] = ..., config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., records: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ...) -> None: ...
+
+class AppliedRecord(_message.Message):
+    __slots__ = ("external_id", "record_id", "created")
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    external_id: str
+    record_id: str
+    created: bool
+    def __init__(self, external_id: _Optional[str] = ..., record_id: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class ApplyVendorRecordsResponse(_message.Message):
+    __slots__ = ("run", "records")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    run: SyncRun
+    records: _containers.RepeatedCompositeFieldContainer[AppliedRecord]
+    def __init__(self, run: _Optional[_Union[SyncRun, _Mapping]] = ..., records: _Optional[_Iterable[_Union[AppliedRecord, _Mapping]]] = ...) -> None: ...

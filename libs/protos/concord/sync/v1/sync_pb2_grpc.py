@@ -100,6 +100,11 @@ class SyncServiceStub:
                 request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListRecordsRequest.SerializeToString,
                 response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListRecordsResponse.FromString,
                 _registered_method=True)
+        self.ApplyVendorRecords = channel.unary_unary(
+                '/concord.sync.v1.SyncService/ApplyVendorRecords',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ApplyVendorRecordsRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ApplyVendorRecordsResponse.FromString,
+                _registered_method=True)
 
 
 class SyncServiceServicer:
@@ -188,6 +193,15 @@ class SyncServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplyVendorRecords(self, request, context):
+        """Records a vendor sends in on its own (Zapier actions): mapped and reconciled by the same
+        path as a pull page (link first, merge under the config's policy), as one logged run.
+        Retrying with the same external ids changes nothing more.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -255,6 +269,11 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     servicer.ListRecords,
                     request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListRecordsRequest.FromString,
                     response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListRecordsResponse.SerializeToString,
+            ),
+            'ApplyVendorRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyVendorRecords,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ApplyVendorRecordsRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ApplyVendorRecordsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -609,6 +628,33 @@ class SyncService:
             '/concord.sync.v1.SyncService/ListRecords',
             concord_dot_sync_dot_v1_dot_sync__pb2.ListRecordsRequest.SerializeToString,
             concord_dot_sync_dot_v1_dot_sync__pb2.ListRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyVendorRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/ApplyVendorRecords',
+            concord_dot_sync_dot_v1_dot_sync__pb2.ApplyVendorRecordsRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.ApplyVendorRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,250 @@
+"""Credentials the other way round: keys Concord issues to a vendor that calls Concord (Zapier's
+actions and hook subscriptions), and the REST hook subscriptions such a vendor registers.
+
+A key is 32 random bytes shown once; only its SHA-256 is stored (a key that long needs no slow
+hash). Target URLs are capabilities (anyone holding one can post into the Zap), so they and each
+subscription's signing secret are encrypted with the practice's data key."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from libs.crypto import EnvelopeCipher
+from libs.errors import InvalidArgument, NotFound, Unauthenticated
+from libs.paging import decode_token, next_token, page_size
+from services.connection import models
+from services.connection.domain import Status, StoredConnection
+from services.connection.registry_client import RegistryClient
+from services.connection.repository import ConnectionRepository
+
+KEY_PREFIX = "ck_"
+# The connection of a config whose vendor calls Concord: connected while it has a key.
+INBOUND_KIND = "INBOUND_API_KEY"
+HOOK_EVENTS = ("patient.created", "patient.updated", "appointment.booked", "appointment.cancelled")
+MAX_SUBSCRIPTIONS_PER_CONFIG = 200
+_KEY_SHAPE = re.compile(r"^ck_[A-Za-z0-9_-]{20,100}$")
+
+
+@dataclass(frozen=True)
+class InboundKey:
+    key_id: str
+    config_id: str
+    practice_id: str
+    label: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Subscription:
+    subscription_id: str
+    config_id: str
+    event: str
+    created_at: datetime
+    target_url: str = ""
+    signing_secret: str = ""
+
+    def __repr__(self) -> str:  # the URL and secret are capabilities
+        return f"Subscription({self.subscription_id!r}, {self.event!r})"
+
+
+def _hash(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _target_purpose(config_id: str) -> str:
+    return f"hook-target:{config_id}"
+
+
+def _secret_purpose(config_id: str) -> str:
+    return f"hook-secret:{config_id}"
+
+
+def check_target_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc or len(url) > 2048:
+        raise InvalidArgument("target_url must be an absolute http(s) URL", field="target_url", reason="INVALID_URL")
+    return url
+
+
+def check_event(event: str) -> str:
+    if event not in HOOK_EVENTS:
+        raise InvalidArgument(
+            f"event must be one of {', '.join(HOOK_EVENTS)}", field="event", reason="UNKNOWN_EVENT"
+        )
+    return event
+
+
+class InboundAccess:
+    def __init__(
+        self,
+        sessions: async_sessionmaker,
+        cipher: EnvelopeCipher,
+        registry: RegistryClient,
+        connections: ConnectionRepository,
+    ) -> None:
+        self._sessions = sessions
+        self._cipher = cipher
+        self._registry = registry
+        self._connections = connections
+
+    # --- keys ---------------------------------------------------------------------------------
+
+    async def create_key(self, config_id: str, label: str) -> tuple[InboundKey, str]:
+        config = await self._registry.get_config(config_id)
+        if len(label) > 200:
+            raise InvalidArgument("label is longer than 200 characters", field="label", reason="TOO_LONG")
+        api_key = KEY_PREFIX + secrets.token_urlsafe(32)
+        key = InboundKey(str(uuid.uuid4()), config_id, config.practice_id, label or "zapier", datetime.now(UTC))
+        previous = await self._connections.get_connection(config_id)
+        async with self._sessions() as session, session.begin():
+            if previous is None or previous.status != Status.CONNECTED:
+                # Keys issued before a Disconnect stay dead when the config is connected again.
+                await session.execute(
+                    update(models.inbound_keys)
+                    .where(models.inbound_keys.c.config_id == config_id, models.inbound_keys.c.revoked_at.is_(None))
+                    .values(revoked_at=key.created_at)
+                )
+            await session.execute(
+                insert(models.inbound_keys).values(
+                    key_id=key.key_id,
+                    key_hash=_hash(api_key),
+                    config_id=config_id,
+                    practice_id=key.practice_id,
+                    label=key.label,
+                    created_at=key.created_at,
+                )
+            )
+        async with self._connections.locked(config_id) as unit:
+            # A config Zapier calls is connected once it has a key; Disconnect ends every key.
+            await unit.save(
+                StoredConnection(
+                    config_id,
+                    config.practice_id,
+                    config.integration_type,
+                    Status.CONNECTED,
+                    connected_at=key.created_at,
+                    credential_kind=INBOUND_KIND,
+                )
+            )
+        return key, api_key
+
+    async def revoke_key(self, config_id: str, key_id: str) -> None:
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(models.inbound_keys)
+                .where(
+                    models.inbound_keys.c.key_id == key_id,
+                    models.inbound_keys.c.config_id == config_id,
+                    models.inbound_keys.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=datetime.now(UTC))
+            )
+        if result.rowcount != 1:
+            raise NotFound("no such key for this config", reason="KEY_NOT_FOUND")
+
+    async def authenticate(self, api_key: str) -> InboundKey:
+        refused = Unauthenticated("the API key is not valid", reason="INVALID_API_KEY")
+        if not _KEY_SHAPE.match(api_key):
+            raise refused
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(models.inbound_keys).where(models.inbound_keys.c.key_hash == _hash(api_key))
+                )
+            ).first()
+        # The lookup is by hash of a 256-bit key: its timing tells nothing about other keys.
+        if row is None or row.revoked_at is not None:
+            raise refused
+        connection = await self._connections.get_connection(row.config_id)
+        if connection is None or connection.status != Status.CONNECTED:
+            raise refused
+        return InboundKey(row.key_id, row.config_id, row.practice_id, row.label, _utc(row.created_at))
+
+    # --- hook subscriptions ---------------------------------------------------------------------
+
+    async def subscribe(self, config_id: str, event: str, target_url: str) -> Subscription:
+        check_event(event)
+        check_target_url(target_url)
+        config = await self._registry.get_config(config_id)
+        secret = secrets.token_urlsafe(32)
+        subscription = Subscription(str(uuid.uuid4()), config_id, event, datetime.now(UTC), target_url, secret)
+        target_enc = await self._cipher.encrypt(config.practice_id, target_url.encode(), _target_purpose(config_id))
+        secret_enc = await self._cipher.encrypt(config.practice_id, secret.encode(), _secret_purpose(config_id))
+        async with self._sessions() as session, session.begin():
+            count = len(
+                (
+                    await session.execute(
+                        select(models.hook_subscriptions.c.subscription_id).where(
+                            models.hook_subscriptions.c.config_id == config_id
+                        )
+                    )
+                ).all()
+            )
+            if count >= MAX_SUBSCRIPTIONS_PER_CONFIG:
+                raise InvalidArgument(
+                    "too many hook subscriptions for this config", field="config_id", reason="TOO_MANY_SUBSCRIPTIONS"
+                )
+            await session.execute(
+                insert(models.hook_subscriptions).values(
+                    subscription_id=subscription.subscription_id,
+                    config_id=config_id,
+                    practice_id=config.practice_id,
+                    event=event,
+                    encrypted_target_url=target_enc,
+                    encrypted_signing_secret=secret_enc,
+                    created_at=subscription.created_at,
+                )
+            )
+        return subscription
+
+    async def unsubscribe(self, config_id: str, subscription_id: str) -> None:
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                delete(models.hook_subscriptions).where(
+                    models.hook_subscriptions.c.subscription_id == subscription_id,
+                    models.hook_subscriptions.c.config_id == config_id,
+                )
+            )
+        if result.rowcount != 1:
+            raise NotFound("no such hook subscription", reason="SUBSCRIPTION_NOT_FOUND")
+
+    async def subscriptions(
+        self, config_id: str, event: str, include_secrets: bool, requested_size: int, token: str
+    ) -> tuple[list[Subscription], str]:
+        if event:
+            check_event(event)
+        limit = page_size(requested_size)
+        table = models.hook_subscriptions
+        query = select(table).where(table.c.config_id == config_id, table.c.subscription_id > decode_token(token))
+        if event:
+            query = query.where(table.c.event == event)
+        async with self._sessions() as session:
+            rows = (await session.execute(query.order_by(table.c.subscription_id).limit(limit))).all()
+        found = []
+        for row in rows:
+            subscription = Subscription(row.subscription_id, row.config_id, row.event, _utc(row.created_at))
+            if include_secrets:
+                target = await self._cipher.decrypt(
+                    row.practice_id, row.encrypted_target_url, _target_purpose(config_id)
+                )
+                secret = await self._cipher.decrypt(
+                    row.practice_id, row.encrypted_signing_secret, _secret_purpose(config_id)
+                )
+                subscription = Subscription(
+                    row.subscription_id, row.config_id, row.event, _utc(row.created_at), target.decode(), secret.decode()
+                )
+            found.append(subscription)
+        return found, next_token([s.subscription_id for s in found], limit)
