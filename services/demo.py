@@ -33,6 +33,7 @@ SYNTHEA_DIR = Path(__file__).resolve().parent.parent / "data" / "fhir" / "synthe
 PRACTICE_ID = "demo-practice"
 _tracer = trace.get_tracer("concord.demo")
 EDITED_CITY = "Providence"
+REALTIME_CITY = "Woonsocket"
 
 
 class DemoError(RuntimeError):
@@ -160,6 +161,7 @@ class VendorsResult:
     seconds: float
     appointments_pulled: dict[str, Any] = field(default_factory=dict)
     appointments_pushed: dict[str, Any] = field(default_factory=dict)
+    realtime: dict[str, Any] = field(default_factory=dict)
 
 
 async def run_vendors_demo(stack: Stack, practice_id: str = "demo-emr-practice") -> VendorsResult:
@@ -199,7 +201,42 @@ async def run_vendors_demo(stack: Stack, practice_id: str = "demo-emr-practice")
             booked = await run_sync(http, headers, "push", vendor="salesforce", entity="appointments")
             if booked["status"] != "succeeded" or booked["records_created"] != visits["records_created"]:
                 raise DemoError(f"the Salesforce appointment push ended {booked['status']}")
-    return VendorsResult(pulled, pushed, calls, time.perf_counter() - began, visits, booked)
+        realtime = await salesforce_realtime(stack, http, headers) if "salesforce" in targets else {}
+    return VendorsResult(pulled, pushed, calls, time.perf_counter() - began, visits, booked, realtime)
+
+
+async def salesforce_realtime(stack: Stack, http: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
+    """Change Data Capture: a receptionist edits a Person Account in Salesforce and the change is
+    in the hub a moment later, with no sync started by anyone."""
+    sandbox = stack.sandboxes["salesforce"].url
+    enabled = _check(await http.post("/integrations/salesforce/realtime", headers=headers), 201, "realtime")
+    subscription = {"url": enabled["url"], "channel": enabled["channel"], "headers": enabled["headers"]}
+    _check(await http.post(f"{sandbox}/_sandbox/cdc/subscriptions", json=subscription), 201, "CDC subscribe")
+    accounts = _check(await http.get(f"{sandbox}/_sandbox/records/Account"), 200, "accounts")
+    accounts = accounts.get("records", accounts) if isinstance(accounts, dict) else accounts
+    account = sorted(accounts, key=lambda a: a["Id"])[0]
+    began = time.perf_counter()
+    edit = {"PersonMailingCity": REALTIME_CITY}
+    _check(await http.patch(f"{sandbox}/_sandbox/records/Account/{account['Id']}", json=edit), 200, "UI edit")
+    try:
+        patient_id = await _wait_for_city(http, headers, REALTIME_CITY, deadline=time.monotonic() + 60)
+    except DemoError as error:
+        deliveries = _check(await http.get(f"{sandbox}/_sandbox/cdc/deliveries"), 200, "CDC deliveries")
+        runs = _check(await http.get("/integrations/salesforce/patients/status", headers=headers), 200, "runs")
+        recent = [(r["direction"], r["status"], r["records_processed"], r["records_updated"]) for r in runs["runs"][:3]]
+        raise DemoError(f"{error}; CDC deliveries {[d['attempts'] for d in deliveries][-5:]}, runs {recent}") from None
+    return {"patient_id": patient_id, "seconds": time.perf_counter() - began}
+
+
+async def _wait_for_city(http: httpx.AsyncClient, headers: dict[str, str], city: str, deadline: float) -> str:
+    """Polls the hub (the event's pull runs on its own) until one patient lives in ``city``."""
+    while True:
+        try:
+            return await _find_patient_in_city(http, headers, city)
+        except DemoError:
+            if time.monotonic() > deadline:
+                raise DemoError("the Salesforce edit did not reach the hub within the deadline") from None
+        await asyncio.sleep(0.2)
 
 
 @dataclass
@@ -339,6 +376,10 @@ def print_vendors_summary(result: VendorsResult, console: Console) -> None:
         run = result.appointments_pushed
         table.add_row(
             "appointments pushed to salesforce (API calls)", f"{run['records_created']} ({run['vendor_requests']})"
+        )
+    if result.realtime:
+        table.add_row(
+            "Salesforce UI edit -> hub by Change Data Capture (seconds)", f"{result.realtime['seconds']:.2f}"
         )
     table.add_row("seconds (Zenoti paced at its 60 calls a minute)", f"{result.seconds:.1f}")
     console.print(table)

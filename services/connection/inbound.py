@@ -109,8 +109,11 @@ class InboundAccess:
         api_key = KEY_PREFIX + secrets.token_urlsafe(32)
         key = InboundKey(str(uuid.uuid4()), config_id, config.practice_id, label or "zapier", datetime.now(UTC))
         previous = await self._connections.get_connection(config_id)
+        # Only a config the vendor reaches solely by calling Concord (Zapier) has its connection made
+        # by a key; a Salesforce config's CDC key leaves the OAuth connection as it is.
+        inbound_only = previous is None or previous.credential_kind == INBOUND_KIND
         async with self._sessions() as session, session.begin():
-            if previous is None or previous.status != Status.CONNECTED:
+            if inbound_only and (previous is None or previous.status != Status.CONNECTED):
                 # Keys issued before a Disconnect stay dead when the config is connected again.
                 await session.execute(
                     update(models.inbound_keys)
@@ -127,6 +130,8 @@ class InboundAccess:
                     created_at=key.created_at,
                 )
             )
+        if not inbound_only:
+            return key, api_key
         async with self._connections.locked(config_id) as unit:
             # A config Zapier calls is connected once it has a key; Disconnect ends every key.
             await unit.save(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
@@ -303,7 +303,9 @@ class SyncService:
         return run, applied
 
 
-    async def start_sync(self, practice_id: str, config_id: str, entity_type: str, direction: str) -> Any:
+    async def start_sync(
+        self, practice_id: str, config_id: str, entity_type: str, direction: str, start_delay: float = 0.0
+    ) -> Any:
         self._scope(practice_id)
         if not config_id:
             raise InvalidArgument("config_id is required", field="config_id", reason="REQUIRED_FIELD_MISSING")
@@ -342,6 +344,7 @@ class SyncService:
                 id=wf_id,
                 task_queue=self._task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                start_delay=timedelta(seconds=start_delay) if start_delay > 0 else None,
             )
         except WorkflowAlreadyStartedError:
             async with self._sessions() as session, session.begin():

@@ -12,6 +12,9 @@ from libs.protos.concord.sync.v1 import sync_pb2_grpc
 from services.sync import convert
 from services.sync.service import SyncService
 
+# A run is started, not scheduled: a longer wait belongs in a Temporal Schedule.
+MAX_START_DELAY_SECONDS = 60.0
+
 
 class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
     def __init__(self, service: SyncService) -> None:
@@ -54,6 +57,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
             request.config_id,
             enum_name(common_pb2.EntityType, request.entity_type),
             enum_name(common_pb2.SyncDirection, request.direction),
+            min(request.start_delay.ToTimedelta().total_seconds(), MAX_START_DELAY_SECONDS),
         )
         return pb.StartSyncResponse(run=convert.run_to_proto(row))
 

@@ -29,8 +29,39 @@ async def test_emr_patients_reach_salesforce_and_zenoti_once(stack) -> None:  # 
     token = stack.gateway.issuer.mint("demo-admin", "demo-emr-practice", "admin")
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=600) as http:
-        for vendor in ("salesforce", "zenoti"):
-            again = await run_sync(http, headers, "push", vendor=vendor)
-            assert (again["records_created"], again["records_updated"], again["vendor_requests"]) == (0, 0, 0)
+        again = await run_sync(http, headers, "push", vendor="salesforce")
+        assert (again["records_created"], again["records_updated"], again["vendor_requests"]) == (0, 0, 0)
+        # The one change Salesforce sent in real time (below) goes on to Zenoti, and only it.
+        again = await run_sync(http, headers, "push", vendor="zenoti")
+        assert (again["records_created"], again["records_updated"]) == (0, 1)
         again = await run_sync(http, headers, "pull", vendor="fhir")
         assert again["records_created"] == 0 and again["records_updated"] == 0
+
+    # Change Data Capture: the demo's Salesforce UI edit reached the hub without a sync call.
+    assert result.realtime["patient_id"]
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=600) as http:
+        sender = stack.sandbox_apps["salesforce"].state.sandbox.sender
+        await sender.drain()
+        runs_before = (await http.get("/integrations/salesforce/patients/status", headers=headers)).json()["runs"]
+        seen = len(sender.deliveries)
+        # Concord's own write comes back as a change event with Concord's changeOrigin: dropped.
+        patient = (await http.get(f"/patients/{result.realtime['patient_id']}", headers=headers)).json()
+        patient["address"][0]["postalCode"] = "02895"
+        assert (await http.put(f"/patients/{patient['id']}", json=patient, headers=headers)).status_code == 200
+        pushed = await run_sync(http, headers, "push", vendor="salesforce")
+        assert pushed["records_updated"] == 1
+        await sender.drain()
+        echoes = sender.deliveries[seen:]
+        assert echoes, "the CDC subscriber received no event for Concord's write"
+        assert all(d.delivered and d.attempts[-1] == 200 for d in echoes)  # 200 suppressed, not 202 pulled
+        runs_after = (await http.get("/integrations/salesforce/patients/status", headers=headers)).json()["runs"]
+        assert len(runs_after) == len(runs_before) + 1  # the push itself; no pull started by its echo
+        # A forged key starts nothing.
+        forged = await http.post(
+            "/webhooks/salesforce/cdc",
+            json={"payload": {"ChangeEventHeader": {"entityName": "Account", "changeOrigin": ""}}},
+            headers={"X-API-Key": "ck_" + "f" * 43},
+        )
+        assert forged.status_code == 401 and forged.json()["reason"] == "INVALID_API_KEY"
+        runs_last = (await http.get("/integrations/salesforce/patients/status", headers=headers)).json()["runs"]
+        assert len(runs_last) == len(runs_after)

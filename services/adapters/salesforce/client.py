@@ -21,6 +21,9 @@ from temporalio.exceptions import ApplicationError
 
 from services.adapters.common import SharedToken, heartbeat
 
+# The client id Concord's API calls carry (Sforce-Call-Options), so CDC events of its own writes are known.
+CALL_CLIENT = "concord"
+
 API_VERSION = "60.0"
 DATA_PATH = f"/services/data/v{API_VERSION}"
 RETRYABLE_STATUSES = {500, 502, 503, 504}
@@ -216,7 +219,11 @@ class SalesforceClient:
                     f"{creds.instance_url.rstrip('/')}{path}",
                     json=json,
                     params=params,
-                    headers={"Authorization": f"{creds.token_type or 'Bearer'} {creds.access_token}"},
+                    headers={
+                        "Authorization": f"{creds.token_type or 'Bearer'} {creds.access_token}",
+                        # Names Concord in Change Data Capture's changeOrigin: echo suppression.
+                        "Sforce-Call-Options": f"client={CALL_CLIENT}",
+                    },
                 )
             except httpx.TransportError:
                 if attempt == self._max_retries:

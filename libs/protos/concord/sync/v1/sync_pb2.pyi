@@ -1,6 +1,7 @@
 import datetime
 
 from libs.protos.concord.common.v1 import common_pb2 as _common_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -258,16 +259,18 @@ class ImportPatientsResponse(_message.Message):
     def __init__(self, patient_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StartSyncRequest(_message.Message):
-    __slots__ = ("config_id", "entity_type", "direction", "practice_id")
+    __slots__ = ("config_id", "entity_type", "direction", "practice_id", "start_delay")
     CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
     ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
     DIRECTION_FIELD_NUMBER: _ClassVar[int]
     PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    START_DELAY_FIELD_NUMBER: _ClassVar[int]
     config_id: str
     entity_type: _common_pb2.EntityType
     direction: _common_pb2.SyncDirection
     practice_id: str
-    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., direction: _Optional[_Union[_common_pb2.SyncDirection, str]] = ..., practice_id: _Optional[str] = ...) -> None: ...
+    start_delay: _duration_pb2.Duration
+    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., direction: _Optional[_Union[_common_pb2.SyncDirection, str]] = ..., practice_id: _Optional[str] = ..., start_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class StartSyncResponse(_message.Message):
     __slots__ = ("run",)
