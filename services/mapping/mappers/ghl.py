@@ -11,6 +11,7 @@ from datetime import date, datetime
 from libs.errors import InvalidArgument
 from libs.fhir_patient import apply, locate, normalise_email, normalise_phone, parse_patient, project
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
+from services.mapping.rules import FieldRule, rules_from
 
 CONTACT_ID_SYSTEM = "https://gohighlevel.com/contact-id"
 # GHL contact field -> canonical field. All are in CreateContactDto / UpsertContactDto;
@@ -86,9 +87,27 @@ _OUTBOUND: dict[str, Callable[[str, str], str | None]] = {
 }
 
 
+# What the code does to each canonical field, as a transform (services/mapping/transforms.py).
+DEFAULT_TRANSFORMS = {
+    "phone": ("phone_e164", {"region": "US"}),
+    "birth_date": ("date", {}),
+    "gender": ("gender", {"codes": {g: g for g in GENDERS}}),
+    "country": ("country", {}),
+}
+# Writable top-level fields of UpsertContactDto (docs/vendors/gohighlevel/apps/contacts.json): the
+# sandbox, like GHL, refuses any other property.
+VENDOR_FIELDS = frozenset(
+    {*FIELDS, "name", "customFields", "tags", "source", "companyName", "website", "timezone", "dnd"}
+)
+
+
 class GhlPatientMapper:
     integration_type = "ghl"
     entity_type = "ENTITY_TYPE_PATIENT"
+    vendor_fields = VENDOR_FIELDS
+
+    def default_field_mappings(self) -> list[FieldRule]:
+        return rules_from(self.entity_type, FIELDS, DEFAULT_TRANSFORMS)
 
     def to_hub(self, contact: dict) -> HubResult:
         """A GHL contact (read, search or webhook shape) as a FHIR Patient."""
