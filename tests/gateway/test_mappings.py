@@ -6,20 +6,9 @@ from __future__ import annotations
 import logging
 import uuid
 
-import pytest
-
 from tests.gateway.conftest import Client, assert_problem
 
 CANARY_GIVEN, CANARY_FAMILY, CANARY_PHONE = "Philippa", "Canaryvaluezz", "+16175550177"
-
-
-@pytest.fixture
-async def admin(client: Client) -> Client:
-    """The practice exists and has a GoHighLevel config (authorize creates it, unconnected)."""
-    headers = client.headers()
-    assert (await client.http.post("/practice", json={"name": "Mapping Clinic"}, headers=headers)).status_code == 201
-    assert (await client.http.get("/integrations/hl/authorize", headers=headers)).status_code == 200
-    return client
 
 
 def _patient() -> dict:
