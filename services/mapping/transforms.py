@@ -193,8 +193,16 @@ def enum_to_vendor(value: str, values: dict[str, str], default: str | None = Non
     return mapped
 
 
-def enum_to_hub(value: str, values: dict[str, str], default: str | None = None, *, field: str = "value") -> str:
-    inverse = {v: k for k, v in values.items()}
+def enum_to_hub(
+    value: str,
+    values: dict[str, str],
+    default: str | None = None,
+    *,
+    field: str = "value",
+    hub_values: dict[str, str] | None = None,
+) -> str:
+    """The inverse of ``values`` or, when several hub values share a vendor value, ``hub_values``."""
+    inverse = hub_values if hub_values is not None else {v: k for k, v in values.items()}
     mapped = inverse.get(value, default)
     if mapped is None:
         raise InvalidArgument(f"{field} has no hub value in the mapping", field=field, reason="UNMAPPED_VALUE")
@@ -316,8 +324,10 @@ TRANSFORMS: dict[str, Transform] = {
     ),
     "enum": Transform(
         lambda v, p, f: enum_to_vendor(v, p.get("values", {}), p.get("default"), field=f),
-        lambda v, p, f: enum_to_hub(_text(v, f), p.get("values", {}), p.get("hub_default"), field=f),
-        frozenset({"values", "default", "hub_default"}),
+        lambda v, p, f: enum_to_hub(
+            _text(v, f), p.get("values", {}), p.get("hub_default"), field=f, hub_values=p.get("hub_values")
+        ),
+        frozenset({"values", "default", "hub_default", "hub_values"}),
     ),
 }
 
