@@ -121,7 +121,8 @@ def validate(mapper: Mapper, entity_type: str, overrides: list[FieldRule], where
                 f"{at}.vendor_field is not a field path", field=f"{at}.vendor_field", reason="INVALID_VENDOR_FIELD"
             )
         top = rule.vendor_field.split("[", 1)[0].split(".", 1)[0]
-        if vendor_fields is not None and top not in vendor_fields:
+        custom = getattr(mapper, "custom_field_suffix", None)
+        if vendor_fields is not None and top not in vendor_fields and not (custom and top.endswith(custom)):
             raise InvalidArgument(
                 f"{at}.vendor_field is not in the vendor's schema",
                 field=f"{at}.vendor_field",

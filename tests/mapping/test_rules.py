@@ -17,6 +17,7 @@ from services.mapping.declarative import DeclarativePatientMapper
 from services.mapping.domain import RecordInvalid
 from services.mapping.mappers.ghl import GhlPatientMapper
 from services.mapping.mappers.ghl_appointments import GhlAppointmentMapper
+from services.mapping.mappers.salesforce import SalesforcePatientMapper
 from services.mapping.rules import FieldRule
 
 PATIENT, APPOINTMENT = "ENTITY_TYPE_PATIENT", "ENTITY_TYPE_APPOINTMENT"
@@ -110,3 +111,15 @@ def test_effective_orders_by_hub_field_and_marks_sources() -> None:
     assert [r.hub_field for r in merged] == sorted(r.hub_field for r in merged)
     by_hub = {r.hub_field: r for r in merged}
     assert by_hub["phone"].source == "override" and by_hub["city"].source == "default"
+
+
+def test_salesforce_overrides_may_name_custom_fields_only_beyond_the_schema() -> None:
+    mapper = SalesforcePatientMapper()
+    rules.validate(mapper, PATIENT, [_override("email", "Secondary_Email__c"), _override("city", "PersonMailingCity")])
+    with pytest.raises(InvalidArgument) as error:
+        rules.validate(mapper, PATIENT, [_override("email", "SecondaryEmail")])
+    assert (error.value.field, error.value.reason) == ("overrides[0].vendor_field", "UNKNOWN_VENDOR_FIELD")
+    out = rules.to_vendor(
+        mapper, RESOURCE, rules.defaults(mapper), [_override("city", "Home_City__c", transform="case", case="upper")]
+    )
+    assert out["Home_City__c"] == "SALEM" and "PersonMailingCity" not in out

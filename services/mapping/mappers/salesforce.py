@@ -108,6 +108,9 @@ DEFAULT_TRANSFORMS = {
 class SalesforcePatientMapper:
     integration_type = "salesforce"
     entity_type = "ENTITY_TYPE_PATIENT"
+    # Person Account fields an override may write: the mapped ones, and any custom field (…__c).
+    vendor_fields = frozenset({*FIELDS, *PHONES, *LENGTHS, "Description", "PersonTitle", "Salutation"})
+    custom_field_suffix = "__c"
 
     def default_field_mappings(self) -> list[FieldRule]:
         # The canonical phone goes to PersonMobilePhone (PersonHomePhone is read when it is absent).
