@@ -33,6 +33,8 @@ PERMISSIONS = {
     "sync.start": {"admin", "provider"},
     "patient.read": {"admin", "provider", "staff"},
     "patient.write": {"admin", "provider", "staff"},
+    "mapping.read": {"admin", "provider", "staff"},
+    "mapping.manage": {"admin"},
 }
 
 

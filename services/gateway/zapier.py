@@ -139,7 +139,7 @@ async def _recent(backends: Backends, caller: Caller, entity_type: int) -> list[
 
 
 @router.get("/zapier/patients", summary="perform-list: recent patients, newest first")
-async def recent_patients(caller: ZapierDep, backends: BackendsDep) -> list[dict[str, Any]]:
+async def recent_patients(caller: ZapierDep, request: Request, backends: BackendsDep) -> list[dict[str, Any]]:
     require(caller, "patient.read")
     recent = await _recent(backends, caller, common_pb2.ENTITY_TYPE_PATIENT)
     if not recent:
@@ -148,6 +148,7 @@ async def recent_patients(caller: ZapierDep, backends: BackendsDep) -> list[dict
         backends.mapping.MapToVendor,
         mapping_pb2.MapToVendorRequest(
             integration_type=ZAPIER,
+            config_id=_config_id(request),
             entity_type=common_pb2.ENTITY_TYPE_PATIENT,
             resource_jsons=[row.resource_json for _, row in recent],
         ),

@@ -6,9 +6,11 @@ import json
 
 from google.protobuf import json_format, struct_pb2
 
+from libs.errors import InvalidArgument
 from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.mapping.v1 import mapping_pb2 as pb
 from services.mapping.domain import FieldError, HubResult, VendorResult
+from services.mapping.rules import FieldRule
 
 
 def entity_name(value: int) -> str:
@@ -34,4 +36,46 @@ def vendor_result_to_proto(result: VendorResult) -> pb.VendorMappingResult:
     message = pb.VendorMappingResult(errors=_errors(result.errors))
     if result.record is not None:
         message.vendor_record.update(result.record)
+    return message
+
+
+_DIRECTIONS = {
+    pb.MAPPING_DIRECTION_TO_HUB: "to_hub",
+    pb.MAPPING_DIRECTION_TO_VENDOR: "to_vendor",
+    pb.MAPPING_DIRECTION_BOTH: "both",
+    pb.MAPPING_DIRECTION_NONE: "none",
+}
+_DIRECTION_ENUMS = {name: value for value, name in _DIRECTIONS.items()}
+_SOURCES = {"default": pb.MAPPING_SOURCE_DEFAULT, "override": pb.MAPPING_SOURCE_OVERRIDE}
+
+
+def direction_name(value: int, field: str = "direction") -> str:
+    name = _DIRECTIONS.get(value)
+    if name is None:
+        raise InvalidArgument(f"{field} must be set", field=field, reason="INVALID_DIRECTION")
+    return name
+
+
+def rule_from_proto(message: pb.FieldMapping, entity_type: str, where: str) -> FieldRule:
+    return FieldRule(
+        entity_type,
+        message.hub_field,
+        message.vendor_field,
+        message.transform.name or "identity",
+        json_format.MessageToDict(message.transform.params),
+        direction_name(message.direction, f"{where}.direction"),
+        "override",
+    )
+
+
+def rule_to_proto(rule: FieldRule) -> pb.FieldMapping:
+    message = pb.FieldMapping(
+        entity_type=common_pb2.EntityType.Value(rule.entity_type),
+        hub_field=rule.hub_field,
+        vendor_field=rule.vendor_field,
+        transform=pb.Transform(name=rule.transform),
+        direction=_DIRECTION_ENUMS[rule.direction],
+        source=_SOURCES[rule.source],
+    )
+    message.transform.params.update(rule.params)
     return message

@@ -24,6 +24,7 @@ from libs.fhir_patient import (
 )
 from services.adapters.declarative.definition import FieldMapping, Resource, get_path, set_path
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
+from services.mapping.rules import FieldRule
 
 _FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _US_NAMES = {"usa", "united states", "united states of america"}
@@ -111,6 +112,23 @@ class DeclarativePatientMapper:
         self._reads = [m for m in resource.field_mappings if m.reads]
         self._writes = [m for m in resource.field_mappings if m.writes]
 
+    def default_field_mappings(self) -> list[FieldRule]:
+        """The definition's field_mappings are the defaults (an enum table becomes the enum transform)."""
+        return [
+            FieldRule(
+                self.entity_type,
+                m.hub_field,
+                m.vendor_field,
+                *_transform(m),
+                direction=m.direction,
+            )
+            for m in self._resource.field_mappings
+        ]
+
+    @property
+    def required_hub_fields(self) -> frozenset[str]:
+        return frozenset(m.hub_field for m in self._resource.field_mappings if m.required and m.writes)
+
     def to_hub(self, record: dict) -> HubResult:
         """A vendor record (list or write-answer shape) as a FHIR Patient."""
         raw_id = record.get(self._resource.id_field)
@@ -165,6 +183,17 @@ class DeclarativePatientMapper:
         if errors:
             raise RecordInvalid(errors)
         return record
+
+
+_TRANSFORM_NAMES = {"e164_phone": "phone_e164", "country_alpha2": "country", "date": "date"}
+
+
+def _transform(mapping: FieldMapping) -> tuple[str, dict]:
+    if mapping.enum is not None:
+        return "enum", {"values": {hub: vendor for vendor, hub in mapping.enum.items()}}
+    if mapping.transform in ("lower", "upper"):
+        return "case", {"case": mapping.transform}
+    return _TRANSFORM_NAMES.get(mapping.transform, "identity"), {}
 
 
 def _missing(field: str) -> FieldError:

@@ -9,9 +9,12 @@ import logging
 from libs.errors import InvalidArgument, NotFound
 from services.adapters.declarative.catalog import DefinitionCatalog
 from services.adapters.declarative.definition import Declarative
+from services.mapping import rules
 from services.mapping.declarative import DeclarativePatientMapper
 from services.mapping.domain import FieldError, HubResult, Mapper, RecordInvalid, VendorResult, check_batch
 from services.mapping.mappers import default_mappers
+from services.mapping.repository import MappingRepository
+from services.mapping.rules import FieldRule
 
 log = logging.getLogger("concord.mapping")
 
@@ -21,10 +24,14 @@ class MappingService:
     definition in the registry (``definitions``), when the service has one."""
 
     def __init__(
-        self, mappers: dict[tuple[str, str], Mapper] | None = None, definitions: DefinitionCatalog | None = None
+        self,
+        mappers: dict[tuple[str, str], Mapper] | None = None,
+        definitions: DefinitionCatalog | None = None,
+        repository: MappingRepository | None = None,
     ) -> None:
         self._mappers = mappers if mappers is not None else default_mappers()
         self._definitions = definitions
+        self._repository = repository
         self._declarative: dict[tuple[str, str], tuple[Declarative, Mapper]] = {}
 
     async def mapper(self, integration_type: str, entity_type: str) -> Mapper:
@@ -56,32 +63,116 @@ class MappingService:
         except NotFound:
             return None
 
-    async def map_to_hub(self, integration_type: str, entity_type: str, records: list[dict]) -> list[HubResult]:
+    async def map_to_hub(
+        self, integration_type: str, entity_type: str, records: list[dict], config_id: str = ""
+    ) -> list[HubResult]:
+        return (await self.map_to_hub_versioned(integration_type, entity_type, records, config_id))[0]
+
+    async def map_to_hub_versioned(
+        self, integration_type: str, entity_type: str, records: list[dict], config_id: str = ""
+    ) -> tuple[list[HubResult], int]:
+        """Results in input order and the config's mapping version they were made with."""
+        return await self._batch("to_hub", integration_type, entity_type, records, config_id)
+
+    async def map_to_vendor(
+        self, integration_type: str, entity_type: str, documents: list[str], config_id: str = ""
+    ) -> list[VendorResult]:
+        return (await self.map_to_vendor_versioned(integration_type, entity_type, documents, config_id))[0]
+
+    async def map_to_vendor_versioned(
+        self, integration_type: str, entity_type: str, documents: list[str], config_id: str = ""
+    ) -> tuple[list[VendorResult], int]:
+        return await self._batch("to_vendor", integration_type, entity_type, documents, config_id)
+
+    async def _batch(
+        self, direction: str, integration_type: str, entity_type: str, items: list, config_id: str
+    ) -> tuple[list, int]:
         mapper = await self.mapper(integration_type, entity_type)
-        check_batch(len(records), "vendor_records")
+        check_batch(len(items), "vendor_records" if direction == "to_hub" else "resource_jsons")
+        defaults, overrides, version = await self._rules(mapper, config_id)
+        one = _to_hub if direction == "to_hub" else _to_vendor
         # FHIR validation is CPU work: off the event loop, so the server keeps answering.
-        results = await asyncio.to_thread(lambda: [_to_hub(mapper, record) for record in records])
-        _log_counts("to_hub", integration_type, entity_type, [r.errors for r in results])
-        return results
+        results = await asyncio.to_thread(lambda: [one(mapper, item, defaults, overrides) for item in items])
+        _log_counts(direction, integration_type, entity_type, [r.errors for r in results])
+        return results, version
 
-    async def map_to_vendor(self, integration_type: str, entity_type: str, documents: list[str]) -> list[VendorResult]:
+    async def preview(
+        self, config_id: str, integration_type: str, entity_type: str, direction: str, sample: dict | str
+    ) -> tuple[HubResult | VendorResult, int]:
+        """One sample record through the config's effective mappings. Persists nothing, audits
+        nothing, and logs nothing about the record (not even counts: a preview is not a sync)."""
         mapper = await self.mapper(integration_type, entity_type)
-        check_batch(len(documents), "resource_jsons")
-        results = await asyncio.to_thread(lambda: [_to_vendor(mapper, document) for document in documents])
-        _log_counts("to_vendor", integration_type, entity_type, [r.errors for r in results])
-        return results
+        defaults, overrides, version = await self._rules(mapper, config_id)
+        if direction == "to_hub":
+            assert isinstance(sample, dict)
+            return await asyncio.to_thread(_to_hub, mapper, sample, defaults, overrides), version
+        if direction == "to_vendor":
+            assert isinstance(sample, str)
+            return await asyncio.to_thread(_to_vendor, mapper, sample, defaults, overrides), version
+        raise InvalidArgument("direction must be TO_HUB or TO_VENDOR", field="direction", reason="INVALID_DIRECTION")
+
+    async def list_field_mappings(
+        self, config_id: str, integration_type: str, entity_type: str
+    ) -> tuple[list[FieldRule], int]:
+        """The config's effective mappings (defaults with its overrides applied), by hub field."""
+        mapper = await self.mapper(integration_type, entity_type)
+        defaults, overrides, version = await self._rules(mapper, _required_config(config_id))
+        return rules.effective(defaults, overrides), version
+
+    async def replace_field_mappings(
+        self, config_id: str, integration_type: str, entity_type: str, overrides: list[FieldRule], expected: int
+    ) -> tuple[list[FieldRule], int]:
+        mapper = await self.mapper(integration_type, entity_type)
+        rules.validate(mapper, entity_type, overrides)
+        version = await self._repo().replace(
+            _required_config(config_id), integration_type, entity_type, overrides, expected
+        )
+        log.info(
+            "mappings of a %s %s config replaced: %d overrides, version %d",
+            integration_type,
+            entity_type,
+            len(overrides),
+            version,
+        )
+        return rules.effective(rules.defaults(mapper), overrides), version
+
+    async def delete_field_mapping(
+        self, config_id: str, integration_type: str, entity_type: str, hub_field: str
+    ) -> int:
+        await self.mapper(integration_type, entity_type)
+        if not hub_field:
+            raise InvalidArgument("hub_field is required", field="hub_field", reason="REQUIRED_FIELD_MISSING")
+        return await self._repo().delete(_required_config(config_id), entity_type, hub_field)
+
+    async def _rules(self, mapper: Mapper, config_id: str) -> tuple[list[FieldRule], list[FieldRule], int]:
+        defaults = rules.defaults(mapper)
+        if not config_id or self._repository is None:
+            return defaults, [], 0
+        overrides, version = await self._repository.overrides(config_id, mapper.entity_type)
+        return defaults, overrides, version
+
+    def _repo(self) -> MappingRepository:
+        if self._repository is None:
+            raise InvalidArgument("this mapping service keeps no per-config mappings", reason="NO_MAPPING_STORE")
+        return self._repository
 
 
-def _to_hub(mapper: Mapper, record: dict) -> HubResult:
+def _required_config(config_id: str) -> str:
+    if not config_id:
+        raise InvalidArgument("config_id is required", field="config_id", reason="REQUIRED_FIELD_MISSING")
+    return config_id
+
+
+def _to_hub(mapper: Mapper, record: dict, defaults: list[FieldRule], overrides: list[FieldRule]) -> HubResult:
     try:
-        return mapper.to_hub(record)
+        return rules.to_hub(mapper, record, defaults, overrides)
     except RecordInvalid as invalid:
         return HubResult(external_id=invalid.external_id, errors=invalid.errors)
     except Exception as exc:  # one broken record must not fail the batch
         return HubResult(errors=[_unexpected(exc)])
 
 
-def _to_vendor(mapper: Mapper, document: str) -> VendorResult:
+def _to_vendor(mapper: Mapper, document: str, defaults: list[FieldRule], overrides: list[FieldRule]) -> VendorResult:
     try:
         resource = json.loads(document)
     except ValueError:
@@ -89,7 +180,7 @@ def _to_vendor(mapper: Mapper, document: str) -> VendorResult:
     if not isinstance(resource, dict):
         return VendorResult(errors=[FieldError("", "INVALID_RESOURCE", "the resource is not a JSON object")])
     try:
-        return VendorResult(record=mapper.to_vendor(resource))
+        return VendorResult(record=rules.to_vendor(mapper, resource, defaults, overrides))
     except RecordInvalid as invalid:
         return VendorResult(errors=invalid.errors)
     except Exception as exc:  # one broken record must not fail the batch

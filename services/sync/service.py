@@ -386,7 +386,7 @@ class SyncService:
         """Maps a vendor page to FHIR and merges it into the hub; the page and its cursor commit
         together, so a retried or resumed run never applies a page twice or skips one."""
         kind = kind_of(page.entity_type)
-        mapped = await self._map_to_hub(page.integration_type, kind, page.records)
+        mapped = await self._map_to_hub(page.integration_type, kind, page.records, page.config_id)
         failures: list[dict[str, str]] = []
         usable = []
         for raw, result in zip(page.records, mapped, strict=True):
@@ -521,6 +521,7 @@ class SyncService:
                     integration_type=request.integration_type,
                     entity_type=common_pb2.EntityType.Value(kind.entity_type),
                     resource_jsons=[json.dumps(r) for r in resources],
+                    config_id=request.config_id,
                 ),
             )
             mapped = list(response.results)
@@ -543,7 +544,11 @@ class SyncService:
         """Stores what the vendor acknowledged: links, synced versions and merge bases."""
         kind = kind_of(results.entity_type)
         done = [o for o in results.outcomes if o.success]
-        mapped = await self._map_to_hub(results.integration_type, kind, [o.record for o in done]) if done else []
+        mapped = (
+            await self._map_to_hub(results.integration_type, kind, [o.record for o in done], results.config_id)
+            if done
+            else []
+        )
         failures = [
             _failure(domain.parse_ref(o.ref)[0], "", o.error_reason or "VENDOR_REJECTED", o.error_message)
             for o in results.outcomes
@@ -683,7 +688,7 @@ class SyncService:
     # --- helpers -------------------------------------------------------------------------------
 
     async def _map_to_hub(
-        self, integration_type: str, kind: EntityKind, records: list[dict]
+        self, integration_type: str, kind: EntityKind, records: list[dict], config_id: str
     ) -> list[mapping_pb2.HubMappingResult]:
         if not records:
             return []
@@ -693,6 +698,7 @@ class SyncService:
                 integration_type=integration_type,
                 entity_type=common_pb2.EntityType.Value(kind.entity_type),
                 vendor_records=[_struct(r) for r in records],
+                config_id=config_id,
             ),
         )
         return list(response.results)

@@ -46,6 +46,15 @@ async def client(stack: Stack) -> AsyncIterator[Client]:
         yield Client(stack, http, f"p-{uuid.uuid4().hex[:10]}")
 
 
+@pytest.fixture
+async def admin(client: Client) -> Client:
+    """The practice exists and has a GoHighLevel config (authorize creates it, unconnected)."""
+    headers = client.headers()
+    assert (await client.http.post("/practice", json={"name": "Gateway Clinic"}, headers=headers)).status_code == 201
+    assert (await client.http.get("/integrations/hl/authorize", headers=headers)).status_code == 200
+    return client
+
+
 def assert_problem(
     response: httpx.Response, status: int, *, field: str | None = None, reason: str | None = None
 ) -> dict:

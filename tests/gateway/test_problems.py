@@ -12,15 +12,6 @@ from tests.gateway.conftest import Client, assert_problem
 CANARY = "Canaryvaluezz"
 
 
-@pytest.fixture
-async def admin(client: Client) -> Client:
-    """The practice exists and has a GoHighLevel config (authorize creates it, unconnected)."""
-    headers = client.headers()
-    assert (await client.http.post("/practice", json={"name": "Problem Clinic"}, headers=headers)).status_code == 201
-    assert (await client.http.get("/integrations/hl/authorize", headers=headers)).status_code == 200
-    return client
-
-
 def _patient(**extra: object) -> dict:
     return {"resourceType": "Patient", "name": [{"family": "Okafor", "given": ["Ada"]}], **extra}
 

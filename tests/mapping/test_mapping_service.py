@@ -10,28 +10,13 @@ from google.protobuf import struct_pb2
 
 from libs.errors import InvalidArgument
 from libs.fhir_patient import parse_patient, project
-from libs.grpc_client import call, open_channel
+from libs.grpc_client import call
 from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.mapping.v1 import mapping_pb2 as pb
-from libs.protos.concord.mapping.v1 import mapping_pb2_grpc
 from services.mapping.domain import MAX_BATCH
-from services.mapping.server import start
-from services.registry.server import start as start_registry
 from tests.mapping.synthea import synthea_patients
 
 PATIENT = common_pb2.ENTITY_TYPE_PATIENT
-
-
-@pytest.fixture
-async def stub(settings):  # noqa: ANN001
-    # Vendors without a hand-written mapper are mapped from their registry definition.
-    registry = await start_registry(settings)
-    service = await start(settings.model_copy(update={"registry_address": registry.address}))
-    channel = open_channel(service.address)
-    yield mapping_pb2_grpc.MappingServiceStub(channel)
-    await channel.close()
-    await service.stop()
-    await registry.stop()
 
 
 def _struct(record: dict) -> struct_pb2.Struct:

@@ -11,6 +11,8 @@ from datetime import date, datetime
 from libs.errors import InvalidArgument
 from libs.fhir_patient import apply, locate, normalise_email, normalise_phone, parse_patient, project
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
+from services.mapping.rules import FieldRule, rules_from
+from services.mapping.transforms import country_code
 
 CONTACT_ID_SYSTEM = "https://gohighlevel.com/contact-id"
 # GHL contact field -> canonical field. All are in CreateContactDto / UpsertContactDto;
@@ -30,7 +32,6 @@ FIELDS = {
 }
 GENDERS = ("male", "female", "other")
 _FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_US_NAMES = {"usa", "united states", "united states of america"}
 
 
 def _inbound_date(raw: str, field: str) -> str:
@@ -65,16 +66,6 @@ _INBOUND: dict[str, Callable[[str, str], str]] = {
 }
 
 
-def _outbound_country(value: str, field: str) -> str:
-    if len(value) == 2 and value.isalpha():
-        return value.upper()
-    if value.lower() in _US_NAMES:
-        return "US"
-    raise InvalidArgument(
-        f"{field} must be a 2-letter country code for GoHighLevel", field=field, reason="INVALID_COUNTRY"
-    )
-
-
 _OUTBOUND: dict[str, Callable[[str, str], str | None]] = {
     "email": lambda value, field: normalise_email(value, field=field),
     "phone": lambda value, field: normalise_phone(value, field=field),
@@ -82,13 +73,31 @@ _OUTBOUND: dict[str, Callable[[str, str], str | None]] = {
     "birth_date": lambda value, field: value if _FULL_DATE.match(value) else None,
     # GHL has no "unknown".
     "gender": lambda value, field: value if value in GENDERS else None,
-    "country": _outbound_country,
+    "country": lambda value, field: country_code(value, field=field),
 }
+
+
+# What the code does to each canonical field, as a transform (services/mapping/transforms.py).
+DEFAULT_TRANSFORMS = {
+    "phone": ("phone_e164", {"region": "US"}),
+    "birth_date": ("date", {}),
+    "gender": ("gender", {"codes": {g: g for g in GENDERS}}),
+    "country": ("country", {}),
+}
+# Writable top-level fields of UpsertContactDto (docs/vendors/gohighlevel/apps/contacts.json): the
+# sandbox, like GHL, refuses any other property.
+VENDOR_FIELDS = frozenset(
+    {*FIELDS, "name", "customFields", "tags", "source", "companyName", "website", "timezone", "dnd"}
+)
 
 
 class GhlPatientMapper:
     integration_type = "ghl"
     entity_type = "ENTITY_TYPE_PATIENT"
+    vendor_fields = VENDOR_FIELDS
+
+    def default_field_mappings(self) -> list[FieldRule]:
+        return rules_from(self.entity_type, FIELDS, DEFAULT_TRANSFORMS)
 
     def to_hub(self, contact: dict) -> HubResult:
         """A GHL contact (read, search or webhook shape) as a FHIR Patient."""

@@ -31,6 +31,7 @@ from libs import fhir_appointment
 from libs.errors import InvalidArgument
 from services.adapters.ghl.schemas import CALENDAR_NAME, SERVICE_HINT
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
+from services.mapping.rules import FieldRule, rules_from
 
 APPOINTMENT_ID_SYSTEM = "https://gohighlevel.com/appointment-id"
 CALENDAR_ID_SYSTEM = "https://gohighlevel.com/calendar-id"
@@ -94,6 +95,14 @@ def _user_id(appointment: dict) -> str | None:
 class GhlAppointmentMapper:
     integration_type = "ghl"
     entity_type = "ENTITY_TYPE_APPOINTMENT"
+    required_hub_fields = frozenset({"status", "start"})
+
+    def default_field_mappings(self) -> list[FieldRule]:
+        """The event fields the code maps one to one (the patient, calendar and user are references
+        the code resolves, not rules)."""
+        status = ("enum", {"values": TO_GHL_STATUS, "hub_values": TO_HUB_STATUS})
+        fields = {"appointmentStatus": "status", "startTime": "start", "endTime": "end", "description": "description"}
+        return rules_from(self.entity_type, fields, {"status": status})
 
     def to_hub(self, event: dict) -> HubResult:
         """A GHL event (list, read, write answer or webhook shape, plus the adapter's calendarName)."""

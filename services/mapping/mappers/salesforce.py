@@ -22,6 +22,7 @@ from datetime import date
 from libs.errors import InvalidArgument
 from libs.fhir_patient import apply, locate, normalise_email, normalise_phone, parse_patient, project
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
+from services.mapping.rules import FieldRule, rules_from
 
 ACCOUNT_ID_SYSTEM = "https://salesforce.com/account-id"
 CONCORD_ID_SYSTEM = "urn:concord:patient-id"
@@ -97,9 +98,23 @@ def _string(record: dict, field: str, errors: list[FieldError]) -> str | None:
     return raw.strip() or None
 
 
+DEFAULT_TRANSFORMS = {
+    "birth_date": ("date", {}),
+    "gender": ("gender", {"codes": GENDERS_OUT}),
+    "phone": ("phone_e164", {"region": "US"}),
+}
+
+
 class SalesforcePatientMapper:
     integration_type = "salesforce"
     entity_type = "ENTITY_TYPE_PATIENT"
+    # Person Account fields an override may write: the mapped ones, and any custom field (…__c).
+    vendor_fields = frozenset({*FIELDS, *PHONES, *LENGTHS, "Description", "PersonTitle", "Salutation"})
+    custom_field_suffix = "__c"
+
+    def default_field_mappings(self) -> list[FieldRule]:
+        # The canonical phone goes to PersonMobilePhone (PersonHomePhone is read when it is absent).
+        return rules_from(self.entity_type, {**FIELDS, PHONES[0]: "phone"}, DEFAULT_TRANSFORMS)
 
     def to_hub(self, account: dict) -> HubResult:
         """A Person Account (query, collection or change-event shape) as a FHIR Patient."""

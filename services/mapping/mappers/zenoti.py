@@ -18,6 +18,7 @@ import phonenumbers
 from libs.errors import InvalidArgument
 from libs.fhir_patient import apply, locate, normalise_email, normalise_phone, parse_patient, project
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
+from services.mapping.rules import FieldRule, rules_from
 
 GUEST_ID_SYSTEM = "https://zenoti.com/guest-id"
 US = 225
@@ -142,9 +143,36 @@ def _inbound_state(address: dict, errors: list[FieldError]) -> str | None:
     return other
 
 
+# Guest field path -> canonical field, as the code maps them (middle_name joins the given name,
+# address_2 the address line; countries and states are Zenoti ids).
+FIELDS = {
+    "personal_info.first_name": "given_name",
+    "personal_info.last_name": "family_name",
+    "personal_info.email": "email",
+    "personal_info.mobile_phone.number": "phone",
+    "personal_info.date_of_birth": "birth_date",
+    "personal_info.gender": "gender",
+    "address_info.address_1": "address_line",
+    "address_info.city": "city",
+    "address_info.state_id": "state",
+    "address_info.zip_code": "postal_code",
+    "address_info.country_id": "country",
+}
+DEFAULT_TRANSFORMS = {
+    "phone": ("phone_national", {"region": "US"}),
+    "birth_date": ("date", {}),
+    "gender": ("enum", {"values": {"female": "0", "male": "1"}}),
+    "state": ("enum", {"values": {code: str(n) for n, code in STATE_CODES.items()}}),
+    "country": ("enum", {"values": {"US": str(US)}}),
+}
+
+
 class ZenotiPatientMapper:
     integration_type = "zenoti"
     entity_type = "ENTITY_TYPE_PATIENT"
+
+    def default_field_mappings(self) -> list[FieldRule]:
+        return rules_from(self.entity_type, FIELDS, DEFAULT_TRANSFORMS)
 
     def to_hub(self, guest: dict) -> HubResult:
         """A Zenoti guest (API object or webhook ``data``) as a FHIR Patient."""

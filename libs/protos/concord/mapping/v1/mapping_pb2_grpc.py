@@ -45,6 +45,26 @@ class MappingServiceStub:
                 request_serializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.MapToVendorRequest.SerializeToString,
                 response_deserializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.MapToVendorResponse.FromString,
                 _registered_method=True)
+        self.ListFieldMappings = channel.unary_unary(
+                '/concord.mapping.v1.MappingService/ListFieldMappings',
+                request_serializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.ListFieldMappingsRequest.SerializeToString,
+                response_deserializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.ListFieldMappingsResponse.FromString,
+                _registered_method=True)
+        self.ReplaceFieldMappings = channel.unary_unary(
+                '/concord.mapping.v1.MappingService/ReplaceFieldMappings',
+                request_serializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.ReplaceFieldMappingsRequest.SerializeToString,
+                response_deserializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.ReplaceFieldMappingsResponse.FromString,
+                _registered_method=True)
+        self.DeleteFieldMapping = channel.unary_unary(
+                '/concord.mapping.v1.MappingService/DeleteFieldMapping',
+                request_serializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.DeleteFieldMappingRequest.SerializeToString,
+                response_deserializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.DeleteFieldMappingResponse.FromString,
+                _registered_method=True)
+        self.PreviewMapping = channel.unary_unary(
+                '/concord.mapping.v1.MappingService/PreviewMapping',
+                request_serializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.PreviewMappingRequest.SerializeToString,
+                response_deserializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.PreviewMappingResponse.FromString,
+                _registered_method=True)
 
 
 class MappingServiceServicer:
@@ -63,6 +83,34 @@ class MappingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListFieldMappings(self, request, context):
+        """A config's effective field mappings: the vendor defaults with its overrides applied.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplaceFieldMappings(self, request, context):
+        """Replaces a config's overrides (validated as a whole); bumps the config's mapping version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteFieldMapping(self, request, context):
+        """Drops one override, so the field falls back to the vendor default; bumps the version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreviewMapping(self, request, context):
+        """Maps one sample record through the config's effective mappings. Persists and audits nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MappingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +123,26 @@ def add_MappingServiceServicer_to_server(servicer, server):
                     servicer.MapToVendor,
                     request_deserializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.MapToVendorRequest.FromString,
                     response_serializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.MapToVendorResponse.SerializeToString,
+            ),
+            'ListFieldMappings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFieldMappings,
+                    request_deserializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.ListFieldMappingsRequest.FromString,
+                    response_serializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.ListFieldMappingsResponse.SerializeToString,
+            ),
+            'ReplaceFieldMappings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplaceFieldMappings,
+                    request_deserializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.ReplaceFieldMappingsRequest.FromString,
+                    response_serializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.ReplaceFieldMappingsResponse.SerializeToString,
+            ),
+            'DeleteFieldMapping': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteFieldMapping,
+                    request_deserializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.DeleteFieldMappingRequest.FromString,
+                    response_serializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.DeleteFieldMappingResponse.SerializeToString,
+            ),
+            'PreviewMapping': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewMapping,
+                    request_deserializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.PreviewMappingRequest.FromString,
+                    response_serializer=concord_dot_mapping_dot_v1_dot_mapping__pb2.PreviewMappingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +200,114 @@ class MappingService:
             '/concord.mapping.v1.MappingService/MapToVendor',
             concord_dot_mapping_dot_v1_dot_mapping__pb2.MapToVendorRequest.SerializeToString,
             concord_dot_mapping_dot_v1_dot_mapping__pb2.MapToVendorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFieldMappings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.mapping.v1.MappingService/ListFieldMappings',
+            concord_dot_mapping_dot_v1_dot_mapping__pb2.ListFieldMappingsRequest.SerializeToString,
+            concord_dot_mapping_dot_v1_dot_mapping__pb2.ListFieldMappingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplaceFieldMappings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.mapping.v1.MappingService/ReplaceFieldMappings',
+            concord_dot_mapping_dot_v1_dot_mapping__pb2.ReplaceFieldMappingsRequest.SerializeToString,
+            concord_dot_mapping_dot_v1_dot_mapping__pb2.ReplaceFieldMappingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteFieldMapping(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.mapping.v1.MappingService/DeleteFieldMapping',
+            concord_dot_mapping_dot_v1_dot_mapping__pb2.DeleteFieldMappingRequest.SerializeToString,
+            concord_dot_mapping_dot_v1_dot_mapping__pb2.DeleteFieldMappingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewMapping(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.mapping.v1.MappingService/PreviewMapping',
+            concord_dot_mapping_dot_v1_dot_mapping__pb2.PreviewMappingRequest.SerializeToString,
+            concord_dot_mapping_dot_v1_dot_mapping__pb2.PreviewMappingResponse.FromString,
             options,
             channel_credentials,
             insecure,
