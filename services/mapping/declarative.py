@@ -25,9 +25,9 @@ from libs.fhir_patient import (
 from services.adapters.declarative.definition import FieldMapping, Resource, get_path, set_path
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
 from services.mapping.rules import FieldRule
+from services.mapping.transforms import country_code
 
 _FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_US_NAMES = {"usa", "united states", "united states of america"}
 
 
 def _inbound_date(raw: str, field: str) -> str:
@@ -43,13 +43,12 @@ def _inbound_date(raw: str, field: str) -> str:
 
 
 def _alpha2(value: str, field: str, *, strict: bool) -> str:
-    if len(value) == 2 and value.isalpha():
-        return value.upper()
-    if value.lower() in _US_NAMES:
-        return "US"
-    if not strict:
-        return value
-    raise InvalidArgument(f"{field} must be a 2-letter country code", field=field, reason="INVALID_COUNTRY")
+    try:
+        return country_code(value, field=field)
+    except InvalidArgument:
+        if strict:
+            raise
+        return value  # to the hub, a country name the vendor spells out is kept as written
 
 
 def _inbound(mapping: FieldMapping, raw: str) -> str:

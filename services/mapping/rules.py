@@ -47,6 +47,9 @@ class Entity:
     project: Callable[[dict], dict[str, str | None]]
     apply: Callable[[dict, dict[str, str | None]], dict]
     parse: Callable[[dict], dict]
+    # Fields FHIR R4 requires (Appointment.status, a participant): the mapper keeps seeing them when an
+    # override maps them its own way, and an override must map them both ways.
+    fhir_required: frozenset[str] = frozenset()
 
 
 ENTITIES = {
@@ -58,6 +61,7 @@ ENTITIES = {
         fhir_appointment.project,
         fhir_appointment.apply,
         fhir_appointment.parse_appointment,
+        frozenset({"status", "patient"}),
     ),
 }
 
@@ -108,6 +112,12 @@ def validate(mapper: Mapper, entity_type: str, overrides: list[FieldRule], where
                 field=f"{at}.direction",
                 reason="INVALID_DIRECTION",
             )
+        if rule.hub_field in entity.fhir_required and rule.direction != "both":
+            raise InvalidArgument(
+                f"{at}.direction: FHIR R4 requires {rule.hub_field}, so it must map both ways",
+                field=f"{at}.direction",
+                reason="FHIR_FIELD_REQUIRED",
+            )
         if rule.hub_field in required and not rule.writes:
             raise InvalidArgument(
                 f"{at}.direction: the vendor requires {rule.hub_field}",
@@ -144,7 +154,9 @@ def to_hub(mapper: Mapper, record: dict, default_rules: list[FieldRule], overrid
     entity = ENTITIES[mapper.entity_type]
     stripped = copy.deepcopy(record)
     for rule in _taken_over(default_rules, overrides):
-        if rule.reads:  # the code must not take what the override maps otherwise (or not at all)
+        # The code must not take what the override maps otherwise (or not at all); a FHIR-required
+        # field it still reads, so its resource stays valid, and the override's value replaces it.
+        if rule.reads and rule.hub_field not in entity.fhir_required:
             transforms.write_field(stripped, rule.vendor_field, None)
     result = mapper.to_hub(stripped)
     assert result.resource is not None
@@ -184,7 +196,11 @@ def to_vendor(mapper: Mapper, resource: dict, default_rules: list[FieldRule], ov
     paths = fhir_patient.locate(parsed) if mapper.entity_type == PATIENT else {}
     taken = _taken_over(default_rules, overrides)
     # The code does not see a field an override maps otherwise, so its own checks do not fire for it.
-    record = mapper.to_vendor(entity.apply(parsed, {rule.hub_field: None for rule in overrides}))
+    # A FHIR-required field, or one the override still writes to the default's vendor field, it does
+    # see (its checks hold for that vendor field); the override's value then replaces the code's.
+    same = {(rule.hub_field, rule.vendor_field) for rule in taken if rule.writes}
+    kept = entity.fhir_required | {r.hub_field for r in overrides if r.writes and (r.hub_field, r.vendor_field) in same}
+    record = mapper.to_vendor(entity.apply(parsed, {r.hub_field: None for r in overrides if r.hub_field not in kept}))
     for rule in taken:
         if rule.writes:
             transforms.write_field(record, rule.vendor_field, None)

@@ -18,6 +18,7 @@ from services.mapping.domain import RecordInvalid
 from services.mapping.mappers.ghl import GhlPatientMapper
 from services.mapping.mappers.ghl_appointments import GhlAppointmentMapper
 from services.mapping.mappers.salesforce import SalesforcePatientMapper
+from services.mapping.mappers.salesforce_appointments import SalesforceAppointmentMapper
 from services.mapping.rules import FieldRule
 
 PATIENT, APPOINTMENT = "ENTITY_TYPE_PATIENT", "ENTITY_TYPE_APPOINTMENT"
@@ -123,3 +124,48 @@ def test_salesforce_overrides_may_name_custom_fields_only_beyond_the_schema() ->
         mapper, RESOURCE, rules.defaults(mapper), [_override("city", "Home_City__c", transform="case", case="upper")]
     )
     assert out["Home_City__c"] == "SALEM" and "PersonMailingCity" not in out
+
+
+def test_salesforce_appointment_defaults_and_an_override_to_comments() -> None:
+    mapper = SalesforceAppointmentMapper()
+    defaults = rules.defaults(mapper)
+    assert {r.hub_field: r.vendor_field for r in defaults} == {
+        "status": "Status", "start": "SchedStartTime", "end": "SchedEndTime",
+        "service_name": "Subject", "description": "Description",
+    }  # fmt: skip
+    record = {
+        "Id": "08p1", "ParentRecordId": "0011", "Status": "Scheduled", "Subject": "Physical",
+        "SchedStartTime": "2026-03-02T14:00:00.000+0000", "SchedEndTime": "2026-03-02T14:45:00.000+0000",
+        "Description": "Knee", "Comments": "Left knee",
+    }  # fmt: skip
+    moved = [FieldRule(APPOINTMENT, "description", "Comments", source="override")]
+    rules.validate(mapper, APPOINTMENT, moved)
+    hub = rules.to_hub(mapper, record, defaults, moved).resource
+    assert hub["description"] == "Left knee" and hub["status"] == "booked"
+    written = rules.to_vendor(mapper, hub, defaults, moved)
+    assert written["Comments"] == "Left knee" and "Description" not in written and written["Status"] == "Scheduled"
+    # The override's own transform: the status through a narrower enum, the start in the practice's zone.
+    own = [
+        FieldRule(APPOINTMENT, "status", "Status", "enum", {"values": {"booked": "Dispatched"}}, source="override"),
+        FieldRule(APPOINTMENT, "start", "SchedStartTime", "datetime_zone", {"zone": "America/New_York"}),
+        FieldRule(APPOINTMENT, "end", "Local_End__c", "datetime_zone", {"zone": "America/New_York"}),
+    ]
+    rules.validate(mapper, APPOINTMENT, own)
+    written = rules.to_vendor(mapper, hub, defaults, own)
+    assert written["Status"] == "Dispatched" and written["SchedStartTime"] == "2026-03-02T09:00:00-05:00"
+    assert written["Local_End__c"] == "2026-03-02T09:45:00-05:00" and "SchedEndTime" not in written
+    # Taking start away from SchedStartTime leaves a booked appointment without one: the code refuses.
+    away = [FieldRule(APPOINTMENT, "start", "Local_Start__c", source="override")]
+    with pytest.raises(RecordInvalid) as invalid:
+        rules.to_vendor(mapper, hub, defaults, away)
+    assert [(e.field, e.reason) for e in invalid.value.errors] == [("start", "MISSING_TIME")]
+    with pytest.raises(InvalidArgument) as error:
+        rules.validate(mapper, APPOINTMENT, [FieldRule(APPOINTMENT, "description", "Notes")])
+    assert (error.value.field, error.value.reason) == ("overrides[0].vendor_field", "UNKNOWN_VENDOR_FIELD")
+
+
+def test_a_fhir_required_field_must_map_both_ways() -> None:
+    mapper = SalesforceAppointmentMapper()
+    with pytest.raises(InvalidArgument) as error:
+        rules.validate(mapper, APPOINTMENT, [FieldRule(APPOINTMENT, "status", "Status", direction="to_vendor")])
+    assert (error.value.field, error.value.reason) == ("overrides[0].direction", "FHIR_FIELD_REQUIRED")

@@ -29,6 +29,7 @@ from typing import Any
 from libs import fhir_appointment
 from libs.errors import InvalidArgument
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
+from services.mapping.rules import FieldRule, rules_from
 
 APPOINTMENT_ID_SYSTEM = "https://salesforce.com/service-appointment-id"
 APPOINTMENT_TYPE_SYSTEM = "https://salesforce.com/service-appointment-type"
@@ -88,6 +89,25 @@ def _instant(raw: str, field: str) -> str:
 class SalesforceAppointmentMapper:
     integration_type = "salesforce"
     entity_type = "ENTITY_TYPE_APPOINTMENT"
+    # ServiceAppointment fields an override may write: the mapped ones, and any custom field (…__c).
+    vendor_fields = frozenset(
+        {"Status", "SchedStartTime", "SchedEndTime", "Subject", "Description", "AppointmentType", "Comments"}
+    )
+    custom_field_suffix = "__c"
+
+    def default_field_mappings(self) -> list[FieldRule]:
+        """The fields the code maps one to one (the patient, type and ids are references and
+        identifiers the code resolves, not rules); times are UTC instants both ways."""
+        status = ("enum", {"values": TO_SALESFORCE_STATUS, "hub_values": TO_HUB_STATUS})
+        utc = ("datetime_zone", {"zone": "UTC"})
+        fields = {
+            "Status": "status",
+            "SchedStartTime": "start",
+            "SchedEndTime": "end",
+            "Subject": "service_name",
+            "Description": "description",
+        }
+        return rules_from(self.entity_type, fields, {"status": status, "start": utc, "end": utc})
 
     def to_hub(self, record: dict) -> HubResult:
         """A ServiceAppointment (query, collection or change-event shape) as a FHIR Appointment."""
