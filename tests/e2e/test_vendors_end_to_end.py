@@ -4,20 +4,8 @@ EMR sandbox into the hub, then pushed to the Salesforce and Zenoti sandboxes."""
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from services.demo import run_sync, run_vendors_demo
-from services.supervisor import start_stack
-
-
-@pytest.fixture
-async def stack(settings, temporal_binary):  # noqa: ANN001
-    # Vendor limits are each adapter's own suite's business; here they would only make this slow.
-    running = await start_stack(
-        settings.model_copy(update={"vendor_pacing": False}), ephemeral_ports=True, sandbox_rate_limit=False
-    )
-    yield running
-    await running.stop()
 
 
 async def test_emr_patients_reach_salesforce_and_zenoti_once(stack) -> None:  # noqa: ANN001
