@@ -35,6 +35,8 @@ async def test_zenoti_catalog_reaches_the_emr_once(stack) -> None:  # noqa: ANN0
         assert (again["records_created"], again["records_updated"]) == (0, 0)
         again = await run_sync(http, headers, "push", vendor="fhir", entity="services")
         assert (again["records_created"], again["records_updated"]) == (0, 0)
+        both = await run_sync(http, headers, "bidirectional", vendor="zenoti", entity="services")
+        assert both["direction"] == "pull" and (both["records_created"], both["records_updated"]) == (0, 0)
         refused = await http.post("/integrations/zenoti/services/sync", json={"direction": "push"}, headers=headers)
         assert refused.status_code == 409 and refused.json()["reason"] == "READ_ONLY_ENTITY", refused.text
     assert at_the_emr() == sorted(s["id"] for s in result.services)
