@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -130,3 +131,29 @@ async def test_server_errors_are_retried_and_the_pass_completes(zenoti: ZenotiHa
     records, _, _ = await _pass(zenoti, "", 5)
     await zenoti.clear_faults()
     assert sorted(r["id"] for r in records) == sorted(zenoti.org.services)
+
+
+async def test_a_pass_is_paced_under_the_organisations_limit(settings: Settings) -> None:
+    """An organisation allowed 3 calls a second (the sandbox's Organization-RateLimit-Limit says so):
+    the pacer adopts it and spreads a 5-call pass over more than one window, with no 429."""
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+        zenoti = await open_harness(stack, settings, http, (3, 1.0))
+        statuses: list[int] = []
+
+        async def seen(response: httpx.Response) -> None:
+            statuses.append(response.status_code)
+
+        zenoti.adapter._http.event_hooks["response"].append(seen)
+        began = time.monotonic()
+        records, _, calls = await _pass(zenoti, "", 2)
+        assert calls > 3 and time.monotonic() - began >= 0.9  # the 4th call waited for the next window
+        assert set(statuses) == {200}
+        assert sorted(r["id"] for r in records) == sorted(zenoti.org.services)
+
+
+async def test_a_rotated_api_key_fails_the_catalog_pull_as_not_connected(zenoti: ZenotiHarness) -> None:
+    await zenoti.revoke_tokens()
+    with pytest.raises(ApplicationError) as failure:
+        await _fetch(zenoti, "", 10)
+    assert failure.value.type == "NotConnected" and failure.value.non_retryable
