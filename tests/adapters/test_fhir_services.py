@@ -112,3 +112,14 @@ async def test_services_are_pulled_incrementally_and_a_malformed_one_is_rejected
     assert [(r["id"], r["name"]) for r in records] == [(made[4], "Renamed")]
     # Patients are another search: no HealthcareService among them.
     assert all(plain(r)["resourceType"] == "Patient" for r in (await fhir.fetch()).records)
+
+
+async def test_an_expired_token_is_refreshed_and_server_errors_retried(fhir: FhirHarness) -> None:
+    for i in range(3):
+        response = await fhir.ehr("POST", "HealthcareService", json=_service(f"Service {i}"))
+        assert response.status_code == 201, response.text
+    await fhir.expire_access_tokens()
+    await fhir.inject(server_error_rate=0.3)
+    records, _ = await fetch_run(fhir, SERVICES, "", size=2)
+    await fhir.clear_faults()
+    assert sorted(r["name"] for r in records) == ["Service 0", "Service 1", "Service 2"]
