@@ -60,6 +60,15 @@ _FHIR_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
 def parse_patient(resource_json: str | dict) -> dict:
     """Validates a FHIR R4 Patient and returns it as a plain dict without empty values."""
+    patient = validated(resource_json, Patient)
+    _check_codes(patient)
+    return patient
+
+
+def validated(resource_json: str | dict, model_class: type[pydantic.BaseModel]) -> dict:
+    """A resource (JSON text or dict) of ``model_class``'s type validated with fhir.resources, as a
+    plain dict without empty values; InvalidArgument naming the path, never the value."""
+    resource_type = model_class.__name__
     resource: Any = resource_json
     if isinstance(resource_json, str):
         try:
@@ -68,10 +77,12 @@ def parse_patient(resource_json: str | dict) -> dict:
             raise InvalidArgument("the resource is not JSON", field="", reason=INVALID_FHIR_RESOURCE) from None
     if not isinstance(resource, dict):
         raise InvalidArgument("the resource is not a JSON object", field="", reason=INVALID_FHIR_RESOURCE)
-    if resource.get("resourceType") != "Patient":
-        raise InvalidArgument("resourceType must be Patient", field="resourceType", reason=INVALID_FHIR_RESOURCE)
+    if resource.get("resourceType") != resource_type:
+        raise InvalidArgument(
+            f"resourceType must be {resource_type}", field="resourceType", reason=INVALID_FHIR_RESOURCE
+        )
     try:
-        model = Patient.model_validate(resource)
+        model = model_class.model_validate(resource)
     except pydantic.ValidationError as error:
         # pydantic's own message may quote the input: report the path and error type only.
         first = error.errors()[0]
@@ -79,9 +90,7 @@ def parse_patient(resource_json: str | dict) -> dict:
         raise InvalidArgument(
             f"{path or 'the resource'} is not valid FHIR R4 ({first['type']})", field=path, reason=INVALID_FHIR_RESOURCE
         ) from None
-    patient = model.model_dump(mode="json", exclude_none=True, by_alias=True)
-    _check_codes(patient)
-    return patient
+    return model.model_dump(mode="json", exclude_none=True, by_alias=True)
 
 
 def fhir_path(loc: tuple) -> str:

@@ -2,6 +2,7 @@
 
     concord sync patients --vendor salesforce [--direction push|pull|bidirectional]
     concord sync appointments --vendor salesforce --direction push
+    concord sync services --vendor zenoti --direction pull
     concord auth refresh --vendor salesforce
     concord status --vendor ghl
 
@@ -24,7 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from libs.settings import get_settings
 
-ENTITIES = {"patients": "patients", "appointments": "appointments"}
+ENTITIES = {"patients": "patients", "appointments": "appointments", "services": "services"}
 console = Console(stderr=True)
 
 

@@ -333,6 +333,18 @@ async def run_zapier_demo(stack: Stack, practice_id: str = "demo-zapier-practice
     )
 
 
+def print_catalog_summary(result: Any, console: Console) -> None:
+    table = Table(title="The service catalog: Zenoti -> hub (HealthcareService) -> FHIR R4 EMR", show_header=True)
+    table.add_column("step")
+    table.add_column("result", justify="right")
+    table.add_row("catalog items pulled from Zenoti (API calls)", f"{result.pulled['records_created']} ({result.pulled['vendor_requests']})")
+    table.add_row("pushed to the FHIR EMR as HealthcareService", str(result.pushed["records_created"]))
+    priced = sum(1 for s in result.services if any("service-price" in e.get("url", "") for e in s.get("extension", [])))
+    table.add_row("hub catalog items with a price", f"{priced} of {len(result.services)}")
+    table.add_row("catalog pull trace id", result.pulled["trace_id"])
+    console.print(table)
+
+
 def print_zapier_summary(result: ZapierResult, console: Console) -> None:
     table = Table(title="Zapier: REST hooks, actions and deliveries", show_header=True)
     table.add_column("step")
@@ -426,6 +438,11 @@ async def _main() -> int:
         with console.status("running the demo: FHIR EMR -> Salesforce and Zenoti (Zenoti is paced: about 2 minutes)"):
             vendors = await run_vendors_demo(stack)
         print_vendors_summary(vendors, console)
+        from services.catalog_demo import run_catalog_demo  # it builds on this module's helpers
+
+        with console.status("running the demo: the Zenoti service catalog -> hub -> FHIR EMR"):
+            catalog = await run_catalog_demo(stack)
+        print_catalog_summary(catalog, console)
         with console.status("running the demo: Zapier"):
             zapier = await run_zapier_demo(stack)
         print_zapier_summary(zapier, console)

@@ -21,7 +21,7 @@ from libs.settings import Settings
 
 PORTS = {"ghl": 8701, "zenoti": 8702, "salesforce": 8703, "fhir": 8704, "zapier": 8705}
 FHIR_TENANT = "default"
-FHIR_SCOPES = "system/Patient.cruds system/Appointment.cruds system/HealthcareService.rs"
+FHIR_SCOPES = "system/Patient.cruds system/Appointment.cruds system/HealthcareService.cruds"
 
 
 @dataclass

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from libs import fhir_appointment, fhir_patient
+from libs import fhir_appointment, fhir_patient, fhir_service
 from libs.errors import InvalidArgument
 
 PATIENT = "ENTITY_TYPE_PATIENT"
 APPOINTMENT = "ENTITY_TYPE_APPOINTMENT"
+SERVICE = "ENTITY_TYPE_SERVICE"
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,15 @@ ENTITIES: dict[str, EntityKind] = {
         base_purpose="appointment-merge-base",
         patient_ref=fhir_appointment.patient_reference,
         with_patient_ref=fhir_appointment.set_patient_reference,
+    ),
+    SERVICE: EntityKind(
+        entity_type=SERVICE,
+        resource_type="HealthcareService",
+        parse=fhir_service.parse_service,
+        project=fhir_service.project,
+        apply=fhir_service.apply,
+        purpose="service-resource",
+        base_purpose="service-merge-base",
     ),
 }
 

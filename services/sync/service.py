@@ -322,6 +322,7 @@ class SyncService:
         # 60 calls a minute want small batches to stay well inside an activity's time limit.
         batch = definition.extra.fields.get("write_batch_size")
         push_batch_size = int(batch.number_value) if batch is not None and batch.number_value >= 1 else 100
+        direction = _readable_direction(definition, kind.entity_type, direction)
         run_id = str(uuid.uuid4())
         wf_id = workflow_id(config_id, kind.entity_type)
         row = domain.new_run_row(run_id, config, kind.entity_type, direction, wf_id, current_trace_id())
@@ -743,3 +744,16 @@ def _failure(ref: str, field: str, reason: str, message: str) -> dict[str, str]:
 
 def _failures(ref: str, errors: Any) -> list[dict[str, str]]:
     return [_failure(ref, e.field, e.reason, e.message) for e in errors]
+
+
+def _readable_direction(definition: Any, entity_type: str, direction: str) -> str:
+    """A vendor whose API cannot write this entity (definition extra ``read_only_entities``, e.g.
+    Zenoti's catalog) is only pulled: a push is refused, a two-way run pulls."""
+    read_only = definition.extra.fields.get("read_only_entities")
+    if read_only is None or entity_type not in [v.string_value for v in read_only.list_value.values]:
+        return direction
+    if direction == "SYNC_DIRECTION_PUSH":
+        raise FailedPrecondition(
+            f"{definition.name} does not accept writes of this entity: it is pulled only", reason="READ_ONLY_ENTITY"
+        )
+    return "SYNC_DIRECTION_PULL"

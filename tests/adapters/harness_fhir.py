@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from libs.asgi import serve_asgi
 from libs.grpc_client import call, open_channel
+from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.connection.v1 import connection_pb2 as cpb
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
 from libs.protos.concord.registry.v1 import registry_pb2 as rpb
@@ -34,7 +35,7 @@ from sandbox.fhir.state import Sandbox as FhirSandboxState
 from services.adapters import AdapterContext
 from services.adapters.fhir import FhirAdapter
 from services.adapters.fhir.resources import PATIENT
-from tests.adapters.conftest import PRACTICE_ID, AdapterHarness, _start_services
+from tests.adapters.conftest import PRACTICE_ID, AdapterHarness, _start_services, plain, struct
 
 VENDOR = "fhir"
 CLIENT_ID = "concord-adapter-tests"
@@ -278,3 +279,43 @@ async def open_harness(
     stack: contextlib.AsyncExitStack, settings: Settings, http: httpx.AsyncClient, rate_limit: tuple[int, float] | None
 ) -> FhirHarness:
     return await open_fhir_harness(stack, settings, http, rate_limit)
+
+
+async def grant_scopes(harness: FhirHarness, scopes: str) -> None:
+    """The EMR's admin widens what the suite's client may do; the next grant asks for the
+    definition's scopes and gets them."""
+    public = keys()[0][1]
+    await harness._admin(
+        "POST", "/clients", json={"client_id": CLIENT_ID, "jwks": {"keys": [public]}, "scopes": scopes}
+    )
+    token = await call(
+        harness.connections.GetAccessToken, cpb.GetAccessTokenRequest(config_id=harness.config_id, force_refresh=True)
+    )
+    assert harness.sandbox is not None
+    granted = harness.sandbox.tokens[token.access_token].scope_text
+    assert all(scope in granted for scope in scopes.split()), granted
+
+
+async def upsert_entities(harness: FhirHarness, entity_type: int, items: list[tuple[str, str, dict]]) -> dict:
+    """UpsertBatch of (ref, EMR id or "", record); the results by ref."""
+    request = pb.UpsertBatchRequest(
+        config_id=harness.config_id,
+        entity_type=entity_type,
+        items=[pb.UpsertItem(ref=ref, external_id=eid, record=struct(rec)) for ref, eid, rec in items],
+    )
+    return {r.ref: r for r in (await harness.adapter.upsert_batch(request)).results}
+
+
+async def fetch_run(harness: FhirHarness, entity_type: int, cursor: str, size: int = 5) -> tuple[list[dict], str]:
+    """One pull run: pages until has_more is false; the records and the cursor after them."""
+    records: list[dict] = []
+    for _ in range(50):
+        request = pb.FetchChangesRequest(
+            config_id=harness.config_id, entity_type=entity_type, cursor=cursor, page_size=size
+        )
+        page = await harness.adapter.fetch_changes(request)
+        records += [plain(r) for r in page.records]
+        cursor = page.next_cursor
+        if not page.has_more:
+            return records, cursor
+    raise AssertionError("has_more never turned false")

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from temporalio.exceptions import ApplicationError
 
 from libs.asgi import serve_asgi
 from libs.grpc_client import call, open_channel
+from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.connection.v1 import connection_pb2 as cpb
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
 from libs.protos.concord.registry.v1 import registry_pb2 as rpb
@@ -215,3 +217,19 @@ async def open_harness(
         center_id=center_id,
         sandbox=sandbox,
     )
+
+
+async def fetch_failure(harness: ZenotiHarness, content: bytes, entity_type: int) -> ApplicationError:
+    """The ApplicationError a pull raises when every Zenoti answer is a 200 with ``content``."""
+    answer = httpx.MockTransport(lambda request: httpx.Response(200, content=content))
+    adapter = ZenotiAdapter(
+        AdapterContext(harness.settings, harness.connections), http=httpx.AsyncClient(transport=answer)
+    )
+    request = pb.FetchChangesRequest(config_id=harness.config_id, entity_type=entity_type, page_size=2)
+    try:
+        await adapter.fetch_changes(request)
+    except ApplicationError as error:
+        return error
+    finally:
+        await adapter.aclose()
+    raise AssertionError("the pull accepted the answer")

@@ -1,5 +1,4 @@
-"""The real stack for end-to-end tests; vendor limits are each adapter suite's business, here
-they would only make a test slow."""
+"""The whole stack for the end-to-end tests: Temporal, every service, every vendor sandbox."""
 
 from __future__ import annotations
 
@@ -9,7 +8,8 @@ from services.supervisor import start_stack
 
 
 @pytest.fixture
-async def unpaced_stack(settings, temporal_binary):  # noqa: ANN001
+async def stack(settings, temporal_binary):  # noqa: ANN001
+    # Vendor limits are each adapter's own suite's business; here they would only make this slow.
     running = await start_stack(
         settings.model_copy(update={"vendor_pacing": False}), ephemeral_ports=True, sandbox_rate_limit=False
     )

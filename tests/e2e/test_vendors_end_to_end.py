@@ -4,14 +4,8 @@ EMR sandbox into the hub, then pushed to the Salesforce and Zenoti sandboxes."""
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from services.demo import run_sync, run_vendors_demo
-
-
-@pytest.fixture
-def stack(unpaced_stack):  # noqa: ANN001
-    return unpaced_stack
 
 
 async def test_emr_patients_reach_salesforce_and_zenoti_once(stack) -> None:  # noqa: ANN001

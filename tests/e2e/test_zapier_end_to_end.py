@@ -9,15 +9,9 @@ import hmac
 import json
 
 import httpx
-import pytest
 
 from services.demo import run_sync, run_zapier_demo, synthetic_patients_bundle
 from services.dev_vendors import zapier_app
-
-
-@pytest.fixture
-def stack(unpaced_stack):  # noqa: ANN001
-    return unpaced_stack
 
 
 def _admin(stack, practice_id: str) -> dict[str, str]:  # noqa: ANN001

@@ -27,4 +27,5 @@ class FhirResource:
 
 PATIENT = FhirResource(common_pb2.ENTITY_TYPE_PATIENT, "Patient", "urn:concord:hub:patient")
 APPOINTMENT = FhirResource(common_pb2.ENTITY_TYPE_APPOINTMENT, "Appointment", "urn:concord:hub:appointment")
-RESOURCES = {resource.entity_type: resource for resource in (PATIENT, APPOINTMENT)}
+SERVICE = FhirResource(common_pb2.ENTITY_TYPE_SERVICE, "HealthcareService", "urn:concord:hub:service")
+RESOURCES = {resource.entity_type: resource for resource in (PATIENT, APPOINTMENT, SERVICE)}

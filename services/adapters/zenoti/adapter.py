@@ -23,6 +23,7 @@ from services.adapters.zenoti import schemas
 from services.adapters.zenoti.client import Credentials, Pacers, ZenotiClient, ZenotiError
 from services.adapters.zenoti.guests import Guests
 from services.adapters.zenoti.paging import Step
+from services.adapters.zenoti.services import Services
 
 # Several writes in flight hide latency; the organisation's pacer decides how many calls go out.
 WRITE_CONCURRENCY = 4
@@ -60,7 +61,10 @@ class ZenotiAdapter:
         self._pacers = pacers or Pacers(enabled=context.settings.vendor_pacing)
         self._backoff_seconds = backoff_seconds
         self._clock = clock
-        self.resources: dict[int, Resource] = {common_pb2.ENTITY_TYPE_PATIENT: Guests()}
+        self.resources: dict[int, Resource] = {
+            common_pb2.ENTITY_TYPE_PATIENT: Guests(),
+            common_pb2.ENTITY_TYPE_SERVICE: Services(),
+        }
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -80,11 +80,11 @@ def matches(guest: dict, key: str, value: str) -> bool:
     return same_mobile(mobile_of(guest), value)
 
 
-def guest_list(body: Any, key: str, size: int) -> tuple[list[dict], int] | None:
-    """``{"guests": [...], key: {"total", ...}}`` checked; None when the page is not of that shape."""
+def guest_list(body: Any, key: str, size: int, items: str = "guests") -> tuple[list[dict], int] | None:
+    """``{items: [...], key: {"total", ...}}`` checked; None when the page is not of that shape."""
     if not isinstance(body, dict):
         return None
-    guests, info = body.get("guests"), body.get(key)
+    guests, info = body.get(items), body.get(key)
     if not isinstance(guests, list) or len(guests) > size or not isinstance(info, dict):
         return None
     total = info.get("total")

@@ -6,12 +6,14 @@ from __future__ import annotations
 from services.mapping.domain import Mapper
 from services.mapping.mappers.fhir import FhirPatientMapper
 from services.mapping.mappers.fhir_appointments import FhirAppointmentMapper
+from services.mapping.mappers.fhir_services import FhirServiceMapper
 from services.mapping.mappers.ghl import GhlPatientMapper
 from services.mapping.mappers.ghl_appointments import GhlAppointmentMapper
 from services.mapping.mappers.salesforce import SalesforcePatientMapper
 from services.mapping.mappers.salesforce_appointments import SalesforceAppointmentMapper
 from services.mapping.mappers.zapier import ZapierAppointmentMapper, ZapierPatientMapper
 from services.mapping.mappers.zenoti import ZenotiPatientMapper
+from services.mapping.mappers.zenoti_services import ZenotiServiceMapper
 
 
 def default_mappers() -> dict[tuple[str, str], Mapper]:
@@ -25,5 +27,7 @@ def default_mappers() -> dict[tuple[str, str], Mapper]:
         ZenotiPatientMapper(),
         ZapierPatientMapper(),
         ZapierAppointmentMapper(),
+        FhirServiceMapper(),
+        ZenotiServiceMapper(),
     ]
     return {(m.integration_type, m.entity_type): m for m in mappers}
