@@ -1,5 +1,6 @@
 import datetime
 
+from libs.protos.concord.adapter.v1 import adapter_pb2 as _adapter_pb2
 from libs.protos.concord.common.v1 import common_pb2 as _common_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -337,3 +338,31 @@ class GetPatientLinkResponse(_message.Message):
     LINK_FIELD_NUMBER: _ClassVar[int]
     link: PatientLink
     def __init__(self, link: _Optional[_Union[PatientLink, _Mapping]] = ...) -> None: ...
+
+class SendMessageRequest(_message.Message):
+    __slots__ = ("practice_id", "config_id", "patient_id", "channel", "subject", "body", "idempotency_key")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    config_id: str
+    patient_id: str
+    channel: _adapter_pb2.MessageChannel
+    subject: str
+    body: str
+    idempotency_key: str
+    def __init__(self, practice_id: _Optional[str] = ..., config_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., channel: _Optional[_Union[_adapter_pb2.MessageChannel, str]] = ..., subject: _Optional[str] = ..., body: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class SendMessageResponse(_message.Message):
+    __slots__ = ("message_id", "conversation_id", "idempotency_key")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    conversation_id: str
+    idempotency_key: str
+    def __init__(self, message_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...

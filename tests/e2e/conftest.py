@@ -1,0 +1,24 @@
+"""What the end-to-end tests share: the whole stack on ephemeral ports, and a status check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from services.supervisor import start_stack
+
+
+@pytest.fixture
+async def stack(settings, temporal_binary):  # noqa: ANN001
+    """Every service, the gateway, a Temporal dev server, the adapter workers and the sandboxes."""
+    running = await start_stack(settings, ephemeral_ports=True)
+    yield running
+    await running.stop()
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    """The JSON body, once the status is the one expected (the body is the failure message)."""
+    assert response.status_code == status, response.text
+    return response.json()
