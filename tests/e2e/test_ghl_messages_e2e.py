@@ -137,3 +137,39 @@ async def test_email_and_sms_reach_the_linked_contact_once_and_refusals_are_clea
         _no_canary(repr(dict(span.attributes or {})))
         for event in span.events:
             _no_canary(repr(dict(event.attributes or {})))
+
+
+async def test_marketing_switches_are_set_read_and_validated_through_the_gateway(stack) -> None:  # noqa: ANN001
+    mint = stack.gateway.issuer.mint
+    admin = {"Authorization": f"Bearer {mint('mkt-admin', 'marketing-e2e', 'admin')}"}
+    provider = {"Authorization": f"Bearer {mint('mkt-provider', 'marketing-e2e', 'provider')}"}
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=120) as http:
+        ok(await http.post("/practice", json={"name": "Marketing Clinic"}, headers=admin), 201)
+        await connect_ghl(http, admin)
+        off = ok(await http.get("/integrations/hl/marketing", headers=provider))
+        assert {k: v for k, v in off.items() if k != "config_id"} == {
+            "email_campaigns": False,
+            "sms_campaigns": False,
+            "appointment_reminders": False,
+            "reminder_workflow_id": "",
+            "follow_up_sequences": False,
+            "follow_up_workflow_id": "",
+            "lead_scoring": False,
+            "lead_score_field": "",
+        }
+        on = {"sms_campaigns": True, "follow_up_sequences": True, "follow_up_workflow_id": "wf-follow"}
+        put = ok(await http.put("/integrations/ghl/marketing", json=on, headers=admin))
+        assert ok(await http.get("/integrations/hl/marketing", headers=admin)) == put
+        assert (put["sms_campaigns"], put["follow_up_workflow_id"], put["email_campaigns"]) == (
+            True,
+            "wf-follow",
+            False,
+        )
+
+        unknown = await http.put("/integrations/hl/marketing", json={"push_notifications": True}, headers=admin)
+        assert (unknown.status_code, unknown.json()["field"]) == (422, "push_notifications")
+        needs = await http.put("/integrations/hl/marketing", json={"lead_scoring": True}, headers=admin)
+        assert (needs.status_code, needs.json()["field"]) == (400, "options.marketing.lead_score_field")
+        denied = await http.put("/integrations/hl/marketing", json=on, headers=provider)
+        assert (denied.status_code, denied.json()["reason"]) == (403, "ROLE_FORBIDDEN")
+        assert ok(await http.get("/integrations/hl/marketing", headers=admin)) == put
