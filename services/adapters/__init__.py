@@ -43,6 +43,13 @@ class Adapter(Protocol):
     async def aclose(self) -> None: ...
 
 
+class MessageSender(Protocol):
+    """Optional capability: an adapter that has ``send_message`` is served the activity of that
+    name too (one email or SMS to a linked contact, sent at most once)."""
+
+    async def send_message(self, request: pb.SendMessageRequest) -> pb.SendMessageResponse: ...
+
+
 AdapterFactory = Callable[[AdapterContext], Adapter]
 
 

@@ -30,6 +30,17 @@ class AdapterActivities:
     async def upsert_batch(self, request: pb.UpsertBatchRequest) -> pb.UpsertBatchResponse:
         return await self._adapter.upsert_batch(request)
 
+    @activity.defn(name="send_message")
+    async def send_message(self, request: pb.SendMessageRequest) -> pb.SendMessageResponse:
+        return await self._adapter.send_message(request)  # type: ignore[attr-defined]
+
+    def served(self) -> list:
+        """The activities this adapter answers: the contract, plus its optional capabilities."""
+        served = [self.fetch_changes, self.upsert_batch, self.check_health]
+        if callable(getattr(self._adapter, "send_message", None)):
+            served.append(self.send_message)
+        return served
+
     @activity.defn(name="check_health")
     async def check_health(self, request: pb.CheckHealthRequest) -> pb.CheckHealthResponse:
         return await self._adapter.check_health(request)
@@ -58,7 +69,7 @@ def build_worker(vendor: str, settings: Settings, client: Client) -> AdapterWork
     worker = Worker(
         client,
         task_queue=task_queue(vendor),
-        activities=[activities.fetch_changes, activities.upsert_batch, activities.check_health],
+        activities=activities.served(),
         max_concurrent_activities=20,
     )
     return AdapterWorker(worker, adapter, channel)

@@ -31,6 +31,8 @@ PERMISSIONS = {
     "integration.manage": {"admin"},
     "integration.read": {"admin", "provider", "staff"},
     "sync.start": {"admin", "provider"},
+    # Email/SMS to a patient discloses PHI to the vendor: clinicians and admins, not front-desk staff.
+    "message.send": {"admin", "provider"},
     "patient.read": {"admin", "provider", "staff"},
     "patient.write": {"admin", "provider", "staff"},
     "mapping.read": {"admin", "provider", "staff"},

@@ -34,6 +34,7 @@ def config_from_proto(message: registry_pb2.IntegrationConfig) -> IntegrationCon
         conflict_policy=enum_name(common_pb2.ConflictPolicy, message.conflict_policy),
         active=message.active,
         enabled_entities=[common_pb2.EntityType.Name(e) for e in message.enabled_entities],
+        options=json_format.MessageToDict(message.options, preserving_proto_field_name=True),
     )
 
 
@@ -47,6 +48,7 @@ def config_to_proto(config: IntegrationConfig) -> registry_pb2.IntegrationConfig
         conflict_policy=common_pb2.ConflictPolicy.Value(config.conflict_policy),
         active=config.active,
         enabled_entities=[common_pb2.EntityType.Value(e) for e in config.enabled_entities],
+        options=json_format.ParseDict(config.options or {}, registry_pb2.VendorOptions(), ignore_unknown_fields=True),
         create_time=timestamp(config.created_at),
         update_time=timestamp(config.updated_at),
     )

@@ -20,7 +20,13 @@ POLICIES = (
 )
 # Policies the sync service applies today; the others arrive with the three-way merge issue.
 SUPPORTED_POLICIES = ("CONFLICT_POLICY_HUB_WINS", "CONFLICT_POLICY_VENDOR_WINS")
-MUTABLE_FIELDS = ("sync_direction", "sync_frequency", "conflict_policy", "active", "enabled_entities")
+MUTABLE_FIELDS = ("sync_direction", "sync_frequency", "conflict_policy", "active", "enabled_entities", "options")
+# A switch that is on needs the vendor id it acts with.
+MARKETING_NEEDS = {
+    "appointment_reminders": "reminder_workflow_id",
+    "follow_up_sequences": "follow_up_workflow_id",
+    "lead_scoring": "lead_score_field",
+}
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class IntegrationConfig:
     conflict_policy: str
     active: bool
     enabled_entities: list[str] = field(default_factory=list)
+    options: dict = field(default_factory=dict)
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -100,3 +107,21 @@ def point_at_sandbox(endpoints: dict[str, str], base_url: str) -> dict[str, str]
         path = base.path.rstrip("/") + parts.path
         moved[key] = urlunsplit((base.scheme, base.netloc, path, parts.query, ""))
     return moved
+
+
+def validate_options(options: dict, definition: dict) -> None:
+    """Vendor options the vendor's definition allows, each switch with what it needs."""
+    marketing = options.get("marketing")
+    if not marketing:
+        return
+    if not (definition.get("extra") or {}).get("marketing"):
+        raise InvalidArgument(
+            f"{definition.get('integration_type', 'this vendor')} has no marketing options",
+            field="options.marketing",
+            reason="UNSUPPORTED_OPTION",
+        )
+    for switch, needed in MARKETING_NEEDS.items():
+        if marketing.get(switch) and not str(marketing.get(needed) or "").strip():
+            raise InvalidArgument(
+                f"{switch} needs {needed}", field=f"options.marketing.{needed}", reason="REQUIRED_FIELD_MISSING"
+            )

@@ -35,5 +35,6 @@ configs = Table(
     Column("enabled_entities", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("options", JSON, nullable=False, default=dict),
     UniqueConstraint("practice_id", "integration_type"),
 )

@@ -67,6 +67,7 @@ class RegistryService:
             replace(config, config_id=str(uuid.uuid4()), created_at=now, updated_at=now), capabilities
         )
         domain.validate_config(config, capabilities)
+        domain.validate_options(config.options, definition)
         return await self._repo.add_config(config)
 
     async def get_config(self, config_id: str) -> IntegrationConfig:
@@ -100,5 +101,6 @@ class RegistryService:
         updated = replace(current, **{path: getattr(changes, path) for path in mask}, updated_at=datetime.now(UTC))
         definition = await self.get_definition(updated.integration_type)
         domain.validate_config(updated, definition.get("capabilities", []))
+        domain.validate_options(updated.options, definition)
         await self._repo.save_config(updated)
         return updated

@@ -11,7 +11,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from libs import fhir_patient
@@ -19,6 +19,7 @@ from libs.crypto import EnvelopeCipher
 from libs.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from libs.grpc_client import call
 from libs.identity import current_caller
+from libs.protos.concord.adapter.v1 import adapter_pb2
 from libs.protos.concord.audit.v1 import audit_pb2, audit_pb2_grpc
 from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.connection.v1 import connection_pb2, connection_pb2_grpc
@@ -37,6 +38,7 @@ from services.sync.domain import (
     SyncRunInput,
 )
 from services.sync.entities import ENTITIES, PATIENT, EntityKind, kind_of
+from services.sync.messaging import MessageInput, message_workflow_id, send_failure
 from services.sync.repository import SyncRepository, now
 
 SYNC_USER = "system:sync"
@@ -685,6 +687,70 @@ class SyncService:
     async def finish_run(self, request: FinishRun) -> None:
         async with self._sessions() as session, session.begin():
             await self._repo.finish_run(session, request.run_id, request.error_message)
+
+    # --- messages ------------------------------------------------------------------------------
+
+    async def send_message(self, practice_id: str, message: MessageInput, patient_id: str) -> tuple[Any, bool]:
+        """Sends ``message`` to the vendor contact linked to the patient (its external_id is filled
+        here); once per idempotency key: a key seen before answers the first send's outcome.
+        Returns the adapter's SendMessageResponse and whether this call made the send."""
+        self._scope(practice_id)
+        config = (
+            await call(
+                self._peers.registry.GetIntegrationConfig,
+                registry_pb2.GetIntegrationConfigRequest(config_id=message.config_id),
+            )
+        ).config
+        if config.practice_id != practice_id:
+            raise NotFound("integration config not found", reason="CONFIG_NOT_FOUND")
+        if not config.active:
+            raise FailedPrecondition("the integration config is not active", reason="CONFIG_INACTIVE")
+        async with self._sessions() as session:
+            row = (await self._repo.get_records(session, practice_id, PATIENT, [patient_id])).get(patient_id)
+            link = await self._repo.get_link(session, message.config_id, PATIENT, patient_id)
+        if row is None:
+            raise NotFound("patient not found", reason="PATIENT_NOT_FOUND")
+        if link is None or link.practice_id != practice_id:
+            raise FailedPrecondition(
+                "the patient is not linked to a contact at the vendor yet; sync patients first",
+                reason="PATIENT_NOT_LINKED",
+            )
+        message.external_id = link.external_id
+        message.integration_type = config.integration_type
+        wf_id = message_workflow_id(message.config_id, message.idempotency_key)
+        started = True
+        try:
+            handle = await self._temporal.start_workflow(
+                "SendMessage",
+                message,
+                id=wf_id,
+                task_queue=self._task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                result_type=adapter_pb2.SendMessageResponse,
+            )
+        except WorkflowAlreadyStartedError:
+            started = False  # sent (or refused) before under this key: answer that outcome
+            handle = self._temporal.get_workflow_handle(wf_id, result_type=adapter_pb2.SendMessageResponse)
+        event = self._event(
+            practice_id,
+            "patient.disclose",
+            patient_id,
+            fields=["message.body", "message.subject", "telecom"] if message.subject else ["message.body", "telecom"],
+            integration=config.integration_type,
+            correlation=wf_id,
+        )
+        try:
+            sent = await handle.result()
+        except WorkflowFailureError as error:
+            failure = send_failure(error)
+            if started and failure.reason != "NOT_CONNECTED":
+                event.success = False  # the vendor saw the message and refused or may have sent it
+                await self._audit([event])
+            raise failure from None
+        if started:
+            await self._audit([event])
+        return sent, started
 
     # --- helpers -------------------------------------------------------------------------------
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from google.protobuf import json_format
 
+from libs.errors import InvalidArgument
 from libs.paging import decode_token, encode_token, next_token, page_size
 from libs.proto_convert import enum_name, required
+from libs.protos.concord.adapter.v1 import adapter_pb2
 from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.sync.v1 import sync_pb2 as pb
 from libs.protos.concord.sync.v1 import sync_pb2_grpc
 from services.sync import convert
+from services.sync.messaging import MessageInput
 from services.sync.service import SyncService
 
 # A run is started, not scheduled: a longer wait belongs in a Temporal Schedule.
@@ -125,4 +128,23 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
                 pb.AppliedRecord(external_id=ext, record_id=record_id, created=created)
                 for ext, record_id, created in applied
             ],
+        )
+
+    async def SendMessage(self, request: pb.SendMessageRequest, context) -> pb.SendMessageResponse:  # noqa: ANN001
+        if request.channel not in (adapter_pb2.MESSAGE_CHANNEL_EMAIL, adapter_pb2.MESSAGE_CHANNEL_SMS):
+            raise InvalidArgument("channel must be email or sms", field="channel", reason="INVALID_CHANNEL")
+        message = MessageInput(
+            integration_type="",
+            config_id=required(request.config_id, "config_id"),
+            external_id="",
+            channel=request.channel,
+            subject=request.subject,
+            body=required(request.body, "body"),
+            idempotency_key=required(request.idempotency_key, "idempotency_key"),
+        )
+        sent, _ = await self._service.send_message(
+            request.practice_id, message, required(request.patient_id, "patient_id")
+        )
+        return pb.SendMessageResponse(
+            message_id=sent.message_id, conversation_id=sent.conversation_id, idempotency_key=request.idempotency_key
         )

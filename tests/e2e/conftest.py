@@ -1,7 +1,11 @@
-"""The whole stack for the end-to-end tests: Temporal, every service, every vendor sandbox."""
+"""What the end-to-end tests share: the whole stack on ephemeral ports (Temporal, every service,
+every vendor sandbox), and a status check."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
 import pytest
 
 from services.supervisor import start_stack
@@ -15,3 +19,9 @@ async def stack(settings, temporal_binary):  # noqa: ANN001
     )
     yield running
     await running.stop()
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    """The JSON body, once the status is the one expected (the body is the failure message)."""
+    assert response.status_code == status, response.text
+    return response.json()

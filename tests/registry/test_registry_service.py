@@ -120,3 +120,44 @@ async def test_health_is_served(settings) -> None:  # noqa: ANN001
         reply = await health.Check(health_pb2.HealthCheckRequest(service="concord.registry.v1.RegistryService"))
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
     await service.stop()
+
+
+async def test_marketing_options_persist_through_the_mask_and_are_validated_per_vendor(stub) -> None:  # noqa: ANN001
+    config = await _practice_and_config(stub)
+    assert config.options == pb.VendorOptions()  # every switch off by default
+
+    def update(marketing: pb.MarketingOptions, config_id: str = config.config_id):  # noqa: ANN202
+        return call(
+            stub.UpdateIntegrationConfig,
+            pb.UpdateIntegrationConfigRequest(
+                config=pb.IntegrationConfig(config_id=config_id, options=pb.VendorOptions(marketing=marketing)),
+                update_mask=field_mask_pb2.FieldMask(paths=["options"]),
+            ),
+        )
+
+    switches = pb.MarketingOptions(
+        email_campaigns=True, appointment_reminders=True, reminder_workflow_id="wf-reminders"
+    )
+    updated = (await update(switches)).config
+    assert updated.options.marketing == switches
+    stored = (await call(stub.GetIntegrationConfig, pb.GetIntegrationConfigRequest(config_id=config.config_id))).config
+    assert stored.options.marketing == switches
+    assert stored.sync_direction == config.sync_direction  # the mask touched options only
+
+    with pytest.raises(InvalidArgument) as missing:
+        await update(pb.MarketingOptions(lead_scoring=True))
+    assert missing.value.reason == "REQUIRED_FIELD_MISSING"
+    assert missing.value.metadata["field"] == "options.marketing.lead_score_field"
+    still = (await call(stub.GetIntegrationConfig, pb.GetIntegrationConfigRequest(config_id=config.config_id))).config
+    assert still.options.marketing == switches  # a refused update changes nothing
+
+    other = await call(
+        stub.CreateIntegrationConfig,
+        pb.CreateIntegrationConfigRequest(config=pb.IntegrationConfig(practice_id="p1", integration_type="salesforce")),
+    )
+    with pytest.raises(InvalidArgument) as unsupported:
+        await update(pb.MarketingOptions(email_campaigns=True), other.config.config_id)
+    assert (unsupported.value.reason, unsupported.value.metadata["field"]) == (
+        "UNSUPPORTED_OPTION",
+        "options.marketing",
+    )

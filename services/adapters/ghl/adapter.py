@@ -16,6 +16,7 @@ from services.adapters.common import access_token
 from services.adapters.ghl.appointments import Appointments
 from services.adapters.ghl.client import Credentials, GhlClient, GhlError, Pacers
 from services.adapters.ghl.contacts import Contacts
+from services.adapters.ghl.messages import send
 from services.adapters.ghl.resource import Resource
 
 
@@ -61,6 +62,9 @@ class GhlAdapter:
 
     async def upsert_batch(self, request: pb.UpsertBatchRequest) -> pb.UpsertBatchResponse:
         return await self._resource(request.entity_type).upsert(self._client(request.config_id), request)
+
+    async def send_message(self, request: pb.SendMessageRequest) -> pb.SendMessageResponse:
+        return await send(self._client(request.config_id), request)
 
     async def check_health(self, request: pb.CheckHealthRequest) -> pb.CheckHealthResponse:
         client = self._client(request.config_id)

@@ -1,12 +1,22 @@
 from libs.protos.concord.common.v1 import common_pb2 as _common_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class MessageChannel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MESSAGE_CHANNEL_UNSPECIFIED: _ClassVar[MessageChannel]
+    MESSAGE_CHANNEL_EMAIL: _ClassVar[MessageChannel]
+    MESSAGE_CHANNEL_SMS: _ClassVar[MessageChannel]
+MESSAGE_CHANNEL_UNSPECIFIED: MessageChannel
+MESSAGE_CHANNEL_EMAIL: MessageChannel
+MESSAGE_CHANNEL_SMS: MessageChannel
 
 class FetchChangesRequest(_message.Message):
     __slots__ = ("config_id", "entity_type", "cursor", "page_size")
@@ -91,3 +101,29 @@ class CheckHealthResponse(_message.Message):
     healthy: bool
     detail: str
     def __init__(self, healthy: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class SendMessageRequest(_message.Message):
+    __slots__ = ("config_id", "external_id", "channel", "subject", "body", "idempotency_key")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    external_id: str
+    channel: MessageChannel
+    subject: str
+    body: str
+    idempotency_key: str
+    def __init__(self, config_id: _Optional[str] = ..., external_id: _Optional[str] = ..., channel: _Optional[_Union[MessageChannel, str]] = ..., subject: _Optional[str] = ..., body: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class SendMessageResponse(_message.Message):
+    __slots__ = ("message_id", "conversation_id", "vendor_requests")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    conversation_id: str
+    vendor_requests: int
+    def __init__(self, message_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., vendor_requests: _Optional[int] = ...) -> None: ...

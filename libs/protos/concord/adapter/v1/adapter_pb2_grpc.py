@@ -52,6 +52,11 @@ class AdapterServiceStub:
                 request_serializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.CheckHealthRequest.SerializeToString,
                 response_deserializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.CheckHealthResponse.FromString,
                 _registered_method=True)
+        self.SendMessage = channel.unary_unary(
+                '/concord.adapter.v1.AdapterService/SendMessage',
+                request_serializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.SendMessageRequest.SerializeToString,
+                response_deserializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.SendMessageResponse.FromString,
+                _registered_method=True)
 
 
 class AdapterServiceServicer:
@@ -80,6 +85,14 @@ class AdapterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendMessage(self, request, context):
+        """Optional capability (activity send_message): one email or SMS to a vendor contact. Sent at
+        most once: an answer that leaves the outcome unknown fails the activity without resending.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdapterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -97,6 +110,11 @@ def add_AdapterServiceServicer_to_server(servicer, server):
                     servicer.CheckHealth,
                     request_deserializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.CheckHealthRequest.FromString,
                     response_serializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.CheckHealthResponse.SerializeToString,
+            ),
+            'SendMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendMessage,
+                    request_deserializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.SendMessageRequest.FromString,
+                    response_serializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.SendMessageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -183,6 +201,33 @@ class AdapterService:
             '/concord.adapter.v1.AdapterService/CheckHealth',
             concord_dot_adapter_dot_v1_dot_adapter__pb2.CheckHealthRequest.SerializeToString,
             concord_dot_adapter_dot_v1_dot_adapter__pb2.CheckHealthResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.adapter.v1.AdapterService/SendMessage',
+            concord_dot_adapter_dot_v1_dot_adapter__pb2.SendMessageRequest.SerializeToString,
+            concord_dot_adapter_dot_v1_dot_adapter__pb2.SendMessageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -81,7 +81,7 @@ class IntegrationDefinition(_message.Message):
     def __init__(self, integration_type: _Optional[str] = ..., name: _Optional[str] = ..., category: _Optional[str] = ..., version: _Optional[str] = ..., capabilities: _Optional[_Iterable[_Union[_common_pb2.EntityType, str]]] = ..., auth_kind: _Optional[_Union[AuthKind, str]] = ..., pkce_supported: _Optional[bool] = ..., scopes: _Optional[_Iterable[str]] = ..., endpoints: _Optional[_Union[Endpoints, _Mapping]] = ..., baa_required: _Optional[bool] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., supported_auth_kinds: _Optional[_Iterable[_Union[AuthKind, str]]] = ...) -> None: ...
 
 class IntegrationConfig(_message.Message):
-    __slots__ = ("config_id", "practice_id", "integration_type", "sync_direction", "sync_frequency", "conflict_policy", "active", "enabled_entities", "create_time", "update_time")
+    __slots__ = ("config_id", "practice_id", "integration_type", "sync_direction", "sync_frequency", "conflict_policy", "active", "enabled_entities", "create_time", "update_time", "options")
     CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
     PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
     INTEGRATION_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +92,7 @@ class IntegrationConfig(_message.Message):
     ENABLED_ENTITIES_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     config_id: str
     practice_id: str
     integration_type: str
@@ -102,7 +103,34 @@ class IntegrationConfig(_message.Message):
     enabled_entities: _containers.RepeatedScalarFieldContainer[_common_pb2.EntityType]
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, config_id: _Optional[str] = ..., practice_id: _Optional[str] = ..., integration_type: _Optional[str] = ..., sync_direction: _Optional[_Union[_common_pb2.SyncDirection, str]] = ..., sync_frequency: _Optional[_Union[_common_pb2.SyncFrequency, str]] = ..., conflict_policy: _Optional[_Union[_common_pb2.ConflictPolicy, str]] = ..., active: _Optional[bool] = ..., enabled_entities: _Optional[_Iterable[_Union[_common_pb2.EntityType, str]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    options: VendorOptions
+    def __init__(self, config_id: _Optional[str] = ..., practice_id: _Optional[str] = ..., integration_type: _Optional[str] = ..., sync_direction: _Optional[_Union[_common_pb2.SyncDirection, str]] = ..., sync_frequency: _Optional[_Union[_common_pb2.SyncFrequency, str]] = ..., conflict_policy: _Optional[_Union[_common_pb2.ConflictPolicy, str]] = ..., active: _Optional[bool] = ..., enabled_entities: _Optional[_Iterable[_Union[_common_pb2.EntityType, str]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., options: _Optional[_Union[VendorOptions, _Mapping]] = ...) -> None: ...
+
+class VendorOptions(_message.Message):
+    __slots__ = ("marketing",)
+    MARKETING_FIELD_NUMBER: _ClassVar[int]
+    marketing: MarketingOptions
+    def __init__(self, marketing: _Optional[_Union[MarketingOptions, _Mapping]] = ...) -> None: ...
+
+class MarketingOptions(_message.Message):
+    __slots__ = ("email_campaigns", "sms_campaigns", "appointment_reminders", "reminder_workflow_id", "follow_up_sequences", "follow_up_workflow_id", "lead_scoring", "lead_score_field")
+    EMAIL_CAMPAIGNS_FIELD_NUMBER: _ClassVar[int]
+    SMS_CAMPAIGNS_FIELD_NUMBER: _ClassVar[int]
+    APPOINTMENT_REMINDERS_FIELD_NUMBER: _ClassVar[int]
+    REMINDER_WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_UP_SEQUENCES_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_UP_WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    LEAD_SCORING_FIELD_NUMBER: _ClassVar[int]
+    LEAD_SCORE_FIELD_FIELD_NUMBER: _ClassVar[int]
+    email_campaigns: bool
+    sms_campaigns: bool
+    appointment_reminders: bool
+    reminder_workflow_id: str
+    follow_up_sequences: bool
+    follow_up_workflow_id: str
+    lead_scoring: bool
+    lead_score_field: str
+    def __init__(self, email_campaigns: _Optional[bool] = ..., sms_campaigns: _Optional[bool] = ..., appointment_reminders: _Optional[bool] = ..., reminder_workflow_id: _Optional[str] = ..., follow_up_sequences: _Optional[bool] = ..., follow_up_workflow_id: _Optional[str] = ..., lead_scoring: _Optional[bool] = ..., lead_score_field: _Optional[str] = ...) -> None: ...
 
 class CreatePracticeRequest(_message.Message):
     __slots__ = ("practice_id", "name")

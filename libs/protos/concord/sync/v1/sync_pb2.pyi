@@ -1,5 +1,6 @@
 import datetime
 
+from libs.protos.concord.adapter.v1 import adapter_pb2 as _adapter_pb2
 from libs.protos.concord.common.v1 import common_pb2 as _common_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
@@ -371,3 +372,31 @@ class ApplyVendorRecordsResponse(_message.Message):
     run: SyncRun
     records: _containers.RepeatedCompositeFieldContainer[AppliedRecord]
     def __init__(self, run: _Optional[_Union[SyncRun, _Mapping]] = ..., records: _Optional[_Iterable[_Union[AppliedRecord, _Mapping]]] = ...) -> None: ...
+
+class SendMessageRequest(_message.Message):
+    __slots__ = ("practice_id", "config_id", "patient_id", "channel", "subject", "body", "idempotency_key")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    config_id: str
+    patient_id: str
+    channel: _adapter_pb2.MessageChannel
+    subject: str
+    body: str
+    idempotency_key: str
+    def __init__(self, practice_id: _Optional[str] = ..., config_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., channel: _Optional[_Union[_adapter_pb2.MessageChannel, str]] = ..., subject: _Optional[str] = ..., body: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class SendMessageResponse(_message.Message):
+    __slots__ = ("message_id", "conversation_id", "idempotency_key")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    conversation_id: str
+    idempotency_key: str
+    def __init__(self, message_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...

@@ -105,6 +105,11 @@ class SyncServiceStub:
                 request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ApplyVendorRecordsRequest.SerializeToString,
                 response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ApplyVendorRecordsResponse.FromString,
                 _registered_method=True)
+        self.SendMessage = channel.unary_unary(
+                '/concord.sync.v1.SyncService/SendMessage',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.SendMessageRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.SendMessageResponse.FromString,
+                _registered_method=True)
 
 
 class SyncServiceServicer:
@@ -202,6 +207,14 @@ class SyncServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendMessage(self, request, context):
+        """Sends one email or SMS to a hub patient through the vendor contact linked to it (the
+        adapter's send_message activity); audited as a disclosure; once per idempotency key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -274,6 +287,11 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     servicer.ApplyVendorRecords,
                     request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ApplyVendorRecordsRequest.FromString,
                     response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ApplyVendorRecordsResponse.SerializeToString,
+            ),
+            'SendMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendMessage,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.SendMessageRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.SendMessageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -655,6 +673,33 @@ class SyncService:
             '/concord.sync.v1.SyncService/ApplyVendorRecords',
             concord_dot_sync_dot_v1_dot_sync__pb2.ApplyVendorRecordsRequest.SerializeToString,
             concord_dot_sync_dot_v1_dot_sync__pb2.ApplyVendorRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/SendMessage',
+            concord_dot_sync_dot_v1_dot_sync__pb2.SendMessageRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.SendMessageResponse.FromString,
             options,
             channel_credentials,
             insecure,
