@@ -21,6 +21,7 @@ from datetime import date
 
 from libs.errors import InvalidArgument
 from libs.fhir_patient import apply, locate, normalise_email, normalise_phone, parse_patient, project
+from services.mapping import transforms
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
 from services.mapping.rules import FieldRule, rules_from
 
@@ -178,7 +179,7 @@ class SalesforcePatientMapper:
         for sf_field, canonical in FIELDS.items():
             value = values[canonical]
             if canonical == "gender":
-                value = GENDERS_OUT.get(value or "")  # FHIR "unknown" is not sent
+                value = transforms.gender_to_vendor(value, GENDERS_OUT) if value else None  # "unknown": not sent
             elif canonical == "birth_date" and value is not None and len(value) != 10:
                 value = None  # a partial FHIR date (YYYY, YYYY-MM) stays in the hub
             elif canonical == "address_line" and value is not None:
