@@ -11,6 +11,7 @@ from services.mapping.mappers.ghl_appointments import GhlAppointmentMapper
 from services.mapping.mappers.salesforce import SalesforcePatientMapper
 from services.mapping.mappers.salesforce_appointments import SalesforceAppointmentMapper
 from services.mapping.mappers.zenoti import ZenotiPatientMapper
+from services.mapping.mappers.zenoti_appointments import ZenotiAppointmentMapper
 
 
 def default_mappers() -> dict[tuple[str, str], Mapper]:
@@ -22,5 +23,6 @@ def default_mappers() -> dict[tuple[str, str], Mapper]:
         SalesforcePatientMapper(),
         SalesforceAppointmentMapper(),
         ZenotiPatientMapper(),
+        ZenotiAppointmentMapper(),
     ]
     return {(m.integration_type, m.entity_type): m for m in mappers}
