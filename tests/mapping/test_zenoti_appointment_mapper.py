@@ -58,6 +58,7 @@ def test_to_hub_maps_times_participants_and_notes():
 @pytest.mark.parametrize(("zenoti", "fhir"), sorted(TO_HUB_STATUS.items()))
 def test_status_table(zenoti, fhir):
     assert MAPPER.to_hub({**RECORD, "status": zenoti}).resource["status"] == fhir
+    assert MAPPER.to_hub({**RECORD, "status": float(zenoti)}).resource["status"] == fhir  # via a Struct
 
 
 @pytest.mark.parametrize(

@@ -96,7 +96,12 @@ class ZenotiAppointmentMapper:
         errors: list[FieldError] = []
         if not record_id:
             errors.append(FieldError("appointment_id", "MISSING_ID", "the appointment has no appointment_id"))
-        status = TO_HUB_STATUS.get(record.get("status")) if isinstance(record.get("status"), int) else None
+        raw_status = record.get("status")
+        # Records arrive through protobuf Structs, where every number is a float.
+        whole = (
+            isinstance(raw_status, int | float) and not isinstance(raw_status, bool) and raw_status == int(raw_status)
+        )
+        status = TO_HUB_STATUS.get(int(raw_status)) if whole else None
         if status is None:
             errors.append(FieldError("status", "INVALID_CODE", "status is not a Zenoti appointment status"))
         guest_id = _id((record.get("guest") or {}).get("id")) if isinstance(record.get("guest"), dict) else None
