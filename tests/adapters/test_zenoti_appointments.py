@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from temporalio.exceptions import ApplicationError
+
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.common.v1 import common_pb2
 from sandbox.zenoti.settings import OrgConfig
@@ -68,3 +71,20 @@ async def test_sweep_pulls_windows_and_catches_reschedule(settings, caplog):
         assert len(moved) == 1
         assert ZenotiAppointmentMapper().to_hub(moved[0]).resource["start"] != first_start
         assert NOTES not in caplog.text
+
+
+def _fetch(harness, cursor: str) -> pb.FetchChangesRequest:
+    return pb.FetchChangesRequest(
+        config_id=harness.config_id, entity_type=common_pb2.ENTITY_TYPE_APPOINTMENT, cursor=cursor, page_size=100
+    )
+
+
+async def test_bad_cursor_refused_and_malformed_window_retried(settings):
+    async with _zenoti(settings) as (harness, _):
+        with pytest.raises(ApplicationError) as refused:
+            await harness.adapter.fetch_changes(_fetch(harness, "not json"))
+        assert refused.value.non_retryable and refused.value.type == "InvalidArgument"
+        await harness.inject(malformed_pages=True)
+        with pytest.raises(ApplicationError) as malformed:
+            await harness.adapter.fetch_changes(_fetch(harness, ""))
+        assert not malformed.value.non_retryable and malformed.value.type == "VendorMalformedPage"
