@@ -4,6 +4,7 @@ catches a front-desk reschedule that sent no webhook."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -39,6 +40,7 @@ async def _sweep(harness) -> tuple[list[dict], int]:
 
 
 async def test_sweep_pulls_windows_and_catches_reschedule(settings, caplog):
+    caplog.set_level(logging.DEBUG)
     async with _zenoti(settings, org=OrgConfig(account_name=ACCOUNT, seed=True)) as (harness, _):
         org = harness.org
         guest_id = next(g for g, record in org.guests.items() if record["center_id"] == harness.center_id)
