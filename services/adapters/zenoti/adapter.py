@@ -20,6 +20,7 @@ from libs.protos.concord.common.v1 import common_pb2
 from services.adapters import AdapterContext
 from services.adapters.common import access_token, struct, without_values
 from services.adapters.zenoti import schemas
+from services.adapters.zenoti.appointments import Appointments
 from services.adapters.zenoti.client import Credentials, Pacers, ZenotiClient, ZenotiError
 from services.adapters.zenoti.guests import Guests
 from services.adapters.zenoti.paging import Step
@@ -64,6 +65,7 @@ class ZenotiAdapter:
         self.resources: dict[int, Resource] = {
             common_pb2.ENTITY_TYPE_PATIENT: Guests(),
             common_pb2.ENTITY_TYPE_SERVICE: Services(),
+            common_pb2.ENTITY_TYPE_APPOINTMENT: Appointments(),
         }
 
     async def aclose(self) -> None:

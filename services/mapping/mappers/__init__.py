@@ -13,6 +13,7 @@ from services.mapping.mappers.salesforce import SalesforcePatientMapper
 from services.mapping.mappers.salesforce_appointments import SalesforceAppointmentMapper
 from services.mapping.mappers.zapier import ZapierAppointmentMapper, ZapierPatientMapper
 from services.mapping.mappers.zenoti import ZenotiPatientMapper
+from services.mapping.mappers.zenoti_appointments import ZenotiAppointmentMapper
 from services.mapping.mappers.zenoti_services import ZenotiServiceMapper
 
 
@@ -29,5 +30,6 @@ def default_mappers() -> dict[tuple[str, str], Mapper]:
         ZapierAppointmentMapper(),
         FhirServiceMapper(),
         ZenotiServiceMapper(),
+        ZenotiAppointmentMapper(),
     ]
     return {(m.integration_type, m.entity_type): m for m in mappers}

@@ -31,6 +31,7 @@ from libs import fhir_appointment
 from libs.errors import InvalidArgument
 from services.adapters.ghl.schemas import CALENDAR_NAME, SERVICE_HINT
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
+from services.mapping.mappers.appointment_common import outbound
 from services.mapping.rules import FieldRule, rules_from
 
 APPOINTMENT_ID_SYSTEM = "https://gohighlevel.com/appointment-id"
@@ -155,16 +156,7 @@ class GhlAppointmentMapper:
     def to_vendor(self, resource: dict) -> dict:
         """A FHIR Appointment as a GHL write body, without locationId; calendarId only when the
         hub's service is a GHL calendar, else the service hint the adapter resolves."""
-        try:
-            appointment = fhir_appointment.parse_appointment(resource)
-        except InvalidArgument as error:
-            raise RecordInvalid([FieldError.of(error)]) from None
-        view = fhir_appointment.project(appointment)
-        errors: list[FieldError] = []
-        patient = view["patient"] or ""
-        if not patient.startswith("external:"):
-            reason = "PATIENT_NOT_LINKED" if patient else "MISSING_PATIENT"
-            errors.append(FieldError("participant", reason, "the appointment names no patient GoHighLevel knows"))
+        appointment, view, errors, patient_id = outbound(resource, "GoHighLevel")
         if view["start"] is None:
             errors.append(FieldError("start", "MISSING_TIME", "GoHighLevel needs the appointment's start"))
         service = (appointment.get("serviceType") or [{}])[0]
@@ -177,7 +169,7 @@ class GhlAppointmentMapper:
         if errors:
             raise RecordInvalid(errors)
         event: dict = {
-            "contactId": patient.removeprefix("external:"),
+            "contactId": patient_id,
             "startTime": appointment["start"],
             "appointmentStatus": TO_GHL_STATUS[view["status"]],
         }

@@ -29,6 +29,7 @@ from typing import Any
 from libs import fhir_appointment
 from libs.errors import InvalidArgument
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
+from services.mapping.mappers.appointment_common import outbound
 from services.mapping.rules import FieldRule, rules_from
 
 APPOINTMENT_ID_SYSTEM = "https://salesforce.com/service-appointment-id"
@@ -159,23 +160,14 @@ class SalesforceAppointmentMapper:
     def to_vendor(self, resource: dict) -> dict:
         """A FHIR Appointment as a ServiceAppointment write body (no Id, no attributes), with the hub
         id in Concord_Appointment_Id__c when the resource has one, so upserts on it are idempotent."""
-        try:
-            appointment = fhir_appointment.parse_appointment(resource)
-        except InvalidArgument as error:
-            raise RecordInvalid([FieldError.of(error)]) from None
-        view = fhir_appointment.project(appointment)
-        errors: list[FieldError] = []
-        patient = view["patient"] or ""
-        if not patient.startswith("external:"):
-            reason = "PATIENT_NOT_LINKED" if patient else "MISSING_PATIENT"
-            errors.append(FieldError("participant", reason, "the appointment names no patient Salesforce knows"))
+        appointment, view, errors, patient_id = outbound(resource, "Salesforce")
         if view["status"] not in UNTIMED and view["start"] is None:
             errors.append(FieldError("start", "MISSING_TIME", "Salesforce needs the appointment's start"))
         if view["service_name"] and len(view["service_name"]) > SUBJECT_LENGTH:
             errors.append(FieldError("serviceType", "STRING_TOO_LONG", f"Subject holds at most {SUBJECT_LENGTH}"))
         if errors:
             raise RecordInvalid(errors)
-        account_id = patient.removeprefix("external:")
+        account_id = patient_id
         record: dict[str, Any] = {
             "ParentRecordId": account_id,
             "AccountId": account_id,
