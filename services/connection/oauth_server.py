@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from libs.errors import InvalidArgument, NotFound, Unauthenticated
 from services.connection import models
 from services.connection.inbound import _hash, _utc
+from services.connection.registry_client import RegistryClient
 
 CLIENT_PREFIX = "zc_"
 SECRET_PREFIX = "zs_"  # noqa: S105 (a prefix, not a secret)
@@ -97,9 +98,22 @@ def check_redirect_uri(uri: str) -> str:
 
 
 class OAuthServer:
-    def __init__(self, sessions: async_sessionmaker, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker,
+        registry: RegistryClient | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._sessions = sessions
+        self._registry = registry
         self._now = now
+
+    async def register_client(self, config_id: str, redirect_uri: str) -> tuple[OAuthClient, str]:
+        """A client for a config known to the registry (NotFound CONFIG_NOT_FOUND otherwise)."""
+        if self._registry is None:
+            raise RuntimeError("register_client needs the registry")
+        config = await self._registry.get_config(config_id)
+        return await self.create_client(config_id, config.practice_id, redirect_uri)
 
     # --- admin side -----------------------------------------------------------------------------
 
@@ -136,7 +150,9 @@ class OAuthServer:
                 raise NotFound("no such OAuth client for this config", reason="OAUTH_CLIENT_NOT_FOUND")
             await session.execute(
                 update(models.issued_oauth_grants)
-                .where(models.issued_oauth_grants.c.client_id == client_id, models.issued_oauth_grants.c.used_at.is_(None))
+                .where(
+                    models.issued_oauth_grants.c.client_id == client_id, models.issued_oauth_grants.c.used_at.is_(None)
+                )
                 .values(used_at=now)
             )
 

@@ -15,9 +15,12 @@ import pytest
 
 import services.connection
 from libs.errors import InvalidArgument, NotFound, Unauthenticated
+from libs.grpc_client import call
+from libs.protos.concord.connection.v1 import connection_pb2 as pb
 from libs.service import open_database
 from libs.settings import Settings
 from services.connection.oauth_server import OAuthServer
+from tests.connection.conftest import Harness, RawDatabase
 
 REDIRECT = "https://zapier.com/dashboard/auth/oauth/return/App123CLIAPI/"
 MIGRATIONS = Path(services.connection.__file__).parent / "migrations"
@@ -147,3 +150,63 @@ async def test_client_secret_is_checked_and_revoking_the_client_ends_its_tokens(
         await oauth.refresh(client_id, secret, tokens.refresh_token)
     with pytest.raises(NotFound):
         await oauth.revoke_client("cfg-1", client_id)
+
+
+async def test_the_flow_over_grpc_stores_no_secret_in_clear(harness: Harness, raw_db: RawDatabase) -> None:
+    stub = harness.stub
+    created = await call(
+        stub.CreateIssuedOAuthClient,
+        pb.CreateIssuedOAuthClientRequest(config_id=harness.config_id, redirect_uri=REDIRECT),
+    )
+    assert created.client.practice_id == "p1" and created.client_secret
+    client_id = created.client.client_id
+    ticket = (
+        await call(
+            stub.CreateOAuthConsentTicket,
+            pb.CreateOAuthConsentTicketRequest(config_id=harness.config_id, client_id=client_id),
+        )
+    ).ticket
+    verifier, challenge = pkce()
+    code = (
+        await call(
+            stub.AuthorizeIssuedOAuth,
+            pb.AuthorizeIssuedOAuthRequest(
+                ticket=ticket,
+                client_id=client_id,
+                redirect_uri=REDIRECT,
+                code_challenge=challenge,
+                code_challenge_method="S256",
+            ),
+        )
+    ).code
+    exchange = pb.ExchangeIssuedOAuthTokenRequest(
+        grant_type="authorization_code",
+        client_id=client_id,
+        client_secret=created.client_secret,
+        code=code,
+        redirect_uri=REDIRECT,
+        code_verifier=verifier,
+    )
+    tokens = await call(stub.ExchangeIssuedOAuthToken, exchange)
+    with pytest.raises(InvalidArgument) as reused:
+        await call(stub.ExchangeIssuedOAuthToken, exchange)
+    assert reused.value.reason == "INVALID_GRANT"
+    with pytest.raises(Unauthenticated) as revoked:  # the replay ended the grant
+        await call(
+            stub.AuthenticateIssuedAccessToken,
+            pb.AuthenticateIssuedAccessTokenRequest(access_token=tokens.access_token),
+        )
+    assert revoked.value.reason == "INVALID_ACCESS_TOKEN"
+    with pytest.raises(InvalidArgument) as bad_grant:
+        await call(
+            stub.ExchangeIssuedOAuthToken,
+            pb.ExchangeIssuedOAuthTokenRequest(grant_type="password", client_id=client_id),
+        )
+    assert bad_grant.value.reason == "UNSUPPORTED_GRANT_TYPE"
+    with pytest.raises(NotFound):
+        await call(
+            stub.CreateIssuedOAuthClient, pb.CreateIssuedOAuthClientRequest(config_id="no-such", redirect_uri=REDIRECT)
+        )
+    stored = repr(await raw_db.rows())
+    for value in (created.client_secret, ticket, code, tokens.access_token, tokens.refresh_token):
+        assert value not in stored
