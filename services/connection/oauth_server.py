@@ -64,6 +64,7 @@ class Tokens:
     access_token: str
     refresh_token: str
     expires_in: int
+    config_id: str
 
     def __repr__(self) -> str:  # bearer credentials
         return f"Tokens(expires_in={self.expires_in})"
@@ -171,11 +172,8 @@ class OAuthServer:
     async def authorize(
         self, ticket: str, client_id: str, redirect_uri: str, code_challenge: str, code_challenge_method: str
     ) -> str:
-        """Spends the consent ticket and returns an authorization code bound to the S256 challenge."""
-        if code_challenge_method != "S256" or not 43 <= len(code_challenge) <= 128:
-            raise InvalidArgument(
-                "an S256 code_challenge is required", field="code_challenge", reason="INVALID_REQUEST"
-            )
+        """Spends the consent ticket and returns an authorization code bound to the S256 challenge.
+        Client and redirect URI are checked first: only then may an error be redirected."""
         async with self._sessions() as session:
             client = await self._client(session, client_id)
         if client is None:
@@ -183,6 +181,10 @@ class OAuthServer:
         if not hmac.compare_digest(client.redirect_uri, redirect_uri):
             raise InvalidArgument(
                 "redirect_uri is not the client's", field="redirect_uri", reason="INVALID_REDIRECT_URI"
+            )
+        if code_challenge_method != "S256" or not 43 <= len(code_challenge) <= 128:
+            raise InvalidArgument(
+                "an S256 code_challenge is required", field="code_challenge", reason="INVALID_REQUEST"
             )
         row = await self._spend(ticket, "ticket", client_id)
         if row is None:
@@ -317,4 +319,4 @@ class OAuthServer:
             )
             await self._issue(session, access, grant_id, client, ACCESS_TTL)
             await self._issue(session, refresh, grant_id, client, REFRESH_TTL)
-        return Tokens(access, refresh, int(ACCESS_TTL.total_seconds()))
+        return Tokens(access, refresh, int(ACCESS_TTL.total_seconds()), client.config_id)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from libs.errors import InvalidArgument
+from datetime import UTC, datetime
+
+from libs.errors import InvalidArgument, Unauthenticated
 from libs.proto_convert import required, timestamp
 from libs.protos.concord.connection.v1 import connection_pb2 as pb
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
@@ -152,10 +154,10 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
 
     async def AuthorizeIssuedOAuth(self, request, context) -> pb.AuthorizeIssuedOAuthResponse:  # noqa: ANN001
         code = await self._oauth.authorize(
-            required(request.ticket, "ticket"),
+            request.ticket,
             required(request.client_id, "client_id"),
             required(request.redirect_uri, "redirect_uri"),
-            required(request.code_challenge, "code_challenge"),
+            request.code_challenge,
             request.code_challenge_method,
         )
         return pb.AuthorizeIssuedOAuthResponse(code=code)
@@ -170,6 +172,7 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
                 request.redirect_uri,
                 request.code_verifier,
             )
+            await self._inbound.connect(tokens.config_id, datetime.now(UTC))
         elif request.grant_type == "refresh_token":
             tokens = await self._oauth.refresh(
                 client_id, request.client_secret, required(request.refresh_token, "refresh_token")
@@ -186,6 +189,8 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
 
     async def AuthenticateIssuedAccessToken(self, request, context) -> pb.AuthenticateIssuedAccessTokenResponse:  # noqa: ANN001
         bearer = await self._oauth.authenticate(required(request.access_token, "access_token"))
+        if not await self._inbound.is_connected(bearer.config_id):
+            raise Unauthenticated("the access token is not valid", reason="INVALID_ACCESS_TOKEN")
         return pb.AuthenticateIssuedAccessTokenResponse(
             client_id=bearer.client_id, config_id=bearer.config_id, practice_id=bearer.practice_id
         )

@@ -20,7 +20,7 @@ from libs.protos.concord.connection.v1 import connection_pb2
 from libs.protos.concord.registry.v1 import registry_pb2
 from libs.protos.concord.sync.v1 import sync_pb2
 from libs.settings import Settings
-from services.gateway import problems, webhooks, zapier
+from services.gateway import problems, webhooks, zapier, zapier_oauth
 from services.gateway.auth import TokenVerifier, require
 from services.gateway.deps import (
     ENUM_PREFIX,
@@ -36,7 +36,7 @@ from services.gateway.deps import config_for as _config_for
 from services.gateway.deps import find_config as _find_config
 
 # Areas of the API that live in modules of their own; each is an APIRouter built on deps.
-ROUTERS: list[APIRouter] = [zapier.router, webhooks.router]
+ROUTERS: list[APIRouter] = [zapier.router, webhooks.router, zapier_oauth.router]
 
 class PracticeIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
