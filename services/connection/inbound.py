@@ -132,19 +132,31 @@ class InboundAccess:
             )
         if not inbound_only:
             return key, api_key
+        await self.connect(config_id, key.created_at)
+        return key, api_key
+
+    async def connect(self, config_id: str, at: datetime) -> None:
+        """A config Zapier calls is connected once it has a key or an OAuth grant; Disconnect ends
+        every key (and, through ``is_connected``, every OAuth access token)."""
+        config = await self._registry.get_config(config_id)
+        previous = await self._connections.get_connection(config_id)
+        if previous is not None and previous.credential_kind != INBOUND_KIND:
+            return
         async with self._connections.locked(config_id) as unit:
-            # A config Zapier calls is connected once it has a key; Disconnect ends every key.
             await unit.save(
                 StoredConnection(
                     config_id,
                     config.practice_id,
                     config.integration_type,
                     Status.CONNECTED,
-                    connected_at=key.created_at,
+                    connected_at=at,
                     credential_kind=INBOUND_KIND,
                 )
             )
-        return key, api_key
+
+    async def is_connected(self, config_id: str) -> bool:
+        connection = await self._connections.get_connection(config_id)
+        return connection is not None and connection.status == Status.CONNECTED
 
     async def revoke_key(self, config_id: str, key_id: str) -> None:
         async with self._sessions() as session, session.begin():

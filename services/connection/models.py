@@ -78,3 +78,34 @@ hook_subscriptions = Table(
     Column("encrypted_signing_secret", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# OAuth 2.0 with Concord as the authorization server for Zapier (services/connection/oauth_server.py; not the vendor clients above).
+# Every secret (client secret, consent ticket, code, token) is stored only as its SHA-256.
+issued_oauth_clients = Table(
+    "connection_issued_oauth_clients",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("config_id", String(36), nullable=False, index=True),
+    Column("practice_id", String(64), nullable=False),
+    Column("redirect_uri", String(2048), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+issued_oauth_grants = Table(
+    "connection_issued_oauth_grants",
+    metadata,
+    # kind: ticket (admin consent, one use), code (one use, 10 min), access, refresh (rotating).
+    Column("secret_hash", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("grant_id", String(36), nullable=False, index=True),
+    Column("client_id", String(64), nullable=False, index=True),
+    Column("config_id", String(36), nullable=False),
+    Column("practice_id", String(64), nullable=False),
+    Column("code_challenge", String(128), nullable=True),
+    Column("redirect_uri", String(2048), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -17,6 +17,7 @@ from libs.settings import Settings
 from services.connection import models
 from services.connection.inbound import InboundAccess
 from services.connection.oauth import VendorOAuth
+from services.connection.oauth_server import OAuthServer
 from services.connection.refresher import TokenRefresher
 from services.connection.registry_client import RegistryClient
 from services.connection.repository import ConnectionRepository
@@ -56,7 +57,9 @@ async def start(
     binding = ServiceBinding(
         connection_pb2.DESCRIPTOR.services_by_name["ConnectionService"].full_name,
         connection_pb2_grpc.add_ConnectionServiceServicer_to_server,
-        ConnectionServicer(service, InboundAccess(db.sessions, cipher, registry, repository)),
+        ConnectionServicer(
+            service, InboundAccess(db.sessions, cipher, registry, repository), OAuthServer(db.sessions, registry)
+        ),
     )
     running = await serve_grpc(NAME, address, [binding], [db.engine.dispose, channel.close, refresher.stop])
     refresher.start()

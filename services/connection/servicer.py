@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from libs.errors import InvalidArgument, Unauthenticated
 from libs.proto_convert import required, timestamp
 from libs.protos.concord.connection.v1 import connection_pb2 as pb
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
 from services.connection import convert
 from services.connection.inbound import InboundAccess, InboundKey, Subscription
+from services.connection.oauth_server import OAuthServer
 from services.connection.service import ConnectionService
 
 
@@ -32,9 +36,10 @@ def _subscription(subscription: Subscription) -> pb.HookSubscription:
 
 
 class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
-    def __init__(self, service: ConnectionService, inbound: InboundAccess) -> None:
+    def __init__(self, service: ConnectionService, inbound: InboundAccess, oauth: OAuthServer) -> None:
         self._service = service
         self._inbound = inbound
+        self._oauth = oauth
 
     async def SetOAuthClient(self, request: pb.SetOAuthClientRequest, context) -> pb.SetOAuthClientResponse:  # noqa: ANN001
         # The secret is optional where no flow sends one (SMART backend services); the service decides.
@@ -116,6 +121,76 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
             request.page_size,
             request.page_token,
         )
-        return pb.ListHookSubscriptionsResponse(
-            subscriptions=[_subscription(s) for s in found], next_page_token=token
+        return pb.ListHookSubscriptionsResponse(subscriptions=[_subscription(s) for s in found], next_page_token=token)
+
+    # --- Concord as the OAuth 2.0 authorization server (Zapier) --------------------------------------
+
+    async def CreateIssuedOAuthClient(self, request, context) -> pb.CreateIssuedOAuthClientResponse:  # noqa: ANN001
+        client, secret = await self._oauth.register_client(
+            required(request.config_id, "config_id"), required(request.redirect_uri, "redirect_uri")
+        )
+        return pb.CreateIssuedOAuthClientResponse(
+            client=pb.IssuedOAuthClient(
+                client_id=client.client_id,
+                config_id=client.config_id,
+                practice_id=client.practice_id,
+                redirect_uri=client.redirect_uri,
+                create_time=timestamp(client.created_at),
+            ),
+            client_secret=secret,
+        )
+
+    async def RevokeIssuedOAuthClient(self, request, context) -> pb.RevokeIssuedOAuthClientResponse:  # noqa: ANN001
+        await self._oauth.revoke_client(
+            required(request.config_id, "config_id"), required(request.client_id, "client_id")
+        )
+        return pb.RevokeIssuedOAuthClientResponse()
+
+    async def CreateOAuthConsentTicket(self, request, context) -> pb.CreateOAuthConsentTicketResponse:  # noqa: ANN001
+        ticket = await self._oauth.create_ticket(
+            required(request.config_id, "config_id"), required(request.client_id, "client_id")
+        )
+        return pb.CreateOAuthConsentTicketResponse(ticket=ticket)
+
+    async def AuthorizeIssuedOAuth(self, request, context) -> pb.AuthorizeIssuedOAuthResponse:  # noqa: ANN001
+        code = await self._oauth.authorize(
+            request.ticket,
+            required(request.client_id, "client_id"),
+            required(request.redirect_uri, "redirect_uri"),
+            request.code_challenge,
+            request.code_challenge_method,
+        )
+        return pb.AuthorizeIssuedOAuthResponse(code=code)
+
+    async def ExchangeIssuedOAuthToken(self, request, context) -> pb.ExchangeIssuedOAuthTokenResponse:  # noqa: ANN001
+        client_id = required(request.client_id, "client_id")
+        if request.grant_type == "authorization_code":
+            tokens = await self._oauth.exchange_code(
+                client_id,
+                request.client_secret,
+                required(request.code, "code"),
+                request.redirect_uri,
+                request.code_verifier,
+            )
+            await self._inbound.connect(tokens.config_id, datetime.now(UTC))
+        elif request.grant_type == "refresh_token":
+            tokens = await self._oauth.refresh(
+                client_id, request.client_secret, required(request.refresh_token, "refresh_token")
+            )
+        else:
+            raise InvalidArgument(
+                "grant_type must be authorization_code or refresh_token",
+                field="grant_type",
+                reason="UNSUPPORTED_GRANT_TYPE",
+            )
+        return pb.ExchangeIssuedOAuthTokenResponse(
+            access_token=tokens.access_token, refresh_token=tokens.refresh_token, expires_in=tokens.expires_in
+        )
+
+    async def AuthenticateIssuedAccessToken(self, request, context) -> pb.AuthenticateIssuedAccessTokenResponse:  # noqa: ANN001
+        bearer = await self._oauth.authenticate(required(request.access_token, "access_token"))
+        if not await self._inbound.is_connected(bearer.config_id):
+            raise Unauthenticated("the access token is not valid", reason="INVALID_ACCESS_TOKEN")
+        return pb.AuthenticateIssuedAccessTokenResponse(
+            client_id=bearer.client_id, config_id=bearer.config_id, practice_id=bearer.practice_id
         )

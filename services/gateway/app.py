@@ -20,7 +20,7 @@ from libs.protos.concord.connection.v1 import connection_pb2
 from libs.protos.concord.registry.v1 import registry_pb2
 from libs.protos.concord.sync.v1 import sync_pb2
 from libs.settings import Settings
-from services.gateway import catalog, mappings, marketing, messaging, problems, webhooks, zapier
+from services.gateway import catalog, mappings, marketing, messaging, problems, webhooks, zapier, zapier_oauth
 from services.gateway.auth import TokenVerifier, require
 from services.gateway.deps import (
     ENUM_PREFIX,
@@ -43,6 +43,7 @@ ROUTERS: list[APIRouter] = [
     marketing.router,
     zapier.router,
     webhooks.router,
+    zapier_oauth.router,
 ]
 
 

@@ -33,26 +33,42 @@ router = APIRouter(tags=["zapier"])
 
 
 async def authenticate_zapier(
-    request: Request, backends: BackendsDep, x_api_key: Annotated[str | None, Header()] = None
+    request: Request,
+    backends: BackendsDep,
+    x_api_key: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header()] = None,
 ) -> Caller:
-    if not x_api_key:
-        raise Unauthenticated("send the API key Concord issued in X-API-Key", reason="API_KEY_MISSING")
-    key = (
-        await call(
-            backends.connection.AuthenticateInboundKey,
-            connection_pb2.AuthenticateInboundKeyRequest(api_key=x_api_key),
+    """The API key Concord issued (X-API-Key) or an access token of Concord's OAuth server
+    (``Authorization: Bearer``, services/gateway/zapier_oauth.py)."""
+    if x_api_key:
+        key = (
+            await call(
+                backends.connection.AuthenticateInboundKey,
+                connection_pb2.AuthenticateInboundKeyRequest(api_key=x_api_key),
+            )
+        ).key
+        user_id, practice_id, config_id = f"zapier:{key.key_id}", key.practice_id, key.config_id
+    elif authorization and authorization[:7].lower() == "bearer ":
+        bearer = await call(
+            backends.connection.AuthenticateIssuedAccessToken,
+            connection_pb2.AuthenticateIssuedAccessTokenRequest(access_token=authorization[7:].strip()),
         )
-    ).key
+        user_id, practice_id, config_id = f"zapier-oauth:{bearer.client_id}", bearer.practice_id, bearer.config_id
+    else:
+        raise Unauthenticated(
+            "send the API key Concord issued in X-API-Key or an OAuth access token as Bearer",
+            reason="API_KEY_MISSING",
+        )
     caller = Caller(
-        user_id=f"zapier:{key.key_id}",
-        practice_id=key.practice_id,
+        user_id=user_id,
+        practice_id=practice_id,
         role=ZAPIER_ROLE,
         ip_address=request.client.host if request.client else "",
         user_agent=request.headers.get("user-agent", ""),
         request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
     )
     set_caller(caller)
-    request.state.zapier_config_id = key.config_id
+    request.state.zapier_config_id = config_id
     return caller
 
 
@@ -116,7 +132,11 @@ async def subscribe(body: HookIn, caller: ZapierDep, request: Request, backends:
     )
     subscription = created.subscription
     # The signing secret is Zapier's to keep in subscribeData; a Zap step can check deliveries with it.
-    return {"id": subscription.subscription_id, "event": subscription.event, "signing_secret": subscription.signing_secret}
+    return {
+        "id": subscription.subscription_id,
+        "event": subscription.event,
+        "signing_secret": subscription.signing_secret,
+    }
 
 
 @router.delete("/zapier/hooks/{subscription_id}", summary="Unsubscribe a REST hook (a Zap was turned off)")

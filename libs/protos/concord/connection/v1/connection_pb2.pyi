@@ -318,3 +318,123 @@ class ListHookSubscriptionsResponse(_message.Message):
     subscriptions: _containers.RepeatedCompositeFieldContainer[HookSubscription]
     next_page_token: str
     def __init__(self, subscriptions: _Optional[_Iterable[_Union[HookSubscription, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class IssuedOAuthClient(_message.Message):
+    __slots__ = ("client_id", "config_id", "practice_id", "redirect_uri", "create_time")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    REDIRECT_URI_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    config_id: str
+    practice_id: str
+    redirect_uri: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, client_id: _Optional[str] = ..., config_id: _Optional[str] = ..., practice_id: _Optional[str] = ..., redirect_uri: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateIssuedOAuthClientRequest(_message.Message):
+    __slots__ = ("config_id", "redirect_uri")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    REDIRECT_URI_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    redirect_uri: str
+    def __init__(self, config_id: _Optional[str] = ..., redirect_uri: _Optional[str] = ...) -> None: ...
+
+class CreateIssuedOAuthClientResponse(_message.Message):
+    __slots__ = ("client", "client_secret")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_SECRET_FIELD_NUMBER: _ClassVar[int]
+    client: IssuedOAuthClient
+    client_secret: str
+    def __init__(self, client: _Optional[_Union[IssuedOAuthClient, _Mapping]] = ..., client_secret: _Optional[str] = ...) -> None: ...
+
+class RevokeIssuedOAuthClientRequest(_message.Message):
+    __slots__ = ("config_id", "client_id")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    client_id: str
+    def __init__(self, config_id: _Optional[str] = ..., client_id: _Optional[str] = ...) -> None: ...
+
+class RevokeIssuedOAuthClientResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CreateOAuthConsentTicketRequest(_message.Message):
+    __slots__ = ("config_id", "client_id")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    client_id: str
+    def __init__(self, config_id: _Optional[str] = ..., client_id: _Optional[str] = ...) -> None: ...
+
+class CreateOAuthConsentTicketResponse(_message.Message):
+    __slots__ = ("ticket",)
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    ticket: str
+    def __init__(self, ticket: _Optional[str] = ...) -> None: ...
+
+class AuthorizeIssuedOAuthRequest(_message.Message):
+    __slots__ = ("ticket", "client_id", "redirect_uri", "code_challenge", "code_challenge_method")
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REDIRECT_URI_FIELD_NUMBER: _ClassVar[int]
+    CODE_CHALLENGE_FIELD_NUMBER: _ClassVar[int]
+    CODE_CHALLENGE_METHOD_FIELD_NUMBER: _ClassVar[int]
+    ticket: str
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    code_challenge_method: str
+    def __init__(self, ticket: _Optional[str] = ..., client_id: _Optional[str] = ..., redirect_uri: _Optional[str] = ..., code_challenge: _Optional[str] = ..., code_challenge_method: _Optional[str] = ...) -> None: ...
+
+class AuthorizeIssuedOAuthResponse(_message.Message):
+    __slots__ = ("code",)
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    def __init__(self, code: _Optional[str] = ...) -> None: ...
+
+class ExchangeIssuedOAuthTokenRequest(_message.Message):
+    __slots__ = ("grant_type", "client_id", "client_secret", "code", "redirect_uri", "code_verifier", "refresh_token")
+    GRANT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_SECRET_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REDIRECT_URI_FIELD_NUMBER: _ClassVar[int]
+    CODE_VERIFIER_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    grant_type: str
+    client_id: str
+    client_secret: str
+    code: str
+    redirect_uri: str
+    code_verifier: str
+    refresh_token: str
+    def __init__(self, grant_type: _Optional[str] = ..., client_id: _Optional[str] = ..., client_secret: _Optional[str] = ..., code: _Optional[str] = ..., redirect_uri: _Optional[str] = ..., code_verifier: _Optional[str] = ..., refresh_token: _Optional[str] = ...) -> None: ...
+
+class ExchangeIssuedOAuthTokenResponse(_message.Message):
+    __slots__ = ("access_token", "refresh_token", "expires_in")
+    ACCESS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_FIELD_NUMBER: _ClassVar[int]
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    def __init__(self, access_token: _Optional[str] = ..., refresh_token: _Optional[str] = ..., expires_in: _Optional[int] = ...) -> None: ...
+
+class AuthenticateIssuedAccessTokenRequest(_message.Message):
+    __slots__ = ("access_token",)
+    ACCESS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    access_token: str
+    def __init__(self, access_token: _Optional[str] = ...) -> None: ...
+
+class AuthenticateIssuedAccessTokenResponse(_message.Message):
+    __slots__ = ("client_id", "config_id", "practice_id")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    config_id: str
+    practice_id: str
+    def __init__(self, client_id: _Optional[str] = ..., config_id: _Optional[str] = ..., practice_id: _Optional[str] = ...) -> None: ...

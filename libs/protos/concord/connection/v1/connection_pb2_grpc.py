@@ -100,6 +100,36 @@ class ConnectionServiceStub:
                 request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.ListHookSubscriptionsRequest.SerializeToString,
                 response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.ListHookSubscriptionsResponse.FromString,
                 _registered_method=True)
+        self.CreateIssuedOAuthClient = channel.unary_unary(
+                '/concord.connection.v1.ConnectionService/CreateIssuedOAuthClient',
+                request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.CreateIssuedOAuthClientRequest.SerializeToString,
+                response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.CreateIssuedOAuthClientResponse.FromString,
+                _registered_method=True)
+        self.RevokeIssuedOAuthClient = channel.unary_unary(
+                '/concord.connection.v1.ConnectionService/RevokeIssuedOAuthClient',
+                request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.RevokeIssuedOAuthClientRequest.SerializeToString,
+                response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.RevokeIssuedOAuthClientResponse.FromString,
+                _registered_method=True)
+        self.CreateOAuthConsentTicket = channel.unary_unary(
+                '/concord.connection.v1.ConnectionService/CreateOAuthConsentTicket',
+                request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.CreateOAuthConsentTicketRequest.SerializeToString,
+                response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.CreateOAuthConsentTicketResponse.FromString,
+                _registered_method=True)
+        self.AuthorizeIssuedOAuth = channel.unary_unary(
+                '/concord.connection.v1.ConnectionService/AuthorizeIssuedOAuth',
+                request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.AuthorizeIssuedOAuthRequest.SerializeToString,
+                response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.AuthorizeIssuedOAuthResponse.FromString,
+                _registered_method=True)
+        self.ExchangeIssuedOAuthToken = channel.unary_unary(
+                '/concord.connection.v1.ConnectionService/ExchangeIssuedOAuthToken',
+                request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.ExchangeIssuedOAuthTokenRequest.SerializeToString,
+                response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.ExchangeIssuedOAuthTokenResponse.FromString,
+                _registered_method=True)
+        self.AuthenticateIssuedAccessToken = channel.unary_unary(
+                '/concord.connection.v1.ConnectionService/AuthenticateIssuedAccessToken',
+                request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.AuthenticateIssuedAccessTokenRequest.SerializeToString,
+                response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.AuthenticateIssuedAccessTokenResponse.FromString,
+                _registered_method=True)
 
 
 class ConnectionServiceServicer:
@@ -195,6 +225,49 @@ class ConnectionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateIssuedOAuthClient(self, request, context):
+        """OAuth 2.0 with Concord as the authorization server (Zapier): an admin registers a client
+        (secret returned once, only its hash kept) and consents by creating a one-time ticket that
+        the authorize URL carries; authorization code + PKCE S256, rotating refresh tokens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeIssuedOAuthClient(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateOAuthConsentTicket(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AuthorizeIssuedOAuth(self, request, context):
+        """The authorize endpoint: spends the ticket, returns a code (single use, 10 minutes).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExchangeIssuedOAuthToken(self, request, context):
+        """The token endpoint: grant_type authorization_code (code_verifier checked) or refresh_token.
+        INVALID_ARGUMENT INVALID_GRANT / UNAUTHENTICATED INVALID_CLIENT as RFC 6749 5.2 wants.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AuthenticateIssuedAccessToken(self, request, context):
+        """Which config a bearer access token belongs to; UNAUTHENTICATED INVALID_ACCESS_TOKEN when none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConnectionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -262,6 +335,36 @@ def add_ConnectionServiceServicer_to_server(servicer, server):
                     servicer.ListHookSubscriptions,
                     request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.ListHookSubscriptionsRequest.FromString,
                     response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.ListHookSubscriptionsResponse.SerializeToString,
+            ),
+            'CreateIssuedOAuthClient': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateIssuedOAuthClient,
+                    request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.CreateIssuedOAuthClientRequest.FromString,
+                    response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.CreateIssuedOAuthClientResponse.SerializeToString,
+            ),
+            'RevokeIssuedOAuthClient': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeIssuedOAuthClient,
+                    request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.RevokeIssuedOAuthClientRequest.FromString,
+                    response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.RevokeIssuedOAuthClientResponse.SerializeToString,
+            ),
+            'CreateOAuthConsentTicket': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateOAuthConsentTicket,
+                    request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.CreateOAuthConsentTicketRequest.FromString,
+                    response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.CreateOAuthConsentTicketResponse.SerializeToString,
+            ),
+            'AuthorizeIssuedOAuth': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuthorizeIssuedOAuth,
+                    request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.AuthorizeIssuedOAuthRequest.FromString,
+                    response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.AuthorizeIssuedOAuthResponse.SerializeToString,
+            ),
+            'ExchangeIssuedOAuthToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExchangeIssuedOAuthToken,
+                    request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.ExchangeIssuedOAuthTokenRequest.FromString,
+                    response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.ExchangeIssuedOAuthTokenResponse.SerializeToString,
+            ),
+            'AuthenticateIssuedAccessToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuthenticateIssuedAccessToken,
+                    request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.AuthenticateIssuedAccessTokenRequest.FromString,
+                    response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.AuthenticateIssuedAccessTokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -616,6 +719,168 @@ class ConnectionService:
             '/concord.connection.v1.ConnectionService/ListHookSubscriptions',
             concord_dot_connection_dot_v1_dot_connection__pb2.ListHookSubscriptionsRequest.SerializeToString,
             concord_dot_connection_dot_v1_dot_connection__pb2.ListHookSubscriptionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateIssuedOAuthClient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.connection.v1.ConnectionService/CreateIssuedOAuthClient',
+            concord_dot_connection_dot_v1_dot_connection__pb2.CreateIssuedOAuthClientRequest.SerializeToString,
+            concord_dot_connection_dot_v1_dot_connection__pb2.CreateIssuedOAuthClientResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeIssuedOAuthClient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.connection.v1.ConnectionService/RevokeIssuedOAuthClient',
+            concord_dot_connection_dot_v1_dot_connection__pb2.RevokeIssuedOAuthClientRequest.SerializeToString,
+            concord_dot_connection_dot_v1_dot_connection__pb2.RevokeIssuedOAuthClientResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateOAuthConsentTicket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.connection.v1.ConnectionService/CreateOAuthConsentTicket',
+            concord_dot_connection_dot_v1_dot_connection__pb2.CreateOAuthConsentTicketRequest.SerializeToString,
+            concord_dot_connection_dot_v1_dot_connection__pb2.CreateOAuthConsentTicketResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuthorizeIssuedOAuth(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.connection.v1.ConnectionService/AuthorizeIssuedOAuth',
+            concord_dot_connection_dot_v1_dot_connection__pb2.AuthorizeIssuedOAuthRequest.SerializeToString,
+            concord_dot_connection_dot_v1_dot_connection__pb2.AuthorizeIssuedOAuthResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExchangeIssuedOAuthToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.connection.v1.ConnectionService/ExchangeIssuedOAuthToken',
+            concord_dot_connection_dot_v1_dot_connection__pb2.ExchangeIssuedOAuthTokenRequest.SerializeToString,
+            concord_dot_connection_dot_v1_dot_connection__pb2.ExchangeIssuedOAuthTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuthenticateIssuedAccessToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.connection.v1.ConnectionService/AuthenticateIssuedAccessToken',
+            concord_dot_connection_dot_v1_dot_connection__pb2.AuthenticateIssuedAccessTokenRequest.SerializeToString,
+            concord_dot_connection_dot_v1_dot_connection__pb2.AuthenticateIssuedAccessTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,
