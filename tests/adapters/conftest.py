@@ -56,6 +56,17 @@ def plain(message: struct_pb2.Struct) -> dict:
     return json_format.MessageToDict(message)
 
 
+def response_statuses(adapter: Any) -> list[int]:
+    """The status of every HTTP answer the adapter receives from now on, in order."""
+    statuses: list[int] = []
+
+    async def seen(response: httpx.Response) -> None:
+        statuses.append(response.status_code)
+
+    adapter._http.event_hooks["response"].append(seen)
+    return statuses
+
+
 @dataclass
 class AdapterHarness:
     """One vendor, connected: what the generic suite needs to drive and observe it."""

@@ -17,7 +17,7 @@ from libs.settings import Settings
 from services.adapters.fhir.resources import SERVICE
 from services.mapping.domain import RecordInvalid
 from services.mapping.mappers.fhir_services import FhirServiceMapper
-from tests.adapters.conftest import plain
+from tests.adapters.conftest import plain, response_statuses
 from tests.adapters.harness_fhir import FhirHarness, fetch_run, grant_scopes, open_fhir_harness, upsert_entities
 
 SERVICES = common_pb2.ENTITY_TYPE_SERVICE
@@ -123,3 +123,15 @@ async def test_an_expired_token_is_refreshed_and_server_errors_retried(fhir: Fhi
     records, _ = await fetch_run(fhir, SERVICES, "", size=2)
     await fhir.clear_faults()
     assert sorted(r["name"] for r in records) == ["Service 0", "Service 1", "Service 2"]
+
+
+async def test_a_429_storm_is_waited_out(fhir: FhirHarness) -> None:
+    for i in range(2):
+        response = await fhir.ehr("POST", "HealthcareService", json=_service(f"Stormy {i}"))
+        assert response.status_code == 201, response.text
+    statuses = response_statuses(fhir.adapter)
+    storm = await fhir.http.post(f"{fhir.sandbox_url}/_sandbox/faults", json={"rate_limit_storm": 1})
+    assert storm.status_code < 300, storm.text
+    records, _ = await fetch_run(fhir, SERVICES, "", size=5)
+    assert statuses.count(429) == 1 and statuses[-1] == 200  # a 429 (Retry-After: 1), then the search
+    assert sorted(r["name"] for r in records) == ["Stormy 0", "Stormy 1"]

@@ -19,7 +19,7 @@ from libs.protos.concord.common.v1 import common_pb2
 from libs.settings import Settings
 from services.mapping.domain import RecordInvalid
 from services.mapping.mappers.zenoti_services import ZenotiServiceMapper
-from tests.adapters.conftest import plain, struct
+from tests.adapters.conftest import plain, response_statuses, struct
 from tests.adapters.harness_zenoti import ZenotiHarness, fetch_failure, open_harness
 
 SERVICE = common_pb2.ENTITY_TYPE_SERVICE
@@ -139,12 +139,7 @@ async def test_a_pass_is_paced_under_the_organisations_limit(settings: Settings)
     async with contextlib.AsyncExitStack() as stack:
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
         zenoti = await open_harness(stack, settings, http, (3, 1.0))
-        statuses: list[int] = []
-
-        async def seen(response: httpx.Response) -> None:
-            statuses.append(response.status_code)
-
-        zenoti.adapter._http.event_hooks["response"].append(seen)
+        statuses = response_statuses(zenoti.adapter)
         began = time.monotonic()
         records, _, calls = await _pass(zenoti, "", 2)
         assert calls > 3 and time.monotonic() - began >= 0.9  # the 4th call waited for the next window
@@ -157,3 +152,17 @@ async def test_a_rotated_api_key_fails_the_catalog_pull_as_not_connected(zenoti:
     with pytest.raises(ApplicationError) as failure:
         await _fetch(zenoti, "", 10)
     assert failure.value.type == "NotConnected" and failure.value.non_retryable
+
+
+async def test_a_429_storm_is_waited_out_and_the_pass_completes(settings: Settings) -> None:
+    """Zenoti answers 429 (Retry-After: the window's reset, 1 s here) to the next two calls: the
+    adapter waits them out and the pass still returns the whole catalog, once."""
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+        zenoti = await open_harness(stack, settings, http, (50, 1.0))
+        statuses = response_statuses(zenoti.adapter)
+        storm = await http.post(f"{zenoti.sandbox_url}/_sandbox/faults", json={"rate_limit_storm": 2})
+        assert storm.status_code < 300, storm.text
+        records, _, _ = await _pass(zenoti, "", 5)
+        assert statuses.count(429) == 2 and statuses[-1] == 200
+        assert sorted(r["id"] for r in records) == sorted(zenoti.org.services)

@@ -10,6 +10,7 @@ from libs import fhir_service
 from services.adapters.fhir.resources import SERVICE
 from services.catalog_demo import run_catalog_demo
 from services.demo import run_sync
+from tests.e2e.test_cli import _concord
 
 
 async def test_zenoti_catalog_reaches_the_emr_once(stack) -> None:  # noqa: ANN001
@@ -40,3 +41,9 @@ async def test_zenoti_catalog_reaches_the_emr_once(stack) -> None:  # noqa: ANN0
         refused = await http.post("/integrations/zenoti/services/sync", json={"direction": "push"}, headers=headers)
         assert refused.status_code == 409 and refused.json()["reason"] == "READ_ONLY_ENTITY", refused.text
     assert at_the_emr() == sorted(s["id"] for s in result.services)
+
+    # The operator's command: an unchanged catalog pulls nothing; a push to Zenoti is refused.
+    code, output = await _concord(stack, token, "sync", "services", "--vendor", "zenoti", "--direction", "pull")
+    assert code == 0 and "succeeded: 0 synced (0 created, 0 updated), 0 failed" in output, output
+    code, output = await _concord(stack, token, "sync", "services", "--vendor", "zenoti", "--direction", "push")
+    assert code == 2 and "HTTP 409" in output, output
