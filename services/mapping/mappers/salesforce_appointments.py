@@ -85,6 +85,45 @@ def _instant(raw: str, field: str) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def outbound(resource: dict) -> tuple[dict, dict, str, list[FieldError]]:
+    """What both Salesforce appointment mappers write from: the hub appointment parsed and
+    projected, its patient's Account Id ("" when Salesforce does not know it) and the errors so far."""
+    try:
+        appointment = fhir_appointment.parse_appointment(resource)
+    except InvalidArgument as error:
+        raise RecordInvalid([FieldError.of(error)]) from None
+    view = fhir_appointment.project(appointment)
+    errors: list[FieldError] = []
+    patient = view["patient"] or ""
+    if not patient.startswith("external:"):
+        reason = "PATIENT_NOT_LINKED" if patient else "MISSING_PATIENT"
+        errors.append(FieldError("participant", reason, "the appointment names no patient Salesforce knows"))
+    if view["service_name"] and len(view["service_name"]) > SUBJECT_LENGTH:
+        errors.append(FieldError("serviceType", "STRING_TOO_LONG", f"Subject holds at most {SUBJECT_LENGTH}"))
+    return appointment, view, patient.removeprefix("external:"), errors
+
+
+def inbound(appointment: dict[str, Any], record_id: str, id_system: str, texts: dict, patient: str) -> HubResult:
+    """The rest of a FHIR Appointment from a Salesforce record (identifiers, Subject, Description,
+    the patient participant), validated: what both Salesforce appointment mappers read into."""
+    identifiers = [(id_system, record_id), (CONCORD_ID_SYSTEM, texts[EXTERNAL_ID_FIELD])]
+    if any(value for _, value in identifiers):
+        appointment["identifier"] = [{"system": s, "value": v} for s, v in identifiers if v]
+    if texts["Subject"]:
+        appointment["serviceType"] = [{"text": texts["Subject"]}]
+    if texts.get("AppointmentType"):
+        appointment["appointmentType"] = {
+            "coding": [{"system": APPOINTMENT_TYPE_SYSTEM, "code": texts["AppointmentType"]}]
+        }
+    if texts["Description"]:
+        appointment["description"] = texts["Description"]
+    appointment["participant"] = [{"actor": fhir_appointment.external_actor(patient), "status": "accepted"}]
+    try:
+        return HubResult(resource=fhir_appointment.parse_appointment(appointment), external_id=record_id)
+    except InvalidArgument as error:
+        raise RecordInvalid([FieldError.of(error)], record_id) from None
+
+
 class SalesforceAppointmentMapper:
     integration_type = "salesforce"
     entity_type = "ENTITY_TYPE_APPOINTMENT"
@@ -119,43 +158,16 @@ class SalesforceAppointmentMapper:
         if errors:
             raise RecordInvalid(errors, record_id)
         appointment: dict[str, Any] = {"resourceType": "Appointment", "status": status, **times}
-        identifiers = [(APPOINTMENT_ID_SYSTEM, record_id), (CONCORD_ID_SYSTEM, texts[EXTERNAL_ID_FIELD])]
-        if any(value for _, value in identifiers):
-            appointment["identifier"] = [{"system": s, "value": v} for s, v in identifiers if v]
-        if texts["Subject"]:
-            appointment["serviceType"] = [{"text": texts["Subject"]}]
-        if kind:
-            appointment["appointmentType"] = {"coding": [{"system": APPOINTMENT_TYPE_SYSTEM, "code": kind}]}
-        if texts["Description"]:
-            appointment["description"] = texts["Description"]
-        appointment["participant"] = [
-            {"actor": fhir_appointment.external_actor(texts["ParentRecordId"]), "status": "accepted"}
-        ]
-        try:
-            return HubResult(resource=fhir_appointment.parse_appointment(appointment), external_id=record_id)
-        except InvalidArgument as error:
-            raise RecordInvalid([FieldError.of(error)], record_id) from None
+        return inbound(appointment, record_id, APPOINTMENT_ID_SYSTEM, texts, texts["ParentRecordId"])
 
     def to_vendor(self, resource: dict) -> dict:
         """A FHIR Appointment as a ServiceAppointment write body (no Id, no attributes), with the hub
         id in Concord_Appointment_Id__c when the resource has one, so upserts on it are idempotent."""
-        try:
-            appointment = fhir_appointment.parse_appointment(resource)
-        except InvalidArgument as error:
-            raise RecordInvalid([FieldError.of(error)]) from None
-        view = fhir_appointment.project(appointment)
-        errors: list[FieldError] = []
-        patient = view["patient"] or ""
-        if not patient.startswith("external:"):
-            reason = "PATIENT_NOT_LINKED" if patient else "MISSING_PATIENT"
-            errors.append(FieldError("participant", reason, "the appointment names no patient Salesforce knows"))
+        appointment, view, account_id, errors = outbound(resource)
         if view["status"] not in UNTIMED and view["start"] is None:
             errors.append(FieldError("start", "MISSING_TIME", "Salesforce needs the appointment's start"))
-        if view["service_name"] and len(view["service_name"]) > SUBJECT_LENGTH:
-            errors.append(FieldError("serviceType", "STRING_TOO_LONG", f"Subject holds at most {SUBJECT_LENGTH}"))
         if errors:
             raise RecordInvalid(errors)
-        account_id = patient.removeprefix("external:")
         record: dict[str, Any] = {
             "ParentRecordId": account_id,
             "AccountId": account_id,
