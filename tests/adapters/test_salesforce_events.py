@@ -14,6 +14,7 @@ import pytest
 
 from libs import fhir_appointment as fa
 from libs.settings import Settings
+from services.adapters.salesforce.client import CONCORD_CLIENT
 from services.mapping.domain import RecordInvalid
 from services.mapping.mappers.salesforce_events import SalesforceEventMapper
 from tests.adapters.harness_salesforce import QUERY_ROUTE, UPSERT_ROUTE, SalesforceHarness, open_harness
@@ -128,3 +129,25 @@ async def test_an_unknown_patient_fails_alone_and_a_cancellation_is_refused_by_n
         MAPPER.to_vendor(cancelled)
     assert [(e.field, e.reason) for e in refused.value.errors] == [("status", "UNSUPPORTED_STATUS")]
     assert "Zyxwvut" not in str(refused.value)
+
+
+async def test_concords_writes_name_it_in_the_change_origin_and_a_users_edit_does_not(sf: SalesforceHarness) -> None:
+    [account] = await sf.seed(1)
+    replay = await sf._admin("GET", "/cdc/events", params={"replayId": "-2", "channel": "/data/EventChangeEvent"})
+    seen = len(replay["events"] if isinstance(replay, dict) else replay)
+    [written] = (
+        await upsert(sf, [("", MAPPER.to_vendor(a)) for a in hub_appointments([account], 1, "hub-cdc")])
+    ).results
+    sf.clock.tick()
+    await sf._admin("PATCH", f"/records/Event/{written.external_id}", json={"Location": "Room 4"})
+
+    replay = await sf._admin("GET", "/cdc/events", params={"replayId": "-2", "channel": "/data/EventChangeEvent"})
+    events = (replay["events"] if isinstance(replay, dict) else replay)[seen:]
+
+    headers = [e["payload"]["ChangeEventHeader"] for e in events]
+    assert [(h["changeType"], h["recordIds"]) for h in headers] == [
+        ("CREATE", [written.external_id]),
+        ("UPDATE", [written.external_id]),
+    ]
+    assert headers[0]["changeOrigin"].endswith(f";client={CONCORD_CLIENT}")
+    assert not headers[1]["changeOrigin"].endswith(f";client={CONCORD_CLIENT}")

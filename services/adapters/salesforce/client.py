@@ -23,6 +23,9 @@ from services.adapters.common import SharedToken, heartbeat
 
 API_VERSION = "60.0"
 DATA_PATH = f"/services/data/v{API_VERSION}"
+# Names Concord on every call (Sforce-Call-Options), so Change Data Capture's changeOrigin of
+# Concord's own writes ends `;client=concord-hub`: how a CDC receiver tells them from users' edits.
+CONCORD_CLIENT = "concord-hub"
 RETRYABLE_STATUSES = {500, 502, 503, 504}
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 _ERROR_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,79}$")
@@ -216,7 +219,10 @@ class SalesforceClient:
                     f"{creds.instance_url.rstrip('/')}{path}",
                     json=json,
                     params=params,
-                    headers={"Authorization": f"{creds.token_type or 'Bearer'} {creds.access_token}"},
+                    headers={
+                        "Authorization": f"{creds.token_type or 'Bearer'} {creds.access_token}",
+                        "Sforce-Call-Options": f"client={CONCORD_CLIENT}",
+                    },
                 )
             except httpx.TransportError:
                 if attempt == self._max_retries:
