@@ -319,6 +319,8 @@ EVENT = _object(
         _f("EndDateTime", "datetime", "End Date Time"),
         _f("Description", "textarea", "Description"),
         _f("ShowAs", "picklist", "Show Time As", 40, picklist=("Busy", "OutOfOffice", "Free"), restricted=True),
+        # The custom activity field Concord's package adds, as on ServiceAppointment.
+        _f("Concord_Appointment_Id__c", "string", "Concord Appointment Id", 255, external_id=True, unique=True),
     ],
 )
 

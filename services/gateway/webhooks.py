@@ -116,7 +116,7 @@ async def change_event(
     header = _header(event)
     cdc = await _cdc_definition(backends)
     origin = str(header.get("changeOrigin", ""))
-    if cdc.get("call_client") and f"client={cdc['call_client']}" in origin:
+    if cdc.get("call_client") and origin.endswith(f";client={cdc['call_client']}"):
         _events.add(1, {"outcome": "echo"})
         return JSONResponse({"status": "suppressed", "reason": "CONCORD_ORIGIN"}, status_code=200)
     entity = cdc.get("entities", {}).get(header["entityName"])

@@ -235,6 +235,8 @@ async def open_harness(
     settings: Settings,
     http: httpx.AsyncClient,
     rate_limit: tuple[int, float] | None,
+    *,
+    calendar_events: bool = False,
 ) -> SalesforceHarness:
     clock = OrgClock()
     port, app = await stack.enter_async_context(
@@ -285,6 +287,7 @@ async def open_harness(
         AdapterContext(settings, connections),
         http=httpx.AsyncClient(transport=locators, timeout=30),
         backoff_seconds=0.02,
+        calendar_events=calendar_events,
     )
     stack.push_async_callback(adapter.aclose)
     return SalesforceHarness(

@@ -21,6 +21,7 @@ from services.adapters.salesforce.client import (
     SalesforceClient,
     SalesforceError,
 )
+from services.adapters.salesforce.events import CalendarEvents
 from services.adapters.salesforce.patients import Patients
 from services.adapters.salesforce.resource import Resource
 
@@ -35,6 +36,7 @@ class SalesforceAdapter:
         backoff_seconds: float = 0.5,
         allowance: AllowancePolicy | None = None,
         settle_seconds: float = changes.SETTLE_SECONDS,
+        calendar_events: bool = False,
     ) -> None:
         self._context = context
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(60.0))
@@ -42,7 +44,10 @@ class SalesforceAdapter:
         self.allowances = Allowances(allowance or AllowancePolicy())
         self._resources: dict[int, Resource] = {
             common_pb2.ENTITY_TYPE_PATIENT: Patients(settle_seconds),
-            common_pb2.ENTITY_TYPE_APPOINTMENT: Appointments(settle_seconds),
+            # Scheduler's ServiceAppointment, or Lightning calendar Events (README: "Appointments").
+            common_pb2.ENTITY_TYPE_APPOINTMENT: (
+                CalendarEvents(settle_seconds) if calendar_events else Appointments(settle_seconds)
+            ),
         }
 
     async def aclose(self) -> None:

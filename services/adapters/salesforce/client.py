@@ -21,11 +21,11 @@ from temporalio.exceptions import ApplicationError
 
 from services.adapters.common import SharedToken, heartbeat
 
-# The client id Concord's API calls carry (Sforce-Call-Options), so CDC events of its own writes are known.
-CALL_CLIENT = "concord"
-
 API_VERSION = "60.0"
 DATA_PATH = f"/services/data/v{API_VERSION}"
+# Names Concord on every call (Sforce-Call-Options), so Change Data Capture's changeOrigin of
+# Concord's own writes ends `;client=concord-hub`: how a CDC receiver tells them from users' edits.
+CONCORD_CLIENT = "concord-hub"
 RETRYABLE_STATUSES = {500, 502, 503, 504}
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 _ERROR_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,79}$")
@@ -222,7 +222,7 @@ class SalesforceClient:
                     headers={
                         "Authorization": f"{creds.token_type or 'Bearer'} {creds.access_token}",
                         # Names Concord in Change Data Capture's changeOrigin: echo suppression.
-                        "Sforce-Call-Options": f"client={CALL_CLIENT}",
+                        "Sforce-Call-Options": f"client={CONCORD_CLIENT}",
                     },
                 )
             except httpx.TransportError:

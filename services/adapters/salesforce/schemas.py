@@ -62,3 +62,20 @@ SERVICE_APPOINTMENTS = SObjectResource(
     ),
     external_id_field="Concord_Appointment_Id__c",
 )
+
+# Lightning calendar Events, for practices that book in the calendar rather than Salesforce
+# Scheduler; WhatId is the patient's Person Account.
+CALENDAR_EVENTS = SObjectResource(
+    sobject="Event",
+    fields=(
+        "WhatId",
+        "Subject",
+        "StartDateTime",
+        "EndDateTime",
+        "IsAllDayEvent",
+        "Description",
+        "Concord_Appointment_Id__c",
+        "LastModifiedDate",
+    ),
+    external_id_field="Concord_Appointment_Id__c",
+)

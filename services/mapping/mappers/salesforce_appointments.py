@@ -29,7 +29,7 @@ from typing import Any
 from libs import fhir_appointment
 from libs.errors import InvalidArgument
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
-from services.mapping.mappers.appointment_common import outbound
+from services.mapping.mappers import appointment_common
 from services.mapping.rules import FieldRule, rules_from
 
 APPOINTMENT_ID_SYSTEM = "https://salesforce.com/service-appointment-id"
@@ -87,6 +87,36 @@ def _instant(raw: str, field: str) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def outbound(resource: dict) -> tuple[dict, dict, str, list[FieldError]]:
+    """What both Salesforce appointment mappers write from: the hub appointment parsed and
+    projected, its patient's Account Id ("" when Salesforce does not know it) and the errors so far."""
+    appointment, view, errors, account_id = appointment_common.outbound(resource, "Salesforce")
+    if view["service_name"] and len(view["service_name"]) > SUBJECT_LENGTH:
+        errors.append(FieldError("serviceType", "STRING_TOO_LONG", f"Subject holds at most {SUBJECT_LENGTH}"))
+    return appointment, view, account_id, errors
+
+
+def inbound(appointment: dict[str, Any], record_id: str, id_system: str, texts: dict, patient: str) -> HubResult:
+    """The rest of a FHIR Appointment from a Salesforce record (identifiers, Subject, Description,
+    the patient participant), validated: what both Salesforce appointment mappers read into."""
+    identifiers = [(id_system, record_id), (CONCORD_ID_SYSTEM, texts[EXTERNAL_ID_FIELD])]
+    if any(value for _, value in identifiers):
+        appointment["identifier"] = [{"system": s, "value": v} for s, v in identifiers if v]
+    if texts["Subject"]:
+        appointment["serviceType"] = [{"text": texts["Subject"]}]
+    if texts.get("AppointmentType"):
+        appointment["appointmentType"] = {
+            "coding": [{"system": APPOINTMENT_TYPE_SYSTEM, "code": texts["AppointmentType"]}]
+        }
+    if texts["Description"]:
+        appointment["description"] = texts["Description"]
+    appointment["participant"] = [{"actor": fhir_appointment.external_actor(patient), "status": "accepted"}]
+    try:
+        return HubResult(resource=fhir_appointment.parse_appointment(appointment), external_id=record_id)
+    except InvalidArgument as error:
+        raise RecordInvalid([FieldError.of(error)], record_id) from None
+
+
 class SalesforceAppointmentMapper:
     integration_type = "salesforce"
     entity_type = "ENTITY_TYPE_APPOINTMENT"
@@ -140,34 +170,16 @@ class SalesforceAppointmentMapper:
         if errors:
             raise RecordInvalid(errors, record_id)
         appointment: dict[str, Any] = {"resourceType": "Appointment", "status": status, **times}
-        identifiers = [(APPOINTMENT_ID_SYSTEM, record_id), (CONCORD_ID_SYSTEM, texts[EXTERNAL_ID_FIELD])]
-        if any(value for _, value in identifiers):
-            appointment["identifier"] = [{"system": s, "value": v} for s, v in identifiers if v]
-        if texts["Subject"]:
-            appointment["serviceType"] = [{"text": texts["Subject"]}]
-        if kind:
-            appointment["appointmentType"] = {"coding": [{"system": APPOINTMENT_TYPE_SYSTEM, "code": kind}]}
-        if texts["Description"]:
-            appointment["description"] = texts["Description"]
-        appointment["participant"] = [
-            {"actor": fhir_appointment.external_actor(texts["ParentRecordId"]), "status": "accepted"}
-        ]
-        try:
-            return HubResult(resource=fhir_appointment.parse_appointment(appointment), external_id=record_id)
-        except InvalidArgument as error:
-            raise RecordInvalid([FieldError.of(error)], record_id) from None
+        return inbound(appointment, record_id, APPOINTMENT_ID_SYSTEM, texts, texts["ParentRecordId"])
 
     def to_vendor(self, resource: dict) -> dict:
         """A FHIR Appointment as a ServiceAppointment write body (no Id, no attributes), with the hub
         id in Concord_Appointment_Id__c when the resource has one, so upserts on it are idempotent."""
-        appointment, view, errors, patient_id = outbound(resource, "Salesforce")
+        appointment, view, account_id, errors = outbound(resource)
         if view["status"] not in UNTIMED and view["start"] is None:
             errors.append(FieldError("start", "MISSING_TIME", "Salesforce needs the appointment's start"))
-        if view["service_name"] and len(view["service_name"]) > SUBJECT_LENGTH:
-            errors.append(FieldError("serviceType", "STRING_TOO_LONG", f"Subject holds at most {SUBJECT_LENGTH}"))
         if errors:
             raise RecordInvalid(errors)
-        account_id = patient_id
         record: dict[str, Any] = {
             "ParentRecordId": account_id,
             "AccountId": account_id,
