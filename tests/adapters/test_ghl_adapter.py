@@ -197,7 +197,7 @@ async def test_malformed_page_fails_the_activity_for_a_retry(harness: AdapterHar
 
 async def test_requests_the_adapter_cannot_serve_fail_without_retry(harness: AdapterHarness) -> None:
     bad_requests = [
-        pb.FetchChangesRequest(config_id=harness.config_id, entity_type=common_pb2.ENTITY_TYPE_SERVICE),
+        pb.FetchChangesRequest(config_id=harness.config_id, entity_type=common_pb2.ENTITY_TYPE_UNSPECIFIED),
         pb.FetchChangesRequest(config_id=harness.config_id, entity_type=PATIENT, cursor="{not json"),
     ]
     for request in bad_requests:
