@@ -14,7 +14,7 @@ from libs.protos.concord.registry.v1 import registry_pb2 as rpb
 from libs.settings import Settings
 from services.adapters.ghl.marketing import EMAIL_TAG, SMS_TAG, campaign_tags, dnd, lead_score
 from tests.adapters.conftest import GhlHarness
-from tests.adapters.test_ghl_appointments import MONDAY, Calendars, _open, _slot, _write
+from tests.adapters.test_ghl_appointments import MONDAY, NOTES, Calendars, _open, _slot, _write
 
 BOTH = rpb.VendorOptions(marketing=rpb.MarketingOptions(email_campaigns=True, sms_campaigns=True))
 OFF = rpb.VendorOptions()
@@ -179,12 +179,13 @@ async def test_an_unknown_workflow_fails_that_record_alone(cal: Calendars) -> No
     contacts = await cal.contacts(2)
     options = _enrolling(reminder="no-such-workflow")
     good = _write(contacts[0], _slot(1, 15), status="cancelled")  # no reminder for a cancellation
-    bad = _write(contacts[1], _slot(1, 16))
+    bad = _write(contacts[1], _slot(1, 16), description=NOTES)
     written = await cal.upsert([("ref-0", "", good), ("ref-1", "", bad)], options)
     assert written.results[0].success
     assert not written.results[1].success
     assert written.results[1].error_reason == "MARKETING_FAILED"
     assert "not found" in written.results[1].error_message
+    assert "Zyxwvut" not in written.results[1].error_message  # PHI canary
 
 
 async def _score_field(cal: Calendars) -> str:
