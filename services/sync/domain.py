@@ -124,6 +124,8 @@ class PushBatch:
     items: list[PushItem]
     last_patient_id: str
     has_more: bool
+    # The config's VendorOptions as JSON (registry IntegrationConfig.options), for UpsertBatchRequest.options.
+    options: dict = field(default_factory=dict)
 
 
 @dataclass

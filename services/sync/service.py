@@ -541,7 +541,17 @@ class SyncService:
                 counts = {"records_processed": len(failed_ids), "records_failed": len(failed_ids)}
                 await self._repo.add_to_run(session, request.run_id, counts, failures)
         last = fetched[-1].record_id if fetched else request.after_patient_id
-        return PushBatch(items=items, last_patient_id=last, has_more=len(fetched) == request.limit)
+        options = await self._vendor_options(request.config_id) if items else {}
+        return PushBatch(items=items, last_patient_id=last, has_more=len(fetched) == request.limit, options=options)
+
+    async def _vendor_options(self, config_id: str) -> dict:
+        """The config's vendor options (marketing switches) as they are now, for the adapter's push."""
+        config = (
+            await call(
+                self._peers.registry.GetIntegrationConfig, registry_pb2.GetIntegrationConfigRequest(config_id=config_id)
+            )
+        ).config
+        return json_format.MessageToDict(config.options, preserving_proto_field_name=True)
 
     async def record_push_results(self, results: PushResults) -> None:
         """Stores what the vendor acknowledged: links, synced versions and merge bases."""

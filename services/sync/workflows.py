@@ -13,6 +13,7 @@ with workflow.unsafe.imports_passed_through():
 
     from libs.protos.concord.adapter.v1 import adapter_pb2
     from libs.protos.concord.common.v1 import common_pb2
+    from libs.protos.concord.registry.v1 import registry_pb2
     from services.sync import domain
     from services.sync.domain import (
         CursorRequest,
@@ -134,6 +135,7 @@ class PatientSyncWorkflow:
                             adapter_pb2.UpsertItem(ref=i.ref, external_id=i.external_id, record=_struct(i.record))
                             for i in batch.items
                         ],
+                        options=json_format.ParseDict(batch.options, registry_pb2.VendorOptions()),
                     ),
                     task_queue=f"adapter.{run.integration_type}",
                     result_type=adapter_pb2.UpsertBatchResponse,

@@ -87,12 +87,15 @@ class AdapterHarness:
         )
         return await self.adapter.fetch_changes(request)
 
-    async def upsert(self, items: list[tuple[str, str, dict]]) -> pb.UpsertBatchResponse:
-        """items: (ref, external_id or "", record)."""
+    async def upsert(
+        self, items: list[tuple[str, str, dict]], options: rpb.VendorOptions | None = None
+    ) -> pb.UpsertBatchResponse:
+        """items: (ref, external_id or "", record); options: the config's, as the sync service sends them."""
         request = pb.UpsertBatchRequest(
             config_id=self.config_id,
             entity_type=PATIENT,
             items=[pb.UpsertItem(ref=ref, external_id=eid, record=struct(rec)) for ref, eid, rec in items],
+            options=options,
         )
         return await self.adapter.upsert_batch(request)
 

@@ -22,6 +22,7 @@ from libs import fhir_appointment as fa
 from libs.asgi import serve_asgi
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.common.v1 import common_pb2
+from libs.protos.concord.registry.v1 import registry_pb2 as rpb
 from libs.settings import Settings
 from sandbox.ghl.app import create_app as create_ghl_sandbox
 from sandbox.ghl.settings import AppRegistration, GhlSandboxSettings
@@ -117,11 +118,14 @@ class Calendars:
                 return records, cursor, pages
         raise AssertionError("has_more never turned false")
 
-    async def upsert(self, items: list[tuple[str, str, dict]]) -> pb.UpsertBatchResponse:
+    async def upsert(
+        self, items: list[tuple[str, str, dict]], options: rpb.VendorOptions | None = None
+    ) -> pb.UpsertBatchResponse:
         request = pb.UpsertBatchRequest(
             config_id=self.ghl.config_id,
             entity_type=APPOINTMENT,
             items=[pb.UpsertItem(ref=ref, external_id=eid, record=struct(rec)) for ref, eid, rec in items],
+            options=options,
         )
         return await self.ghl.adapter.upsert_batch(request)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from google.protobuf import json_format
@@ -17,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from services.adapters.common import struct
-from services.adapters.ghl import schemas
+from services.adapters.ghl import marketing, schemas
 from services.adapters.ghl.calendars import CalendarDirectory, Unresolved
 from services.adapters.ghl.client import CALENDARS_VERSION, GhlClient, GhlError, WriteOutcomeUnknown
 from services.adapters.ghl.event_cursor import EventCursor, Pass
@@ -32,21 +31,11 @@ EVENTS = "/calendars/events"
 APPOINTMENTS = "/calendars/events/appointments"
 
 
-def _epoch_ms(value: Any) -> int | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return int(moment.timestamp() * 1000) if moment.tzinfo else None
-
-
 def _checked(event: Any) -> tuple[str, int, int]:
     """(id, dateUpdated ms, start ms) of one listed event; the cursor is built from them."""
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not event["id"]:
         raise malformed("an event without an id")
-    updated, start = _epoch_ms(event.get("dateUpdated")), _epoch_ms(event.get("startTime"))
+    updated, start = schemas.epoch_ms(event.get("dateUpdated")), schemas.epoch_ms(event.get("startTime"))
     if updated is None:
         raise malformed("an event without dateUpdated")
     if start is None:
@@ -55,7 +44,7 @@ def _checked(event: Any) -> tuple[str, int, int]:
 
 
 def _booking(record: dict, calendar_id: str) -> tuple[str, str, int | None]:
-    return calendar_id, str(record.get("contactId", "")), _epoch_ms(record.get("startTime"))
+    return calendar_id, str(record.get("contactId", "")), schemas.epoch_ms(record.get("startTime"))
 
 
 def _adoptable(existing: dict | None, body: dict) -> dict | None:
@@ -138,7 +127,7 @@ class Appointments:
         for calendar_id, starts in spans.items():
             for event in await self._events(client, location_id, calendar_id, min(starts), max(starts)):
                 if isinstance(event, dict) and isinstance(event.get("id"), str):
-                    key = (calendar_id, str(event.get("contactId", "")), _epoch_ms(event.get("startTime")))
+                    key = (calendar_id, str(event.get("contactId", "")), schemas.epoch_ms(event.get("startTime")))
                     # A live booking is the better match than a cancelled one of the same slot.
                     if key not in found or found[key].get("appointmentStatus") in schemas.FREEING_STATUSES:
                         found[key] = event
@@ -189,6 +178,12 @@ class Appointments:
             if not item.external_id and isinstance(calendar, str)
         ]
         booked = await self._booked(client, creds.location_id, new) if new else {}
+        switches = request.options.marketing
+        score_field = (
+            await marketing.ScoreField.load(client, creds.location_id, switches.lead_score_field)
+            if switches.lead_scoring and request.items
+            else None
+        )
 
         async def write(job: tuple[pb.UpsertItem, dict, str | Unresolved]) -> pb.UpsertResult:
             item, record, calendar = job
@@ -220,6 +215,17 @@ class Appointments:
             written = {k: v for k, v in schemas.edit_body(body).items() if not k.startswith("ignore")}
             event = {**written, **saved}
             event[schemas.CALENDAR_NAME] = directory.names.get(event["calendarId"], "")
+            try:
+                await marketing.apply_to_appointment(client, switches, event, score_field, self._clock())
+            except marketing.MarketingRefused as refusal:
+                return pb.UpsertResult(
+                    ref=item.ref, success=False, error_reason=refusal.reason, error_message=refusal.message
+                )
+            except GhlError as error:
+                if not error.about_the_record:
+                    raise
+                # The booking is written (a retry adopts it); its marketing step failed: the record fails.
+                return refused(item, error, record, "MARKETING_FAILED")
             return pb.UpsertResult(
                 ref=item.ref,
                 external_id=str(saved.get("id") or event_id),

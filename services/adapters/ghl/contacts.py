@@ -10,7 +10,7 @@ from google.protobuf import json_format
 
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from services.adapters.common import struct
-from services.adapters.ghl import schemas
+from services.adapters.ghl import marketing, schemas
 from services.adapters.ghl.client import GhlClient, GhlError
 from services.adapters.ghl.resource import bad_cursor, malformed, refused, write_all
 
@@ -109,6 +109,13 @@ class Contacts:
                     raise
                 return refused(item, error, record)
             contact = body.get("contact") or {}
+            try:
+                contact = await marketing.apply_to_contact(client, request.options.marketing, contact)
+            except GhlError as error:
+                if not error.about_the_record:
+                    raise
+                # The contact is written; its marketing step failed: the record fails with the reason.
+                return refused(item, error, record, "MARKETING_FAILED")
             return pb.UpsertResult(
                 ref=item.ref,
                 external_id=str(contact.get("id", item.external_id)),

@@ -1,5 +1,8 @@
 """GoHighLevel contact wire shapes (docs/vendors/gohighlevel/apps/contacts.json)."""
 
+from datetime import datetime
+from typing import Any
+
 # UpsertContactDto fields that UpdateContactDto (PUT /contacts/{id}) lacks: GHL refuses them there
 # with 422, so gender and companyName change only when a contact is created or upserted.
 NOT_UPDATABLE = frozenset({"companyName", "gender", "locationId", "createNewIfDuplicateAllowed"})
@@ -40,3 +43,14 @@ def appointment_body(record: dict, calendar_id: str, location_id: str) -> dict:
 def edit_body(create: dict) -> dict:
     """The same write as an update by id (AppointmentEditSchema): contact and location are fixed."""
     return {key: value for key, value in create.items() if key not in CREATE_ONLY}
+
+
+def epoch_ms(value: Any) -> int | None:
+    """A GHL timestamp (ISO 8601 with an offset, e.g. startTime) in epoch ms; None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int(moment.timestamp() * 1000) if moment.tzinfo else None

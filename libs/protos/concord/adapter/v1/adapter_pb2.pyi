@@ -1,4 +1,5 @@
 from libs.protos.concord.common.v1 import common_pb2 as _common_pb2
+from libs.protos.concord.registry.v1 import registry_pb2 as _registry_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -53,14 +54,16 @@ class UpsertItem(_message.Message):
     def __init__(self, ref: _Optional[str] = ..., external_id: _Optional[str] = ..., record: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class UpsertBatchRequest(_message.Message):
-    __slots__ = ("config_id", "entity_type", "items")
+    __slots__ = ("config_id", "entity_type", "items", "options")
     CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
     ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     config_id: str
     entity_type: _common_pb2.EntityType
     items: _containers.RepeatedCompositeFieldContainer[UpsertItem]
-    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., items: _Optional[_Iterable[_Union[UpsertItem, _Mapping]]] = ...) -> None: ...
+    options: _registry_pb2.VendorOptions
+    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., items: _Optional[_Iterable[_Union[UpsertItem, _Mapping]]] = ..., options: _Optional[_Union[_registry_pb2.VendorOptions, _Mapping]] = ...) -> None: ...
 
 class UpsertResult(_message.Message):
     __slots__ = ("ref", "external_id", "success", "created", "error_reason", "error_message", "record")
