@@ -1,7 +1,7 @@
 """Zenoti memberships through the gateway and the real stack (Temporal, gRPC services, the sandbox
 over HTTP): the center's guests pulled as patients, then their memberships pulled as FHIR Coverage
 whose beneficiary is the hub patient of that guest; a second run changes nothing, a two-way run is a
-pull, and a push to Zenoti is refused as read-only."""
+pull, and a push to Zenoti is refused as read-only; memberships pulled before their guests wait, not lost."""
 
 from __future__ import annotations
 
@@ -65,6 +65,9 @@ async def test_zenoti_memberships_land_linked_to_their_patients_once(stack, capl
         _check(await http.post("/practice", json={"name": "Membership Spa"}, headers=headers), 201, "practice")
         body = stack.vendors["zenoti"].connect
         _check(await http.post("/integrations/zenoti/connect", json=body, headers=headers), 200, "connect")
+        # Memberships first: none of their guests is a hub patient yet, so each waits, none is lost.
+        early = await run_sync(http, headers, "pull", vendor="zenoti", entity="memberships")
+        assert (early["records_created"], early["records_failed"]) == (0, len(held)), early
         patients = await run_sync(http, headers, "pull", vendor="zenoti", entity="patients")
         assert patients["status"] == "succeeded" and patients["records_created"] == len(GUESTS), patients
 

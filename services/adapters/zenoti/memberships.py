@@ -6,10 +6,15 @@ carries no modification time, and a sale or cancellation does not touch the gues
 ``last_updated``, so every pull is a full pass over the center's guest list (``GET /v1/guests``,
 back to front as paging.py reads it, no ``last_updated`` filter) and, for each guest of a page,
 that guest's memberships. Each returned membership gets its guest's id as ``guest_id`` (the mapper
-links it to the patient). What the last pass returned unchanged is recognised by fingerprint
-(paging.py) and not returned again, so a second pull of an unchanged center returns nothing. One
-guest page costs 1 + one call per guest, every call through the organisation's Pacer. Zenoti's
-public API has no membership writes: a push is refused with FailedPrecondition READ_ONLY_ENTITY.
+links it to the patient).
+
+Every pass returns every membership (fingerprints only drop repeats within the pass), unlike the
+catalog, whose passes return changed services only: a membership whose guest is not linked yet fails
+PATIENT_NOT_LINKED in the hub while its cursor still moves on, so remembering it as "already
+returned" would lose it for good once the guest is pulled. Unchanged memberships are no-op merges in
+the hub (nothing created or updated); the vendor calls are the same either way. One guest page
+costs 1 + one call per guest, every call through the organisation's Pacer. Zenoti's public API has
+no membership writes: a push is refused with FailedPrecondition READ_ONLY_ENTITY.
 """
 
 from __future__ import annotations
@@ -66,8 +71,9 @@ class Memberships:
                 records.extend(await guest_memberships(client, guest["id"]))
             return paging.Page(records, total)
 
-        # The guest page is sized by guests; a page of guests holds few memberships each.
-        return await paging.next_step(paging.Cursor(None, cursor.known, cursor.current), size, list_page, now)
+        # The guest page is sized by guests; a page of guests holds few memberships each. Nothing is
+        # known from earlier passes (see above): the pass starts with no fingerprints.
+        return await paging.next_step(paging.Cursor(None, paging.Fingerprints(), cursor.current), size, list_page, now)
 
     async def write(self, client: ZenotiClient, center_id: str, external_id: str, record: dict) -> tuple[dict, bool]:
         raise ApplicationError(
