@@ -13,6 +13,7 @@ import httpx
 from libs import fhir_membership
 from sandbox.zenoti.model import GuestMembership
 from services.demo import _check, run_sync
+from tests.e2e.test_cli import _concord
 
 GUESTS = [("Mara", "Okafor"), ("Ilse", "Brandt"), ("Teo", "Lindqvist")]
 
@@ -104,6 +105,12 @@ async def test_zenoti_memberships_land_linked_to_their_patients_once(stack, capl
         assert refused.status_code == 409 and refused.json()["reason"] == "READ_ONLY_ENTITY", refused.text
         after = _check(await http.get("/memberships", params={"page_size": 500}, headers=headers), 200, "list")
         assert after["memberships"] == memberships
+    # The operator's command: unchanged memberships come again and change nothing (every pass returns
+    # every membership, memberships.py); a push to Zenoti is refused.
+    code, output = await _concord(stack, token, "sync", "memberships", "--vendor", "zenoti", "--direction", "pull")
+    assert code == 0 and f"succeeded: {len(held)} synced (0 created, 0 updated), 0 failed" in output, output
+    code, output = await _concord(stack, token, "sync", "memberships", "--vendor", "zenoti", "--direction", "push")
+    assert code == 2 and "HTTP 409" in output, output
     # Names of members are PHI: none in any log line of the whole run (which logged plenty).
     assert len(caplog.records) > 10
     for first, last in GUESTS:
