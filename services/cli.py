@@ -25,7 +25,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from libs.settings import get_settings
 
-ENTITIES = {"patients": "patients", "appointments": "appointments", "services": "services"}
+ENTITIES = {
+    "patients": "patients",
+    "appointments": "appointments",
+    "services": "services",
+    "memberships": "memberships",
+}
 console = Console(stderr=True)
 
 

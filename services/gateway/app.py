@@ -20,7 +20,17 @@ from libs.protos.concord.connection.v1 import connection_pb2
 from libs.protos.concord.registry.v1 import registry_pb2
 from libs.protos.concord.sync.v1 import sync_pb2
 from libs.settings import Settings
-from services.gateway import catalog, mappings, marketing, messaging, problems, webhooks, zapier, zapier_oauth
+from services.gateway import (
+    catalog,
+    mappings,
+    marketing,
+    memberships,
+    messaging,
+    problems,
+    webhooks,
+    zapier,
+    zapier_oauth,
+)
 from services.gateway.auth import TokenVerifier, require
 from services.gateway.deps import (
     ENUM_PREFIX,
@@ -38,6 +48,7 @@ from services.gateway.deps import find_config as _find_config
 # Areas of the API that live in modules of their own; each is an APIRouter built on deps.
 ROUTERS: list[APIRouter] = [
     catalog.router,
+    memberships.router,
     mappings.router,
     messaging.router,
     marketing.router,

@@ -17,51 +17,58 @@ from services.gateway.auth import require
 from services.gateway.deps import BackendsDep, CallerDep, enum_in, find_config, resolve_vendor, run_json
 
 SERVICE = common_pb2.ENTITY_TYPE_SERVICE
-router = APIRouter(tags=["catalog"])
 
 
 class CatalogSyncRequest(BaseModel):
     direction: Literal["push", "pull", "bidirectional"] | None = None
 
 
-@router.get("/services", summary="List the practice's service catalog")
-async def list_services(
-    caller: CallerDep, backends: BackendsDep, page_size: int = Query(50, ge=1, le=500), page_token: str = ""
-) -> dict[str, Any]:
-    require(caller, "patient.read")
-    listed = await call(
-        backends.sync.ListRecords,
-        sync_pb2.ListRecordsRequest(
-            practice_id=caller.practice_id, entity_type=SERVICE, page_size=page_size, page_token=page_token
-        ),
-    )
-    return {
-        "services": [json.loads(r.resource_json) for r in listed.records],
-        "next_page_token": listed.next_page_token,
-    }
+def records_router(entity_type: int, plural: str, tag: str, what: str, summary: str) -> APIRouter:
+    """``GET /{plural}``, ``GET /{plural}/{id}`` and ``POST /integrations/{slug}/{plural}/sync`` for the
+    canonical records of one entity type (the catalog here, memberships.py)."""
+    router = APIRouter(tags=[tag])
+
+    @router.get(f"/{plural}", summary=f"List the practice's {summary}")
+    async def list_records(
+        caller: CallerDep, backends: BackendsDep, page_size: int = Query(50, ge=1, le=500), page_token: str = ""
+    ) -> dict[str, Any]:
+        require(caller, "patient.read")
+        listed = await call(
+            backends.sync.ListRecords,
+            sync_pb2.ListRecordsRequest(
+                practice_id=caller.practice_id, entity_type=entity_type, page_size=page_size, page_token=page_token
+            ),
+        )
+        return {
+            plural: [json.loads(r.resource_json) for r in listed.records],
+            "next_page_token": listed.next_page_token,
+        }
+
+    @router.get(f"/{plural}/{{record_id}}", summary=f"Read {what}")
+    async def get_record(record_id: str, caller: CallerDep, backends: BackendsDep) -> dict[str, Any]:
+        require(caller, "patient.read")
+        found = await call(
+            backends.sync.GetRecord,
+            sync_pb2.GetRecordRequest(practice_id=caller.practice_id, entity_type=entity_type, record_id=record_id),
+        )
+        return json.loads(found.record.resource_json)
+
+    @router.post(f"/integrations/{{slug}}/{plural}/sync", status_code=202, summary=f"Start a {summary} sync run")
+    async def start_records_sync(
+        slug: str, caller: CallerDep, backends: BackendsDep, body: CatalogSyncRequest | None = None
+    ) -> dict[str, Any]:
+        require(caller, "sync.start")
+        config = await find_config(backends, caller, await resolve_vendor(backends, slug))
+        direction = enum_in("sync_direction", body.direction) if body and body.direction else 0
+        response = await call(
+            backends.sync.StartSync,
+            sync_pb2.StartSyncRequest(
+                practice_id=caller.practice_id, config_id=config.config_id, entity_type=entity_type, direction=direction
+            ),
+        )
+        return run_json(response.run)
+
+    return router
 
 
-@router.get("/services/{service_id}", summary="Read a catalog item")
-async def get_service(service_id: str, caller: CallerDep, backends: BackendsDep) -> dict[str, Any]:
-    require(caller, "patient.read")
-    found = await call(
-        backends.sync.GetRecord,
-        sync_pb2.GetRecordRequest(practice_id=caller.practice_id, entity_type=SERVICE, record_id=service_id),
-    )
-    return json.loads(found.record.resource_json)
-
-
-@router.post("/integrations/{slug}/services/sync", status_code=202, summary="Start a service catalog sync run")
-async def start_service_sync(
-    slug: str, caller: CallerDep, backends: BackendsDep, body: CatalogSyncRequest | None = None
-) -> dict[str, Any]:
-    require(caller, "sync.start")
-    config = await find_config(backends, caller, await resolve_vendor(backends, slug))
-    direction = enum_in("sync_direction", body.direction) if body and body.direction else 0
-    response = await call(
-        backends.sync.StartSync,
-        sync_pb2.StartSyncRequest(
-            practice_id=caller.practice_id, config_id=config.config_id, entity_type=SERVICE, direction=direction
-        ),
-    )
-    return run_json(response.run)
+router = records_router(SERVICE, "services", "catalog", "a catalog item", "service catalog")

@@ -8,12 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from libs import fhir_appointment, fhir_patient, fhir_service
+from libs import fhir_appointment, fhir_membership, fhir_patient, fhir_service
 from libs.errors import InvalidArgument
 
 PATIENT = "ENTITY_TYPE_PATIENT"
 APPOINTMENT = "ENTITY_TYPE_APPOINTMENT"
 SERVICE = "ENTITY_TYPE_SERVICE"
+MEMBERSHIP = "ENTITY_TYPE_MEMBERSHIP"
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,17 @@ ENTITIES: dict[str, EntityKind] = {
         apply=fhir_service.apply,
         purpose="service-resource",
         base_purpose="service-merge-base",
+    ),
+    MEMBERSHIP: EntityKind(
+        entity_type=MEMBERSHIP,
+        resource_type="Coverage",
+        parse=fhir_membership.parse_membership,
+        project=fhir_membership.project,
+        apply=fhir_membership.apply,
+        purpose="membership-resource",
+        base_purpose="membership-merge-base",
+        patient_ref=fhir_membership.patient_reference,
+        with_patient_ref=fhir_membership.set_patient_reference,
     ),
 }
 

@@ -23,6 +23,7 @@ from services.adapters.zenoti import schemas
 from services.adapters.zenoti.appointments import Appointments
 from services.adapters.zenoti.client import Credentials, Pacers, ZenotiClient, ZenotiError
 from services.adapters.zenoti.guests import Guests
+from services.adapters.zenoti.memberships import Memberships
 from services.adapters.zenoti.paging import Step
 from services.adapters.zenoti.services import Services
 
@@ -66,6 +67,7 @@ class ZenotiAdapter:
             common_pb2.ENTITY_TYPE_PATIENT: Guests(),
             common_pb2.ENTITY_TYPE_SERVICE: Services(),
             common_pb2.ENTITY_TYPE_APPOINTMENT: Appointments(),
+            common_pb2.ENTITY_TYPE_MEMBERSHIP: Memberships(),
         }
 
     async def aclose(self) -> None:

@@ -14,6 +14,7 @@ from services.mapping.mappers.salesforce_appointments import SalesforceAppointme
 from services.mapping.mappers.zapier import ZapierAppointmentMapper, ZapierPatientMapper
 from services.mapping.mappers.zenoti import ZenotiPatientMapper
 from services.mapping.mappers.zenoti_appointments import ZenotiAppointmentMapper
+from services.mapping.mappers.zenoti_memberships import ZenotiMembershipMapper
 from services.mapping.mappers.zenoti_services import ZenotiServiceMapper
 
 
@@ -31,5 +32,6 @@ def default_mappers() -> dict[tuple[str, str], Mapper]:
         FhirServiceMapper(),
         ZenotiServiceMapper(),
         ZenotiAppointmentMapper(),
+        ZenotiMembershipMapper(),
     ]
     return {(m.integration_type, m.entity_type): m for m in mappers}

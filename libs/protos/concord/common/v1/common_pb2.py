@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63oncord/common/v1/common.proto\x12\x11\x63oncord.common.v1*\x83\x01\n\rSyncDirection\x12\x1e\n\x1aSYNC_DIRECTION_UNSPECIFIED\x10\x00\x12\x17\n\x13SYNC_DIRECTION_PUSH\x10\x01\x12\x17\n\x13SYNC_DIRECTION_PULL\x10\x02\x12 \n\x1cSYNC_DIRECTION_BIDIRECTIONAL\x10\x03*\x9d\x01\n\rSyncFrequency\x12\x1e\n\x1aSYNC_FREQUENCY_UNSPECIFIED\x10\x00\x12\x1c\n\x18SYNC_FREQUENCY_REAL_TIME\x10\x01\x12\x19\n\x15SYNC_FREQUENCY_HOURLY\x10\x02\x12\x18\n\x14SYNC_FREQUENCY_DAILY\x10\x03\x12\x19\n\x15SYNC_FREQUENCY_MANUAL\x10\x04*\xb4\x01\n\x0e\x43onflictPolicy\x12\x1f\n\x1b\x43ONFLICT_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONFLICT_POLICY_HUB_WINS\x10\x01\x12\x1f\n\x1b\x43ONFLICT_POLICY_VENDOR_WINS\x10\x02\x12\x1f\n\x1b\x43ONFLICT_POLICY_NEWEST_WINS\x10\x03\x12!\n\x1d\x43ONFLICT_POLICY_MANUAL_REVIEW\x10\x04*x\n\nEntityType\x12\x1b\n\x17\x45NTITY_TYPE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45NTITY_TYPE_PATIENT\x10\x01\x12\x1b\n\x17\x45NTITY_TYPE_APPOINTMENT\x10\x02\x12\x17\n\x13\x45NTITY_TYPE_SERVICE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63oncord/common/v1/common.proto\x12\x11\x63oncord.common.v1*\x83\x01\n\rSyncDirection\x12\x1e\n\x1aSYNC_DIRECTION_UNSPECIFIED\x10\x00\x12\x17\n\x13SYNC_DIRECTION_PUSH\x10\x01\x12\x17\n\x13SYNC_DIRECTION_PULL\x10\x02\x12 \n\x1cSYNC_DIRECTION_BIDIRECTIONAL\x10\x03*\x9d\x01\n\rSyncFrequency\x12\x1e\n\x1aSYNC_FREQUENCY_UNSPECIFIED\x10\x00\x12\x1c\n\x18SYNC_FREQUENCY_REAL_TIME\x10\x01\x12\x19\n\x15SYNC_FREQUENCY_HOURLY\x10\x02\x12\x18\n\x14SYNC_FREQUENCY_DAILY\x10\x03\x12\x19\n\x15SYNC_FREQUENCY_MANUAL\x10\x04*\xb4\x01\n\x0e\x43onflictPolicy\x12\x1f\n\x1b\x43ONFLICT_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONFLICT_POLICY_HUB_WINS\x10\x01\x12\x1f\n\x1b\x43ONFLICT_POLICY_VENDOR_WINS\x10\x02\x12\x1f\n\x1b\x43ONFLICT_POLICY_NEWEST_WINS\x10\x03\x12!\n\x1d\x43ONFLICT_POLICY_MANUAL_REVIEW\x10\x04*\x94\x01\n\nEntityType\x12\x1b\n\x17\x45NTITY_TYPE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45NTITY_TYPE_PATIENT\x10\x01\x12\x1b\n\x17\x45NTITY_TYPE_APPOINTMENT\x10\x02\x12\x17\n\x13\x45NTITY_TYPE_SERVICE\x10\x03\x12\x1a\n\x16\x45NTITY_TYPE_MEMBERSHIP\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SYNCFREQUENCY']._serialized_end=345
   _globals['_CONFLICTPOLICY']._serialized_start=348
   _globals['_CONFLICTPOLICY']._serialized_end=528
-  _globals['_ENTITYTYPE']._serialized_start=530
-  _globals['_ENTITYTYPE']._serialized_end=650
+  _globals['_ENTITYTYPE']._serialized_start=531
+  _globals['_ENTITYTYPE']._serialized_end=679
 # @@protoc_insertion_point(module_scope)

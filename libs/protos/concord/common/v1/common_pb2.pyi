@@ -33,6 +33,7 @@ class EntityType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENTITY_TYPE_PATIENT: _ClassVar[EntityType]
     ENTITY_TYPE_APPOINTMENT: _ClassVar[EntityType]
     ENTITY_TYPE_SERVICE: _ClassVar[EntityType]
+    ENTITY_TYPE_MEMBERSHIP: _ClassVar[EntityType]
 SYNC_DIRECTION_UNSPECIFIED: SyncDirection
 SYNC_DIRECTION_PUSH: SyncDirection
 SYNC_DIRECTION_PULL: SyncDirection
@@ -51,3 +52,4 @@ ENTITY_TYPE_UNSPECIFIED: EntityType
 ENTITY_TYPE_PATIENT: EntityType
 ENTITY_TYPE_APPOINTMENT: EntityType
 ENTITY_TYPE_SERVICE: EntityType
+ENTITY_TYPE_MEMBERSHIP: EntityType
