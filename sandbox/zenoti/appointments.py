@@ -104,7 +104,12 @@ async def create_booking(request: Request, sb: Sandbox, caller: Caller) -> Respo
     items = entry.get("items")
     if not isinstance(items, list) or not items:
         raise bad_request("items is required.")
+    invoice_id = entry.get("invoice_id")
+    moving = org.invoice(guid(invoice_id, "invoice id")) if invoice_id else []
+    if invoice_id and not moving:
+        raise bad_request("Invalid invoice id.")
     parsed: list[tuple[str, str | None]] = []
+    reschedules: list[str] = []
     for item in items:
         service_id = ((item or {}).get("item") or {}).get("id") if isinstance(item, dict) else None
         service_id = guid(service_id, "service id")
@@ -116,11 +121,25 @@ async def create_booking(request: Request, sb: Sandbox, caller: Caller) -> Respo
             if therapist is None or therapist.center_id != center.id:
                 raise bad_request("Invalid therapist id.")
             therapist_id = therapist.id
+        if invoice_id:
+            reschedules.append(_rescheduled(moving, item.get("invoice_item_id"), guest_id).id)
         parsed.append((service_id, therapist_id or None))
     double = _flag(request.query_params.get("is_double_booking_enabled"))
-    booking = Booking(new_guid(sb.rng), center.id, day, guest_id, parsed, double)
+    booking = Booking(new_guid(sb.rng), center.id, day, guest_id, parsed, double, reschedules=reschedules)
     org.bookings[booking.id] = booking
     return JSONResponse({"id": booking.id, "error": None})
+
+
+def _rescheduled(moving: list[Appointment], invoice_item_id: object, guest_id: str) -> Appointment:
+    """The appointment of the invoice a reschedule item names; Zenoti's 5001 for one that cannot move."""
+    if not isinstance(invoice_item_id, str) or not invoice_item_id:
+        raise bad_request("invoice_item_id is required to reschedule.")
+    appt = next((a for a in moving if a.invoice_item_id.lower() == invoice_item_id.lower()), None)
+    if appt is None:
+        raise bad_request("Invalid invoice item id.")
+    if appt.guest_id != guest_id or appt.status not in (BOOKED, CONFIRMED):
+        raise bad_request("Appointment cannot be rescheduled.")
+    return appt
 
 
 def _booking(org: Org, booking_id: str) -> Booking:
@@ -165,7 +184,7 @@ def _assign(sb: Sandbox, org: Org, booking: Booking, at: datetime) -> list[str] 
             if booking.double_booking:
                 return True
             clash = any(t == therapist_id and s < end and begin < e for t, s, e in held)
-            return not clash and not org.booked(therapist_id, begin, end)
+            return not clash and not org.booked(therapist_id, begin, end, ignore=booking.reschedules)
 
         pick = (wanted if free(wanted) else None) if wanted else next((t.id for t in staff if free(t.id)), None)
         if pick is None:
@@ -249,9 +268,37 @@ async def confirm(request: Request, sb: Sandbox, caller: Caller) -> Response:
             booking.items, booking.assigned, _starts(org, booking), strict=True
         )
     ]
-    appts = create_group(sb, org, org.centers[booking.center_id], booking.guest_id, items, notes, source=1)
+    center = org.centers[booking.center_id]
+    if booking.reschedules:
+        appts = _move(sb, org, center, booking.reschedules, items, notes)
+    else:
+        appts = create_group(sb, org, center, booking.guest_id, items, notes, source=1)
     booking.confirmed = True
     return JSONResponse({"is_confirmed": True, "invoice": _invoice(org, appts), "error": None})
+
+
+def _move(
+    sb: Sandbox,
+    org: Org,
+    center: Center,
+    appointment_ids: list[str],
+    items: list[tuple[str, str | None, bool, datetime]],
+    notes: str | None,
+) -> list[Appointment]:
+    """A confirmed reschedule: the same appointments (ids, invoice, group) at the new time, service
+    and therapist. Zenoti announces no event for it: only polling sees a reschedule."""
+    now, moved = utc(sb.clock()), []
+    for appointment_id, (service_id, therapist_id, requested, start) in zip(appointment_ids, items, strict=True):
+        appt = org.appointments[appointment_id]
+        if appt.status not in (BOOKED, CONFIRMED):
+            raise bad_request("Appointment cannot be rescheduled.", is_confirmed=False, invoice=None)
+        begin = center.to_utc(start)
+        appt.service_id, appt.therapist_id, appt.requested_therapist = service_id, therapist_id, requested
+        appt.start, appt.end = begin, begin + timedelta(minutes=org.services[service_id].duration)
+        appt.notes = notes if notes is not None else appt.notes
+        appt.updated = now
+        moved.append(appt)
+    return moved
 
 
 def create_group(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -188,6 +189,9 @@ class Booking:
     reserved_until: float = 0.0
     reservation_id: str | None = None
     confirmed: bool = False
+    # A reschedule (POST /v1/bookings with the invoice_id and invoice_item_ids of a confirmed
+    # booking): confirming moves these appointments instead of creating new ones.
+    reschedules: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -217,10 +221,12 @@ class Org:
     def invoice(self, invoice_id: str) -> list[Appointment]:
         return sorted((a for a in self.appointments.values() if a.invoice_id == invoice_id), key=lambda a: a.start)
 
-    def booked(self, therapist_id: str, start: datetime, end: datetime) -> bool:
-        """Whether the therapist has a (not cancelled, not no-show) appointment overlapping [start, end), UTC."""
+    def booked(self, therapist_id: str, start: datetime, end: datetime, ignore: Iterable[str] = ()) -> bool:
+        """Whether the therapist has a (not cancelled, not no-show) appointment overlapping [start, end),
+        UTC, other than those in ``ignore`` (the appointments a reschedule moves)."""
+        skip = set(ignore)
         return any(
-            a.therapist_id == therapist_id and a.blocking and a.start < end and start < a.end
+            a.therapist_id == therapist_id and a.blocking and a.start < end and start < a.end and a.id not in skip
             for a in self.appointments.values()
         )
 

@@ -443,6 +443,42 @@ async def test_reservations_block_and_expire(client: httpx.AsyncClient, org: dic
     assert bad.status_code == 400
 
 
+async def test_reschedule_moves_the_booked_appointment(client: httpx.AsyncClient, org: dict, key: dict) -> None:
+    """Reschedule = POST /v1/bookings with the first booking's invoice_id and invoice_item_id, then
+    slots, reserve, confirm: the same appointment (id, invoice) moves; its old slot is free again."""
+    center = center_id(org)
+    guest = (await client.post("/v1/guests", json=new_guest(center), headers=key)).json()["id"]
+    therapist = (await client.get(f"/v1/centers/{center}/therapists", headers=key)).json()["therapists"][5]["id"]
+    peel = (await catalog(client, center, key))["PEEL"]["id"]
+    first, slots = await book(client, key, center, guest, peel, therapist)
+    chosen = next(s["Time"] for s in slots if s["Available"])
+    await client.post(f"/v1/bookings/{first}/slots/reserve", json={"slot_time": chosen}, headers=key)
+    invoice = (await client.post(f"/v1/bookings/{first}/slots/confirm", json={}, headers=key)).json()["invoice"]
+    history = (await client.get(f"/v1/guests/{guest}/appointments", headers=key)).json()["appointments"]
+    booked = history[0]["appointment_services"][0]
+
+    item = {"item": {"id": peel}, "therapist": {"id": therapist}, "invoice_item_id": booked["invoice_item_id"]}
+    body = {"center_id": center, "date": local_tomorrow(), "is_only_catalog_employees": False,
+            "guests": [{"id": guest, "invoice_id": invoice["id"], "items": [item]}]}  # fmt: skip
+    moving = (await client.post("/v1/bookings", json=body, headers=key)).json()["id"]
+    slots = (await client.get(f"/v1/bookings/{moving}/slots", headers=key)).json()["slots"]
+    assert next(s for s in slots if s["Time"] == chosen)["Available"] is True  # its own slot does not block it
+    later = [s["Time"] for s in slots if s["Available"] and s["Time"] > chosen][3]
+    await client.post(f"/v1/bookings/{moving}/slots/reserve", json={"slot_time": later}, headers=key)
+    confirmed = await client.post(f"/v1/bookings/{moving}/slots/confirm", json={}, headers=key)
+    assert confirmed.json()["is_confirmed"] is True
+    moved = (await client.get(f"/v1/appointments/{booked['appointment_id']}", headers=key)).json()
+    assert (moved["start_time"], moved["invoice_id"]) == (later, invoice["id"])
+    again = (await client.get(f"/v1/guests/{guest}/appointments", headers=key)).json()["appointments"]
+    assert len(again) == 1  # moved, not booked twice
+
+    wrong = {**body, "guests": [{"id": guest, "invoice_id": invoice["id"], "items": [{**item, "invoice_item_id": "0" * 32}]}]}
+    assert (await client.post("/v1/bookings", json=wrong, headers=key)).status_code == 400
+    await client.put(f"/v1/invoices/{invoice['id']}/cancel", json={}, headers=key)
+    cancelled = await client.post("/v1/bookings", json=body, headers=key)
+    assert cancelled.status_code == 400 and "cannot be rescheduled" in cancelled.json()["error"]["message"]
+
+
 async def test_therapist_availability(client: httpx.AsyncClient, org: dict, key: dict) -> None:
     center = center_id(org)
     listing = (await client.get(f"/v1/centers/{center}/therapists", headers=key)).json()
