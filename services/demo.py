@@ -443,6 +443,11 @@ async def _main() -> int:
         with console.status("running the demo: the Zenoti service catalog -> hub -> FHIR EMR"):
             catalog = await run_catalog_demo(stack)
         print_catalog_summary(catalog, console)
+        from services.booking_demo import print_booking_summary, run_booking_demo
+
+        with console.status("running the demo: booking at Zenoti from the hub (paced)"):
+            booking = await run_booking_demo(stack)
+        print_booking_summary(booking, console)
         with console.status("running the demo: Zapier"):
             zapier = await run_zapier_demo(stack)
         print_zapier_summary(zapier, console)

@@ -88,13 +88,11 @@ def seed_catalog(org: Org, rng: random.Random) -> None:
         org.memberships[membership.id] = membership
 
 
-def seed_org(org: Org, rng: random.Random, now_epoch: float) -> None:
-    seed_catalog(org, rng)
-    data = synthetic.load()
-    now = datetime.fromtimestamp(now_epoch, UTC)
+def seed_staff(org: Org, data: synthetic.SyntheticSet | None = None) -> None:
+    """Synthea's practitioners as the centers' therapists, alternating between centers: staff is part
+    of the organization's set-up, so an org without guests (seed off) can take bookings too."""
+    data = data or synthetic.load()
     centers = list(org.centers.values())
-    services = {s.code.lower(): s for s in org.services.values()}
-
     for n, practitioner in enumerate(sorted(data.practitioners, key=lambda p: p["id"])):
         name = (practitioner.get("name") or [{}])[0]
         first, last = (name.get("given") or [""])[0], name.get("family", "")
@@ -109,6 +107,16 @@ def seed_org(org: Org, rng: random.Random, now_epoch: float) -> None:
             job_id=new_guid(random.Random("job")),
         )
         org.therapists[therapist.id] = therapist
+
+
+def seed_org(org: Org, rng: random.Random, now_epoch: float) -> None:
+    seed_catalog(org, rng)
+    data = synthetic.load()
+    now = datetime.fromtimestamp(now_epoch, UTC)
+    centers = list(org.centers.values())
+    services = {s.code.lower(): s for s in org.services.values()}
+
+    seed_staff(org, data)
     by_center = {c.id: [t for t in org.therapists.values() if t.center_id == c.id] for c in centers}
 
     home: dict[str, str] = {}

@@ -59,6 +59,7 @@ class Sandbox:
                 seed.seed_org(org, random.Random(f"{self.settings.seed}:{config.account_name}"), self.clock())
             else:
                 seed.seed_catalog(org, random.Random(f"{self.settings.seed}:{config.account_name}"))
+                seed.seed_staff(org)
             self.orgs[config.account_name.lower()] = org
 
     def reset_faults(self) -> None:

@@ -50,6 +50,13 @@ class MessageSender(Protocol):
     async def send_message(self, request: pb.SendMessageRequest) -> pb.SendMessageResponse: ...
 
 
+class AvailabilityReader(Protocol):
+    """Optional capability: an adapter that has ``get_availability`` is served that activity too
+    (the free slots of a service for a patient, read without reserving anything)."""
+
+    async def get_availability(self, request: pb.GetAvailabilityRequest) -> pb.GetAvailabilityResponse: ...
+
+
 AdapterFactory = Callable[[AdapterContext], Adapter]
 
 

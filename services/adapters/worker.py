@@ -34,11 +34,17 @@ class AdapterActivities:
     async def send_message(self, request: pb.SendMessageRequest) -> pb.SendMessageResponse:
         return await self._adapter.send_message(request)  # type: ignore[attr-defined]
 
+    @activity.defn(name="get_availability")
+    async def get_availability(self, request: pb.GetAvailabilityRequest) -> pb.GetAvailabilityResponse:
+        return await self._adapter.get_availability(request)  # type: ignore[attr-defined]
+
     def served(self) -> list:
         """The activities this adapter answers: the contract, plus its optional capabilities."""
         served = [self.fetch_changes, self.upsert_batch, self.check_health]
         if callable(getattr(self._adapter, "send_message", None)):
             served.append(self.send_message)
+        if callable(getattr(self._adapter, "get_availability", None)):
+            served.append(self.get_availability)
         return served
 
     @activity.defn(name="check_health")

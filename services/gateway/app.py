@@ -21,6 +21,7 @@ from libs.protos.concord.registry.v1 import registry_pb2
 from libs.protos.concord.sync.v1 import sync_pb2
 from libs.settings import Settings
 from services.gateway import (
+    availability,
     catalog,
     mappings,
     marketing,
@@ -47,6 +48,7 @@ from services.gateway.deps import find_config as _find_config
 
 # Areas of the API that live in modules of their own; each is an APIRouter built on deps.
 ROUTERS: list[APIRouter] = [
+    availability.router,
     catalog.router,
     memberships.router,
     mappings.router,

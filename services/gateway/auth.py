@@ -33,6 +33,8 @@ PERMISSIONS = {
     "sync.start": {"admin", "provider"},
     # Email/SMS to a patient discloses PHI to the vendor: clinicians and admins, not front-desk staff.
     "message.send": {"admin", "provider"},
+    # Booking (availability asks the vendor about a patient): the front desk's everyday work.
+    "appointment.book": {"admin", "provider", "staff"},
     "patient.read": {"admin", "provider", "staff"},
     "patient.write": {"admin", "provider", "staff"},
     "mapping.read": {"admin", "provider", "staff"},

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from google.protobuf import field_mask_pb2
 
 from libs.errors import NotFound
 from libs.grpc_client import call
@@ -136,3 +137,18 @@ async def config_for(backends: Backends, caller: Caller, integration_type: str) 
             )
         )
         return (await call(backends.registry.CreateIntegrationConfig, request)).config
+
+
+async def replace_options(
+    backends: Backends, caller: Caller, config: registry_pb2.IntegrationConfig, group: str, value: Any
+) -> registry_pb2.IntegrationConfig:
+    """Replaces one group of the config's vendor options (``marketing``, ``booking``), keeping the
+    others: the registry's update mask replaces ``options`` whole."""
+    options = registry_pb2.VendorOptions()
+    options.CopyFrom(config.options)
+    getattr(options, group).CopyFrom(value)
+    changes = registry_pb2.IntegrationConfig(config_id=config.config_id, practice_id=caller.practice_id, options=options)
+    request = registry_pb2.UpdateIntegrationConfigRequest(
+        config=changes, update_mask=field_mask_pb2.FieldMask(paths=["options"])
+    )
+    return (await call(backends.registry.UpdateIntegrationConfig, request)).config

@@ -7,13 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from google.protobuf import field_mask_pb2, json_format
+from google.protobuf import json_format
 from pydantic import BaseModel, ConfigDict, Field
 
-from libs.grpc_client import call
 from libs.protos.concord.registry.v1 import registry_pb2
 from services.gateway.auth import require
-from services.gateway.deps import BackendsDep, CallerDep, find_config, resolve_vendor
+from services.gateway.deps import BackendsDep, CallerDep, find_config, replace_options, resolve_vendor
 
 router = APIRouter(tags=["marketing"])
 VENDOR_ID = Field("", max_length=200)
@@ -49,12 +48,5 @@ async def get_marketing(slug: str, caller: CallerDep, backends: BackendsDep) -> 
 async def put_marketing(slug: str, body: MarketingIn, caller: CallerDep, backends: BackendsDep) -> dict[str, Any]:
     require(caller, "integration.manage")
     config = await find_config(backends, caller, await resolve_vendor(backends, slug))
-    changes = registry_pb2.IntegrationConfig(
-        config_id=config.config_id,
-        practice_id=caller.practice_id,
-        options=registry_pb2.VendorOptions(marketing=registry_pb2.MarketingOptions(**body.model_dump())),
-    )
-    request = registry_pb2.UpdateIntegrationConfigRequest(
-        config=changes, update_mask=field_mask_pb2.FieldMask(paths=["options"])
-    )
-    return _marketing_json((await call(backends.registry.UpdateIntegrationConfig, request)).config)
+    switches = registry_pb2.MarketingOptions(**body.model_dump())
+    return _marketing_json(await replace_options(backends, caller, config, "marketing", switches))

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from libs.errors import InvalidArgument
 
@@ -109,17 +110,33 @@ def point_at_sandbox(endpoints: dict[str, str], base_url: str) -> dict[str, str]
     return moved
 
 
+def _allowed(definition: dict, group: str) -> None:
+    if not (definition.get("extra") or {}).get(group):
+        raise InvalidArgument(
+            f"{definition.get('integration_type', 'this vendor')} has no {group} options",
+            field=f"options.{group}",
+            reason="UNSUPPORTED_OPTION",
+        )
+
+
 def validate_options(options: dict, definition: dict) -> None:
     """Vendor options the vendor's definition allows, each switch with what it needs."""
+    booking = options.get("booking")
+    if booking:
+        _allowed(definition, "booking")
+        zone = str(booking.get("center_time_zone") or "")
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidArgument(
+                "center_time_zone must be an IANA time zone such as America/New_York",
+                field="options.booking.center_time_zone",
+                reason="INVALID_TIME_ZONE",
+            ) from None
     marketing = options.get("marketing")
     if not marketing:
         return
-    if not (definition.get("extra") or {}).get("marketing"):
-        raise InvalidArgument(
-            f"{definition.get('integration_type', 'this vendor')} has no marketing options",
-            field="options.marketing",
-            reason="UNSUPPORTED_OPTION",
-        )
+    _allowed(definition, "marketing")
     for switch, needed in MARKETING_NEEDS.items():
         if marketing.get(switch) and not str(marketing.get(needed) or "").strip():
             raise InvalidArgument(

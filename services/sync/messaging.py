@@ -66,7 +66,7 @@ class SendMessageWorkflow:
         )
 
 
-def _cause(error: BaseException) -> ApplicationError | None:
+def application_cause(error: BaseException) -> ApplicationError | None:
     while error is not None:
         if isinstance(error, ApplicationError):
             return error
@@ -76,7 +76,7 @@ def _cause(error: BaseException) -> ApplicationError | None:
 
 def send_failure(error: BaseException) -> ConcordError:
     """The adapter's refusal as a domain error (409 at the gateway), never with message content."""
-    cause = _cause(error)
+    cause = application_cause(error)
     kind = cause.type if cause is not None else ""
     reason = cause.message if cause is not None else ""
     detail = str(cause.details[0]) if cause is not None and cause.details else "the vendor did not send it"

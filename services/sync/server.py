@@ -20,6 +20,7 @@ from libs.settings import Settings
 from libs.temporal import connect
 from services.sync import models
 from services.sync.activities import SyncActivities
+from services.sync.availability import AvailabilityWorkflow
 from services.sync.messaging import SendMessageWorkflow
 from services.sync.service import Peers, SyncService
 from services.sync.servicer import SyncServicer
@@ -45,7 +46,7 @@ async def start(settings: Settings, address: str = "127.0.0.1:0") -> RunningServ
     worker = Worker(
         temporal,
         task_queue=settings.sync_task_queue,
-        workflows=[PatientSyncWorkflow, SendMessageWorkflow],
+        workflows=[PatientSyncWorkflow, SendMessageWorkflow, AvailabilityWorkflow],
         activities=SyncActivities(service).all(),
     )
     worker_task = asyncio.create_task(worker.run())

@@ -27,6 +27,7 @@ from libs.protos.concord.mapping.v1 import mapping_pb2, mapping_pb2_grpc
 from libs.protos.concord.registry.v1 import registry_pb2, registry_pb2_grpc
 from libs.telemetry import current_trace_id
 from services.sync import domain
+from services.sync.availability import AvailabilityInput, availability_failure
 from services.sync.domain import (
     CursorRequest,
     FinishRun,
@@ -37,7 +38,7 @@ from services.sync.domain import (
     PushResults,
     SyncRunInput,
 )
-from services.sync.entities import ENTITIES, PATIENT, EntityKind, kind_of
+from services.sync.entities import APPOINTMENT, ENTITIES, PATIENT, SERVICE, EntityKind, kind_of
 from services.sync.messaging import MessageInput, message_workflow_id, send_failure
 from services.sync.repository import SyncRepository, now
 
@@ -314,12 +315,7 @@ class SyncService:
         kind = kind_of(entity_type or PATIENT)
         config = await self._runnable_config(practice_id, config_id, kind)
         direction = direction or common_pb2.SyncDirection.Name(config.sync_direction)
-        definition = (
-            await call(
-                self._peers.registry.GetIntegrationDefinition,
-                registry_pb2.GetIntegrationDefinitionRequest(integration_type=config.integration_type),
-            )
-        ).definition
+        definition = await self._definition(config)
         # How many records one push activity carries: Salesforce writes 200 in one call, Zenoti's
         # 60 calls a minute want small batches to stay well inside an activity's time limit.
         batch = definition.extra.fields.get("write_batch_size")
@@ -762,7 +758,73 @@ class SyncService:
             await self._audit([event])
         return sent, started
 
+    # --- availability --------------------------------------------------------------------------
+
+    async def get_availability(
+        self, practice_id: str, config_id: str, patient_id: str, service_id: str, provider_id: str, day: str, days: int
+    ) -> Any:
+        """Free slots at the vendor to book hub service ``service_id`` for hub patient ``patient_id``
+        (both linked to the config), with the vendor's provider ``provider_id`` or any. The vendor
+        learns which of its guests asks: audited as a disclosure of the patient's identifier."""
+        self._scope(practice_id)
+        config = await self._runnable_config(practice_id, config_id, ENTITIES[APPOINTMENT])
+        definition = await self._definition(config)
+        if "booking" not in definition.extra.fields:
+            raise FailedPrecondition(
+                f"{config.integration_type} offers no provider availability", reason="AVAILABILITY_UNSUPPORTED"
+            )
+        async with self._sessions() as session:
+            patient = await self._repo.get_link(session, config_id, PATIENT, patient_id)
+            service = await self._repo.get_link(session, config_id, SERVICE, service_id)
+        if patient is None or patient.practice_id != practice_id:
+            raise FailedPrecondition(
+                "the patient is not linked to the vendor yet; sync patients first", reason="PATIENT_NOT_LINKED"
+            )
+        if service is None or service.practice_id != practice_id:
+            raise FailedPrecondition(
+                "the service is not in the vendor's catalog as synced; sync services first", reason="SERVICE_NOT_LINKED"
+            )
+        query = AvailabilityInput(
+            integration_type=config.integration_type,
+            config_id=config_id,
+            patient_external_id=patient.external_id,
+            service_external_id=service.external_id,
+            provider_external_id=provider_id,
+            date=day,
+            days=days,
+            options=json_format.MessageToDict(config.options, preserving_proto_field_name=True),
+        )
+        wf_id = f"availability:{config_id}:{uuid.uuid4()}"
+        event = self._event(
+            practice_id, "patient.disclose", patient_id, fields=["identifier"],
+            integration=config.integration_type, correlation=wf_id,
+        )  # fmt: skip
+        try:
+            found = await self._temporal.execute_workflow(
+                "Availability",
+                query,
+                id=wf_id,
+                task_queue=self._task_queue,
+                result_type=adapter_pb2.GetAvailabilityResponse,
+            )
+        except WorkflowFailureError as error:
+            failure = availability_failure(error)
+            if failure.reason != "NOT_CONNECTED":
+                event.success = False
+                await self._audit([event])
+            raise failure from None
+        await self._audit([event])
+        return found
+
     # --- helpers -------------------------------------------------------------------------------
+
+    async def _definition(self, config: Any) -> Any:
+        return (
+            await call(
+                self._peers.registry.GetIntegrationDefinition,
+                registry_pb2.GetIntegrationDefinitionRequest(integration_type=config.integration_type),
+            )
+        ).definition
 
     async def _map_to_hub(
         self, integration_type: str, kind: EntityKind, records: list[dict], config_id: str

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from google.protobuf import json_format
 
 from libs.errors import InvalidArgument
@@ -129,6 +131,25 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
                 for ext, record_id, created in applied
             ],
         )
+
+    async def GetAvailability(self, request: pb.GetAvailabilityRequest, context) -> pb.GetAvailabilityResponse:  # noqa: ANN001
+        try:
+            date.fromisoformat(required(request.date, "date"))
+        except ValueError:
+            raise InvalidArgument("date must be YYYY-MM-DD", field="date", reason="INVALID_DATE") from None
+        days = request.days or 1
+        if not 1 <= days <= 7:
+            raise InvalidArgument("days must be 1 to 7", field="days", reason="INVALID_DAYS")
+        found = await self._service.get_availability(
+            request.practice_id,
+            required(request.config_id, "config_id"),
+            required(request.patient_id, "patient_id"),
+            required(request.service_id, "service_id"),
+            request.provider_id,
+            request.date,
+            days,
+        )
+        return pb.GetAvailabilityResponse(slots=found.slots)
 
     async def SendMessage(self, request: pb.SendMessageRequest, context) -> pb.SendMessageResponse:  # noqa: ANN001
         if request.channel not in (adapter_pb2.MESSAGE_CHANNEL_EMAIL, adapter_pb2.MESSAGE_CHANNEL_SMS):

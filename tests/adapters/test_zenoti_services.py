@@ -65,6 +65,8 @@ async def test_a_pass_reads_the_whole_catalog_page_by_page_with_the_centers_pric
         hub = ZenotiServiceMapper().to_hub(record)
         projected = fhir_service.project(hub.resource)
         assert hub.external_id == record["id"]
+        # What a hub appointment names in serviceType to be booked at Zenoti.
+        assert hub.resource["identifier"] == [{"system": "https://zenoti.com/service-id", "value": record["id"]}]
         assert projected["name"] == service.name and projected["service_code"] == service.code
         assert projected["category_code"] == service.category_id
         assert projected["category_name"] == org.categories[service.category_id].name

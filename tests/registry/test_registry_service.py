@@ -161,3 +161,41 @@ async def test_marketing_options_persist_through_the_mask_and_are_validated_per_
         "UNSUPPORTED_OPTION",
         "options.marketing",
     )
+
+
+async def test_booking_time_zone_is_an_iana_zone_and_only_for_booking_vendors(stub) -> None:  # noqa: ANN001
+    async def config_of(vendor: str) -> pb.IntegrationConfig:
+        created = await call(
+            stub.CreateIntegrationConfig,
+            pb.CreateIntegrationConfigRequest(config=pb.IntegrationConfig(practice_id="p1", integration_type=vendor)),
+        )
+        return created.config
+
+    def update(config_id: str, zone: str):  # noqa: ANN202
+        options = pb.VendorOptions(booking=pb.BookingOptions(center_time_zone=zone))
+        return call(
+            stub.UpdateIntegrationConfig,
+            pb.UpdateIntegrationConfigRequest(
+                config=pb.IntegrationConfig(config_id=config_id, options=options),
+                update_mask=field_mask_pb2.FieldMask(paths=["options"]),
+            ),
+        )
+
+    await _practice_and_config(stub)
+    zenoti = await config_of("zenoti")
+    assert (await update(zenoti.config_id, "America/Chicago")).config.options.booking.center_time_zone == (
+        "America/Chicago"
+    )
+    for bad in ("Mars/Olympus_Mons", "../etc/passwd", "EST5EDT;DROP"):
+        with pytest.raises(InvalidArgument) as refused:
+            await update(zenoti.config_id, bad)
+        assert (refused.value.reason, refused.value.metadata["field"]) == (
+            "INVALID_TIME_ZONE",
+            "options.booking.center_time_zone",
+        )
+    stored = (await call(stub.GetIntegrationConfig, pb.GetIntegrationConfigRequest(config_id=zenoti.config_id))).config
+    assert stored.options.booking.center_time_zone == "America/Chicago"
+    salesforce = await config_of("salesforce")
+    with pytest.raises(InvalidArgument) as unsupported:
+        await update(salesforce.config_id, "America/Chicago")
+    assert unsupported.value.reason == "UNSUPPORTED_OPTION"

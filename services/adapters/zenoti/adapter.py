@@ -1,14 +1,15 @@
-"""The Zenoti adapter: guests <-> the hub, page by page, paced under the organisation's 60 a minute.
+"""The Zenoti adapter: guests, appointments, the catalog and memberships <-> the hub, page by page,
+paced under the organisation's 60 a minute; provider availability from the booking flow's slots.
 
-Each entity is a resource object (guests.py for patients); adding appointments or the catalog is
-adding a module and one entry in ``resources``.
+Each entity is a resource object (guests.py for patients, appointments.py + booking.py, services.py,
+memberships.py); adding one is adding a module and one entry in ``resources``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 import httpx
@@ -17,9 +18,10 @@ from temporalio.exceptions import ApplicationError
 
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.common.v1 import common_pb2
+from libs.protos.concord.registry.v1 import registry_pb2
 from services.adapters import AdapterContext
 from services.adapters.common import access_token, struct, without_values
-from services.adapters.zenoti import schemas
+from services.adapters.zenoti import booking, schemas
 from services.adapters.zenoti.appointments import Appointments
 from services.adapters.zenoti.client import Credentials, Pacers, ZenotiClient, ZenotiError
 from services.adapters.zenoti.guests import Guests
@@ -39,8 +41,18 @@ class Resource(Protocol):
     async def fetch(self, client: ZenotiClient, center_id: str, cursor: Any, size: int, now: datetime) -> Step: ...
 
     async def write(
-        self, client: ZenotiClient, center_id: str, external_id: str, record: dict
+        self,
+        client: ZenotiClient,
+        center_id: str,
+        external_id: str,
+        record: dict,
+        options: registry_pb2.VendorOptions | None = None,
     ) -> tuple[dict, bool]: ...
+
+
+def _id_of(written: dict) -> str:
+    """A guest's ``id`` or an appointment's ``appointment_id``."""
+    return str(written.get("id") or written.get("appointment_id") or "")
 
 
 def _utcnow() -> datetime:
@@ -105,8 +117,9 @@ class ZenotiAdapter:
         )
 
     async def upsert_batch(self, request: pb.UpsertBatchRequest) -> pb.UpsertBatchResponse:
-        """Updates linked guests (GET + PUT) and creates new ones after a search, adopting the guest
-        Zenoti already holds, so a retried batch duplicates nothing."""
+        """Writes each record through its resource: guests are updated (GET + PUT) or created after a
+        search, appointments booked through the booking flow after a look at the guest's day; either
+        way what Zenoti already holds is adopted, so a retried batch duplicates nothing."""
         resource = self._resource(request.entity_type)
         client = self._client(request.config_id)
         creds = await client.credentials()
@@ -116,7 +129,9 @@ class ZenotiAdapter:
             record = schemas.whole_numbers(json_format.MessageToDict(item.record))
             async with gate:
                 try:
-                    guest, created = await resource.write(client, creds.center_id, item.external_id, record)
+                    written, created = await resource.write(
+                        client, creds.center_id, item.external_id, record, request.options
+                    )
                 except ZenotiError as error:
                     if not error.about_the_record:
                         raise
@@ -127,7 +142,11 @@ class ZenotiAdapter:
                         error_message=without_values(error.message, record),
                     )
             return pb.UpsertResult(
-                ref=item.ref, external_id=guest["id"], success=True, created=created, record=struct(guest)
+                ref=item.ref,
+                external_id=_id_of(written),
+                success=True,
+                created=created,
+                record=struct(written),
             )
 
         try:
@@ -139,6 +158,40 @@ class ZenotiAdapter:
             permanent = [e for e in failures.exceptions if isinstance(e, ApplicationError) and e.non_retryable]
             raise (permanent or failures.exceptions)[0] from None
         return pb.UpsertBatchResponse(results=[t.result() for t in tasks], vendor_requests=client.requests)
+
+    async def get_availability(self, request: pb.GetAvailabilityRequest) -> pb.GetAvailabilityResponse:
+        """Free slots of a service (with a therapist, or any) for a guest, day by day; nothing held."""
+        if not (request.patient_external_id and request.service_external_id):
+            raise ApplicationError("a guest and a service are required", type="InvalidArgument", non_retryable=True)
+        try:
+            first = date.fromisoformat(request.date)
+        except ValueError:
+            raise ApplicationError("date must be YYYY-MM-DD", type="InvalidArgument", non_retryable=True) from None
+        if not 1 <= request.days <= 7:
+            raise ApplicationError("days must be 1 to 7", type="InvalidArgument", non_retryable=True)
+        zone = booking.center_zone(request.options)
+        client = self._client(request.config_id)
+        creds = await client.credentials()
+        booker = booking.Booker(client, creds.center_id, zone)
+        try:
+            found = await booker.available(
+                request.patient_external_id,
+                request.service_external_id,
+                request.provider_external_id,
+                first,
+                request.days,
+            )
+        except ZenotiError as error:
+            if not error.about_the_record:
+                raise
+            # Zenoti's own words ("Invalid service id.", "... past date."): they quote no record value.
+            raise ApplicationError(error.message, type="InvalidArgument", non_retryable=True) from None
+        slots = []
+        for start, local in found:
+            slot = pb.AvailableSlot(local_start=local)
+            slot.start.FromDatetime(start)
+            slots.append(slot)
+        return pb.GetAvailabilityResponse(slots=slots, vendor_requests=client.requests)
 
     async def check_health(self, request: pb.CheckHealthRequest) -> pb.CheckHealthResponse:
         """The key works and names the connection's center: ``GET /v1/centers/{center_id}``."""

@@ -10,7 +10,7 @@ reschedule, a status change or edited notes show up in the next sweep; the sync 
 field-level merge makes the unchanged ones no-ops. Cancelled and no-show appointments are included
 (service history).
 
-Pull only so far: pushing through the booking flow is not built yet (see the README).
+Writes go through Zenoti's booking flow (booking.py).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
+from libs.protos.concord.registry.v1 import registry_pb2
+from services.adapters.zenoti import booking
 from services.adapters.zenoti.client import ZenotiClient, ZenotiMalformed
 from services.adapters.zenoti.paging import Step
 
@@ -83,7 +85,14 @@ class Appointments:
             return Step(records=body, cursor=WindowCursor(), has_more=False)
         return Step(records=body, cursor=WindowCursor(following), has_more=True)
 
-    async def write(self, client: ZenotiClient, center_id: str, external_id: str, record: dict) -> tuple[dict, bool]:
-        raise ApplicationError(
-            "pushing appointments to Zenoti is not built yet", type="InvalidArgument", non_retryable=True
-        )
+    async def write(
+        self,
+        client: ZenotiClient,
+        center_id: str,
+        external_id: str,
+        record: dict,
+        options: registry_pb2.VendorOptions | None = None,
+    ) -> tuple[dict, bool]:
+        """Books, reschedules or changes the status of one appointment (booking.py)."""
+        zone = booking.center_zone(options or registry_pb2.VendorOptions())
+        return await booking.Booker(client, center_id, zone).write(external_id, record)

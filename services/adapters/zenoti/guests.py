@@ -44,7 +44,9 @@ class Guests:
 
         return await paging.next_step(cursor, size, list_page, now)
 
-    async def write(self, client: ZenotiClient, center_id: str, guest_id: str, record: dict) -> tuple[dict, bool]:
+    async def write(
+        self, client: ZenotiClient, center_id: str, guest_id: str, record: dict, options: object = None
+    ) -> tuple[dict, bool]:
         """(the guest as Zenoti holds it after the write, whether it was created)."""
         if guest_id:
             return await self._update(client, guest_id, record), False

@@ -75,7 +75,9 @@ class Memberships:
         # known from earlier passes (see above): the pass starts with no fingerprints.
         return await paging.next_step(paging.Cursor(None, paging.Fingerprints(), cursor.current), size, list_page, now)
 
-    async def write(self, client: ZenotiClient, center_id: str, external_id: str, record: dict) -> tuple[dict, bool]:
+    async def write(
+        self, client: ZenotiClient, center_id: str, external_id: str, record: dict, options: object = None
+    ) -> tuple[dict, bool]:
         raise ApplicationError(
             f"{READ_ONLY}: Zenoti's public API does not create or update guest memberships",
             type="FailedPrecondition",

@@ -47,7 +47,9 @@ class Services:
 
         return await paging.next_step(cursor, size, list_page, now)
 
-    async def write(self, client: ZenotiClient, center_id: str, external_id: str, record: dict) -> tuple[dict, bool]:
+    async def write(
+        self, client: ZenotiClient, center_id: str, external_id: str, record: dict, options: object = None
+    ) -> tuple[dict, bool]:
         raise ApplicationError(
             f"{READ_ONLY}: Zenoti's public API does not create or update catalog services",
             type="FailedPrecondition",

@@ -32,9 +32,9 @@ from libs import fhir_appointment
 from libs.errors import InvalidArgument
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
 from services.mapping.mappers.appointment_common import outbound, participant_value
+from services.mapping.mappers.zenoti_services import SERVICE_ID_SYSTEM
 
 APPOINTMENT_ID_SYSTEM = "https://zenoti.com/appointment-id"
-SERVICE_ID_SYSTEM = "https://zenoti.com/service-id"
 THERAPIST_ID_SYSTEM = "https://zenoti.com/therapist-id"
 CONCORD_ID_SYSTEM = "urn:concord:appointment-id"
 TO_HUB_STATUS = {-2: "noshow", -1: "cancelled", 0: "booked", 1: "fulfilled", 2: "checked-in", 4: "booked"}

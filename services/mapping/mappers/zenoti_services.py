@@ -4,7 +4,7 @@
 
 | Zenoti service | hub HealthcareService | |
 |---|---|---|
-| `id` | `external_id` | the link maps it to the hub's id |
+| `id` | `external_id`, `identifier[https://zenoti.com/service-id]` | the link maps it to the hub's id; the identifier is what a hub appointment names in `serviceType` to be booked at Zenoti |
 | `code` | `type[0].coding[0].code` (urn:concord:service-code) | |
 | `name` | `name` | |
 | `description` | `comment` | empty is absent |
@@ -22,6 +22,8 @@ from libs import fhir_service
 from libs.errors import InvalidArgument
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
 
+# The system a Zenoti appointment's serviceType coding uses too (zenoti_appointments.py).
+SERVICE_ID_SYSTEM = "https://zenoti.com/service-id"
 # Zenoti's numeric currency ids (148 in the sandbox seed, sandbox/zenoti/model.py); unknown ids stay unnamed.
 CURRENCIES = {148: "USD"}
 
@@ -76,6 +78,7 @@ class ZenotiServiceMapper:
             )
         except InvalidArgument as error:
             raise RecordInvalid([FieldError.of(error)], service_id) from None
+        resource["identifier"] = [{"system": SERVICE_ID_SYSTEM, "value": service_id}]
         return HubResult(resource=resource, external_id=service_id)
 
     def to_vendor(self, resource: dict) -> dict:

@@ -1,6 +1,9 @@
+import datetime
+
 from libs.protos.concord.common.v1 import common_pb2 as _common_pb2
 from libs.protos.concord.registry.v1 import registry_pb2 as _registry_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -130,3 +133,37 @@ class SendMessageResponse(_message.Message):
     conversation_id: str
     vendor_requests: int
     def __init__(self, message_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., vendor_requests: _Optional[int] = ...) -> None: ...
+
+class GetAvailabilityRequest(_message.Message):
+    __slots__ = ("config_id", "patient_external_id", "service_external_id", "provider_external_id", "date", "days", "options")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    patient_external_id: str
+    service_external_id: str
+    provider_external_id: str
+    date: str
+    days: int
+    options: _registry_pb2.VendorOptions
+    def __init__(self, config_id: _Optional[str] = ..., patient_external_id: _Optional[str] = ..., service_external_id: _Optional[str] = ..., provider_external_id: _Optional[str] = ..., date: _Optional[str] = ..., days: _Optional[int] = ..., options: _Optional[_Union[_registry_pb2.VendorOptions, _Mapping]] = ...) -> None: ...
+
+class AvailableSlot(_message.Message):
+    __slots__ = ("start", "local_start")
+    START_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_START_FIELD_NUMBER: _ClassVar[int]
+    start: _timestamp_pb2.Timestamp
+    local_start: str
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., local_start: _Optional[str] = ...) -> None: ...
+
+class GetAvailabilityResponse(_message.Message):
+    __slots__ = ("slots", "vendor_requests")
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    slots: _containers.RepeatedCompositeFieldContainer[AvailableSlot]
+    vendor_requests: int
+    def __init__(self, slots: _Optional[_Iterable[_Union[AvailableSlot, _Mapping]]] = ..., vendor_requests: _Optional[int] = ...) -> None: ...

@@ -57,6 +57,11 @@ class AdapterServiceStub:
                 request_serializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.SendMessageRequest.SerializeToString,
                 response_deserializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.SendMessageResponse.FromString,
                 _registered_method=True)
+        self.GetAvailability = channel.unary_unary(
+                '/concord.adapter.v1.AdapterService/GetAvailability',
+                request_serializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.GetAvailabilityRequest.SerializeToString,
+                response_deserializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.GetAvailabilityResponse.FromString,
+                _registered_method=True)
 
 
 class AdapterServiceServicer:
@@ -93,6 +98,14 @@ class AdapterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAvailability(self, request, context):
+        """Optional capability (activity get_availability): the times a service can be booked for a
+        vendor patient, with a provider or any. Reads only: nothing is reserved or booked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdapterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -115,6 +128,11 @@ def add_AdapterServiceServicer_to_server(servicer, server):
                     servicer.SendMessage,
                     request_deserializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.SendMessageRequest.FromString,
                     response_serializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.SendMessageResponse.SerializeToString,
+            ),
+            'GetAvailability': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAvailability,
+                    request_deserializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.GetAvailabilityRequest.FromString,
+                    response_serializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.GetAvailabilityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -228,6 +246,33 @@ class AdapterService:
             '/concord.adapter.v1.AdapterService/SendMessage',
             concord_dot_adapter_dot_v1_dot_adapter__pb2.SendMessageRequest.SerializeToString,
             concord_dot_adapter_dot_v1_dot_adapter__pb2.SendMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAvailability(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.adapter.v1.AdapterService/GetAvailability',
+            concord_dot_adapter_dot_v1_dot_adapter__pb2.GetAvailabilityRequest.SerializeToString,
+            concord_dot_adapter_dot_v1_dot_adapter__pb2.GetAvailabilityResponse.FromString,
             options,
             channel_credentials,
             insecure,

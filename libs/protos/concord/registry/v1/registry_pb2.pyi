@@ -107,10 +107,18 @@ class IntegrationConfig(_message.Message):
     def __init__(self, config_id: _Optional[str] = ..., practice_id: _Optional[str] = ..., integration_type: _Optional[str] = ..., sync_direction: _Optional[_Union[_common_pb2.SyncDirection, str]] = ..., sync_frequency: _Optional[_Union[_common_pb2.SyncFrequency, str]] = ..., conflict_policy: _Optional[_Union[_common_pb2.ConflictPolicy, str]] = ..., active: _Optional[bool] = ..., enabled_entities: _Optional[_Iterable[_Union[_common_pb2.EntityType, str]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., options: _Optional[_Union[VendorOptions, _Mapping]] = ...) -> None: ...
 
 class VendorOptions(_message.Message):
-    __slots__ = ("marketing",)
+    __slots__ = ("marketing", "booking")
     MARKETING_FIELD_NUMBER: _ClassVar[int]
+    BOOKING_FIELD_NUMBER: _ClassVar[int]
     marketing: MarketingOptions
-    def __init__(self, marketing: _Optional[_Union[MarketingOptions, _Mapping]] = ...) -> None: ...
+    booking: BookingOptions
+    def __init__(self, marketing: _Optional[_Union[MarketingOptions, _Mapping]] = ..., booking: _Optional[_Union[BookingOptions, _Mapping]] = ...) -> None: ...
+
+class BookingOptions(_message.Message):
+    __slots__ = ("center_time_zone",)
+    CENTER_TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    center_time_zone: str
+    def __init__(self, center_time_zone: _Optional[str] = ...) -> None: ...
 
 class MarketingOptions(_message.Message):
     __slots__ = ("email_campaigns", "sms_campaigns", "appointment_reminders", "reminder_workflow_id", "follow_up_sequences", "follow_up_workflow_id", "lead_scoring", "lead_score_field")

@@ -400,3 +400,27 @@ class SendMessageResponse(_message.Message):
     conversation_id: str
     idempotency_key: str
     def __init__(self, message_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class GetAvailabilityRequest(_message.Message):
+    __slots__ = ("practice_id", "config_id", "patient_id", "service_id", "provider_id", "date", "days")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_ID_FIELD_NUMBER: _ClassVar[int]
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    config_id: str
+    patient_id: str
+    service_id: str
+    provider_id: str
+    date: str
+    days: int
+    def __init__(self, practice_id: _Optional[str] = ..., config_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., service_id: _Optional[str] = ..., provider_id: _Optional[str] = ..., date: _Optional[str] = ..., days: _Optional[int] = ...) -> None: ...
+
+class GetAvailabilityResponse(_message.Message):
+    __slots__ = ("slots",)
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    slots: _containers.RepeatedCompositeFieldContainer[_adapter_pb2.AvailableSlot]
+    def __init__(self, slots: _Optional[_Iterable[_Union[_adapter_pb2.AvailableSlot, _Mapping]]] = ...) -> None: ...

@@ -110,6 +110,11 @@ class SyncServiceStub:
                 request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.SendMessageRequest.SerializeToString,
                 response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.SendMessageResponse.FromString,
                 _registered_method=True)
+        self.GetAvailability = channel.unary_unary(
+                '/concord.sync.v1.SyncService/GetAvailability',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetAvailabilityRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetAvailabilityResponse.FromString,
+                _registered_method=True)
 
 
 class SyncServiceServicer:
@@ -215,6 +220,14 @@ class SyncServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAvailability(self, request, context):
+        """Provider availability: when a hub service can be booked for a hub patient at a vendor
+        (the patient and the service must be linked to the config). Discloses the patient's vendor id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -292,6 +305,11 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     servicer.SendMessage,
                     request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.SendMessageRequest.FromString,
                     response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.SendMessageResponse.SerializeToString,
+            ),
+            'GetAvailability': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAvailability,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetAvailabilityRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetAvailabilityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -700,6 +718,33 @@ class SyncService:
             '/concord.sync.v1.SyncService/SendMessage',
             concord_dot_sync_dot_v1_dot_sync__pb2.SendMessageRequest.SerializeToString,
             concord_dot_sync_dot_v1_dot_sync__pb2.SendMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAvailability(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/GetAvailability',
+            concord_dot_sync_dot_v1_dot_sync__pb2.GetAvailabilityRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.GetAvailabilityResponse.FromString,
             options,
             channel_credentials,
             insecure,
