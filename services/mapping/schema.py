@@ -176,7 +176,7 @@ def check(vendor: VendorField, value: Value, *, hub_field: str, transform: str, 
     through = f"{hub_field} through transform {transform or 'identity'}"
     if not _fits(vendor, value):
         raise InvalidArgument(
-            f"{at}.vendor_field is a {_described(vendor)} field, which {through} does not fill",
+            f"{at}.vendor_field is of type {_described(vendor)}; {through} does not fit it",
             field=f"{at}.vendor_field",
             reason="VENDOR_FIELD_TYPE_MISMATCH",
         )
