@@ -10,8 +10,10 @@ read and write through this table (``read_vendor_field`` / ``write_vendor_field`
 services.mapping.transforms.read_field / write_field.
 
 Reads take the element as the EMR wrote it (not normalised, so an override's transform sees the
-EMR's own form); writes put the override's value in as it made it. Both validate the resource as
-FHIR R4 first and raise RecordInvalid naming the element, never its value.
+EMR's own form); writes put the override's value in as it made it. They work on the record as it
+is (validating a large resource once per override would multiply the cost of a batch; the mapper
+validates it anyway); a record whose shape they cannot walk is validated as FHIR R4 then, and
+RecordInvalid names the element, never its value.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from libs.errors import InvalidArgument
 from services.mapping.domain import FieldError, RecordInvalid
 from services.mapping.schema import VendorField, VendorSchema
 
+# What walking a record that is not shaped like FHIR raises (a name that is a string, ...).
+_SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError)
 _SEGMENT = re.compile(r"^(?P<key>[A-Za-z_]\w*)(?:\[(?P<index>\d+)\])?$")
 # Elements FHIR holds as lists of strings; the canonical field is their text joined.
 _JOINED = {"given": " ", "line": ", "}
@@ -45,22 +49,31 @@ class Elements:
         return VendorSchema(self.types)
 
     def read(self, record: dict, path: str) -> Any:
-        resource = self._parsed(record)
-        return _get(resource, self.leaves(resource)[self.fields[path]])
+        try:
+            return _get(record, self.leaves(record)[self.fields[path]])
+        except _SHAPE_ERRORS:
+            resource = self._parsed(record)
+            return _get(resource, self.leaves(resource)[self.fields[path]])
 
     def write(self, record: dict, path: str, value: Any) -> None:
         """Sets (None: removes) the element in place, as the override made the value."""
         hub_field = self.fields[path]
-        resource = self._parsed(record)
+        try:
+            updated = self._applied(record, hub_field, value, path)
+        except _SHAPE_ERRORS:
+            updated = self._applied(self._parsed(record), hub_field, value, path)
+        record.clear()
+        record.update(updated)
+
+    def _applied(self, resource: dict, hub_field: str, value: Any, path: str) -> dict:
         try:
             # apply builds the element (a primary name, a phone entry) where it is missing.
             updated = self.apply(resource, {hub_field: value})
         except InvalidArgument as error:
-            raise RecordInvalid([FieldError.of(error, path)], _id(record)) from None
+            raise RecordInvalid([FieldError.of(error, path)], _id(resource)) from None
         if value is not None:
             _set(updated, self.leaves(updated)[hub_field], value)
-        record.clear()
-        record.update(updated)
+        return updated
 
     def _parsed(self, record: dict) -> dict:
         try:
