@@ -4,7 +4,11 @@ a config's overrides, and how overrides apply on top of a mapper's output in bot
 One mechanism for hand-written and declarative mappers: the mapper maps the record; then, in the
 hub's canonical projection (libs.fhir_patient / libs.fhir_appointment CANONICAL_FIELDS), each
 override takes its hub field away from the default and maps it its own way (another vendor field,
-another transform, a custom field) or not at all (direction "none"). Pure; no I/O.
+another transform, a custom field) or not at all (direction "none"). An override is checked
+against the mapper's ``vendor_schema`` (services/mapping/schema.py: known field, type, length) when
+it is stored. Vendor fields are read and written by dotted path, or by the mapper's own
+``read_vendor_field`` / ``write_vendor_field`` (the FHIR mappers', whose records are resources).
+Pure; no I/O.
 """
 
 from __future__ import annotations
