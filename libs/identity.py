@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 _KEYS = {
@@ -50,3 +51,13 @@ def set_caller(caller: Caller) -> contextvars.Token:
 
 def reset_caller(token: contextvars.Token) -> None:
     _current.reset(token)
+
+
+@contextlib.contextmanager
+def acting_as(caller: Caller) -> Iterator[None]:
+    """Binds ``caller`` for the block: calls made inside carry it in their gRPC metadata (x-concord-*)."""
+    token = set_caller(caller)
+    try:
+        yield
+    finally:
+        reset_caller(token)

@@ -56,14 +56,16 @@ def direction_name(value: int, field: str = "direction") -> str:
     return name
 
 
-def rule_from_proto(message: pb.FieldMapping, entity_type: str, where: str) -> FieldRule:
+def rule_from_proto(message: pb.FieldMapping, entity_type: str) -> FieldRule:
+    """An override as sent; an unset direction stays "" for rules.validate to refuse, naming the
+    override (after the config is found, so the refused change is audited)."""
     return FieldRule(
         entity_type,
         message.hub_field,
         message.vendor_field,
         message.transform.name or "identity",
         json_format.MessageToDict(message.transform.params),
-        direction_name(message.direction, f"{where}.direction"),
+        _DIRECTIONS.get(message.direction, ""),
         "override",
     )
 

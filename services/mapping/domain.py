@@ -47,7 +47,11 @@ class VendorResult:
 
 
 class Mapper(Protocol):
-    """Maps one entity type of one vendor, both ways. Pure; raises RecordInvalid."""
+    """Maps one entity type of one vendor, both ways. Pure; raises RecordInvalid.
+
+    Optional, read by services.mapping.rules: ``default_field_mappings()`` (what the code does, as
+    rules), ``vendor_schema`` (the fields an override may name, typed), ``required_hub_fields``,
+    ``read_vendor_field`` / ``write_vendor_field`` (for records a dotted path cannot address)."""
 
     integration_type: str
     entity_type: str

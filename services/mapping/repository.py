@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select, update
@@ -26,6 +27,15 @@ def _rule(row) -> FieldRule:  # noqa: ANN001
     )
 
 
+# Called inside a change's transaction with the new version and the overrides it replaced: the
+# change commits only when it returns (the mapping service records the audit event there).
+BeforeCommit = Callable[[int, list[FieldRule]], Awaitable[None]]
+
+
+async def _nothing(version: int, previous: list[FieldRule]) -> None:
+    return None
+
+
 class MappingRepository:
     def __init__(self, sessions: async_sessionmaker) -> None:
         self._sessions = sessions
@@ -43,16 +53,22 @@ class MappingRepository:
             return rules, await self._version(session, config_id)
 
     async def replace(
-        self, config_id: str, integration_type: str, entity_type: str, rules: list[FieldRule], expected: int
+        self,
+        config_id: str,
+        integration_type: str,
+        entity_type: str,
+        rules: list[FieldRule],
+        expected: int,
+        before_commit: BeforeCommit = _nothing,
     ) -> int:
         table = models.field_mappings
         now = datetime.now(UTC)
         try:
             async with self._sessions() as session, session.begin():
                 version = await self._bump(session, config_id, expected, now)
-                await session.execute(
-                    delete(table).where(table.c.config_id == config_id, table.c.entity_type == entity_type)
-                )
+                where = (table.c.config_id == config_id, table.c.entity_type == entity_type)
+                previous = [_rule(row) for row in await session.execute(select(table).where(*where))]
+                await session.execute(delete(table).where(*where))
                 if rules:
                     await session.execute(
                         table.insert(),
@@ -70,24 +86,27 @@ class MappingRepository:
                             for rule in rules
                         ],
                     )
+                await before_commit(version, previous)
         except IntegrityError:  # a concurrent first change of the same config
             raise Aborted("the mappings changed concurrently; try again", reason="CONCURRENT_CHANGE") from None
         return version
 
-    async def delete(self, config_id: str, entity_type: str, hub_field: str) -> int:
+    async def delete(
+        self, config_id: str, entity_type: str, hub_field: str, before_commit: BeforeCommit = _nothing
+    ) -> int:
         table = models.field_mappings
         now = datetime.now(UTC)
         async with self._sessions() as session, session.begin():
-            gone = await session.execute(
-                delete(table).where(
-                    table.c.config_id == config_id, table.c.entity_type == entity_type, table.c.hub_field == hub_field
-                )
-            )
-            if not gone.rowcount:
+            where = (table.c.config_id == config_id, table.c.entity_type == entity_type, table.c.hub_field == hub_field)
+            previous = [_rule(row) for row in await session.execute(select(table).where(*where))]
+            if not previous:
                 raise NotFound(
                     "the config has no override for this hub field", field="hub_field", reason="MAPPING_NOT_FOUND"
                 )
-            return await self._bump(session, config_id, 0, now)
+            await session.execute(delete(table).where(*where))
+            version = await self._bump(session, config_id, 0, now)
+            await before_commit(version, previous)
+            return version
 
     @staticmethod
     async def _version(session: AsyncSession, config_id: str) -> int:

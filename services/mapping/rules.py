@@ -4,7 +4,11 @@ a config's overrides, and how overrides apply on top of a mapper's output in bot
 One mechanism for hand-written and declarative mappers: the mapper maps the record; then, in the
 hub's canonical projection (libs.fhir_patient / libs.fhir_appointment CANONICAL_FIELDS), each
 override takes its hub field away from the default and maps it its own way (another vendor field,
-another transform, a custom field) or not at all (direction "none"). Pure; no I/O.
+another transform, a custom field) or not at all (direction "none"). An override is checked
+against the mapper's ``vendor_schema`` (services/mapping/schema.py: known field, type, length) when
+it is stored. Vendor fields are read and written by dotted path, or by the mapper's own
+``read_vendor_field`` / ``write_vendor_field`` (the FHIR mappers', whose records are resources).
+Pure; no I/O.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from typing import Any
 
 from libs import fhir_appointment, fhir_patient
 from libs.errors import InvalidArgument
-from services.mapping import transforms
+from services.mapping import schema, transforms
 from services.mapping.domain import FieldError, HubResult, Mapper, RecordInvalid
+from services.mapping.schema import VendorField, VendorSchema
 
 DIRECTIONS = ("to_hub", "to_vendor", "both", "none")
 _READS, _WRITES = ("both", "to_hub"), ("both", "to_vendor")
@@ -94,7 +99,7 @@ def validate(mapper: Mapper, entity_type: str, overrides: list[FieldRule], where
         raise InvalidArgument(
             "field mappings are not supported for this entity_type", field="entity_type", reason="UNSUPPORTED_ENTITY"
         )
-    vendor_fields: frozenset[str] | None = getattr(mapper, "vendor_fields", None)
+    vendor_schema: VendorSchema | None = getattr(mapper, "vendor_schema", None)
     required: frozenset[str] = getattr(mapper, "required_hub_fields", frozenset())
     seen: set[str] = set()
     for i, rule in enumerate(overrides):
@@ -126,19 +131,37 @@ def validate(mapper: Mapper, entity_type: str, overrides: list[FieldRule], where
             )
         if rule.direction == "none":
             continue
-        if not transforms.is_field_path(rule.vendor_field):
+        known, vendor = vendor_schema.lookup(rule.vendor_field) if vendor_schema else (False, None)
+        if not known and not transforms.is_field_path(rule.vendor_field):
             raise InvalidArgument(
                 f"{at}.vendor_field is not a field path", field=f"{at}.vendor_field", reason="INVALID_VENDOR_FIELD"
             )
-        top = rule.vendor_field.split("[", 1)[0].split(".", 1)[0]
-        custom = getattr(mapper, "custom_field_suffix", None)
-        if vendor_fields is not None and top not in vendor_fields and not (custom and top.endswith(custom)):
+        if vendor_schema is not None and not known:
             raise InvalidArgument(
                 f"{at}.vendor_field is not in the vendor's schema",
                 field=f"{at}.vendor_field",
                 reason="UNKNOWN_VENDOR_FIELD",
             )
         transforms.check_transform(rule.transform, rule.params, field=f"{at}.transform")
+        if vendor is not None:
+            value = schema.produced(schema.hub_value(entity_type, rule.hub_field), rule.transform, rule.params)
+            schema.check(vendor, value, hub_field=rule.hub_field, transform=rule.transform, writes=rule.writes, at=at)
+
+
+def _vendor_field(mapper: Mapper, path: str) -> VendorField | None:
+    vendor_schema: VendorSchema | None = getattr(mapper, "vendor_schema", None)
+    return vendor_schema.lookup(path)[1] if vendor_schema else None
+
+
+def _read(mapper: Mapper, record: dict, path: str) -> Any:
+    """A vendor field's value: by dotted path, or by the mapper's own reader (a FHIR element)."""
+    reader = getattr(mapper, "read_vendor_field", transforms.read_field)
+    return schema.from_vendor_value(_vendor_field(mapper, path), reader(record, path))
+
+
+def _write(mapper: Mapper, record: dict, path: str, value: Any) -> None:
+    writer = getattr(mapper, "write_vendor_field", transforms.write_field)
+    writer(record, path, schema.to_vendor_value(_vendor_field(mapper, path), value))
 
 
 def _taken_over(default_rules: list[FieldRule], overrides: list[FieldRule]) -> list[FieldRule]:
@@ -157,7 +180,7 @@ def to_hub(mapper: Mapper, record: dict, default_rules: list[FieldRule], overrid
         # The code must not take what the override maps otherwise (or not at all); a FHIR-required
         # field it still reads, so its resource stays valid, and the override's value replaces it.
         if rule.reads and rule.hub_field not in entity.fhir_required:
-            transforms.write_field(stripped, rule.vendor_field, None)
+            _write(mapper, stripped, rule.vendor_field, None)
     result = mapper.to_hub(stripped)
     assert result.resource is not None
     changes: dict[str, str | None] = {}
@@ -166,11 +189,11 @@ def to_hub(mapper: Mapper, record: dict, default_rules: list[FieldRule], overrid
         if not rule.reads:
             changes[rule.hub_field] = None
             continue
-        raw = transforms.read_field(record, rule.vendor_field)
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            changes[rule.hub_field] = None
-            continue
         try:
+            raw = _read(mapper, record, rule.vendor_field)
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
+                changes[rule.hub_field] = None
+                continue
             changes[rule.hub_field] = _convert(rule, raw, rule.vendor_field, inbound=True)
         except InvalidArgument as error:
             errors.append(FieldError.of(error))
@@ -203,19 +226,25 @@ def to_vendor(mapper: Mapper, resource: dict, default_rules: list[FieldRule], ov
     record = mapper.to_vendor(entity.apply(parsed, {r.hub_field: None for r in overrides if r.hub_field not in kept}))
     for rule in taken:
         if rule.writes:
-            transforms.write_field(record, rule.vendor_field, None)
+            _write(mapper, record, rule.vendor_field, None)
     errors: list[FieldError] = []
     for rule in overrides:
         value = values.get(rule.hub_field)
         if not rule.writes or value is None:
             continue
+        path = paths.get(rule.hub_field, rule.hub_field)
         try:
-            converted = _convert(rule, value, paths.get(rule.hub_field, rule.hub_field), inbound=False)
+            converted = _convert(rule, value, path, inbound=False)
         except InvalidArgument as error:
             errors.append(FieldError.of(error))
             continue
-        if converted is not None:
-            transforms.write_field(record, rule.vendor_field, converted)
+        vendor = _vendor_field(mapper, rule.vendor_field)
+        if schema.too_long(vendor, converted):
+            assert vendor is not None
+            limit = f"{rule.vendor_field} holds at most {vendor.max_length} characters"
+            errors.append(FieldError(path, "STRING_TOO_LONG", limit))
+        elif converted is not None:
+            _write(mapper, record, rule.vendor_field, converted)
     if errors:
         raise RecordInvalid(errors)
     return record

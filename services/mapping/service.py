@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from libs.errors import InvalidArgument, NotFound
 from services.adapters.declarative.catalog import DefinitionCatalog
 from services.adapters.declarative.definition import Declarative
 from services.mapping import rules
+from services.mapping.audit import MappingAudit, changed_fields
+from services.mapping.configs import ConfigDirectory, ConfigRef
 from services.mapping.declarative import DeclarativePatientMapper
 from services.mapping.domain import FieldError, HubResult, Mapper, RecordInvalid, VendorResult, check_batch
 from services.mapping.mappers import default_mappers
@@ -17,21 +21,33 @@ from services.mapping.repository import MappingRepository
 from services.mapping.rules import FieldRule
 
 log = logging.getLogger("concord.mapping")
+T = TypeVar("T")
+# Records a change's audit event (its new version, the hub fields whose mapping changed).
+Record = Callable[[int, list[str]], Awaitable[None]]
 
 
 class MappingService:
     """Hand-written mappers first; an integration with none is mapped from its declarative
-    definition in the registry (``definitions``), when the service has one."""
+    definition in the registry (``definitions``), when the service has one.
+
+    With ``configs``, every call that names a config is checked against the registry first (the
+    config exists, is the caller's practice's and of the integration_type given); with ``audit``,
+    every change of a config's mappings is audited. The server always has both; without them (a
+    mapper test in process) nothing is checked or audited."""
 
     def __init__(
         self,
         mappers: dict[tuple[str, str], Mapper] | None = None,
         definitions: DefinitionCatalog | None = None,
         repository: MappingRepository | None = None,
+        configs: ConfigDirectory | None = None,
+        audit: MappingAudit | None = None,
     ) -> None:
         self._mappers = mappers if mappers is not None else default_mappers()
         self._definitions = definitions
         self._repository = repository
+        self._configs = configs
+        self._audit = audit
         self._declarative: dict[tuple[str, str], tuple[Declarative, Mapper]] = {}
 
     async def mapper(self, integration_type: str, entity_type: str) -> Mapper:
@@ -87,6 +103,8 @@ class MappingService:
     async def _batch(
         self, direction: str, integration_type: str, entity_type: str, items: list, config_id: str
     ) -> tuple[list, int]:
+        if config_id:
+            await self._config(config_id, integration_type)
         mapper = await self.mapper(integration_type, entity_type)
         check_batch(len(items), "vendor_records" if direction == "to_hub" else "resource_jsons")
         defaults, overrides, version = await self._rules(mapper, config_id)
@@ -101,6 +119,8 @@ class MappingService:
     ) -> tuple[HubResult | VendorResult, int]:
         """One sample record through the config's effective mappings. Persists nothing, audits
         nothing, and logs nothing about the record (not even counts: a preview is not a sync)."""
+        if config_id:
+            await self._config(config_id, integration_type)
         mapper = await self.mapper(integration_type, entity_type)
         defaults, overrides, version = await self._rules(mapper, config_id)
         if direction == "to_hub":
@@ -115,18 +135,29 @@ class MappingService:
         self, config_id: str, integration_type: str, entity_type: str
     ) -> tuple[list[FieldRule], int]:
         """The config's effective mappings (defaults with its overrides applied), by hub field."""
+        config = await self._config(_required_config(config_id), integration_type)
         mapper = await self.mapper(integration_type, entity_type)
-        defaults, overrides, version = await self._rules(mapper, _required_config(config_id))
+        defaults, overrides, version = await self._rules(mapper, config.config_id)
         return rules.effective(defaults, overrides), version
 
     async def replace_field_mappings(
         self, config_id: str, integration_type: str, entity_type: str, overrides: list[FieldRule], expected: int
     ) -> tuple[list[FieldRule], int]:
-        mapper = await self.mapper(integration_type, entity_type)
-        rules.validate(mapper, entity_type, overrides)
-        version = await self._repo().replace(
-            _required_config(config_id), integration_type, entity_type, overrides, expected
-        )
+        config = await self._config(_required_config(config_id), integration_type)
+
+        async def change(record: Record) -> tuple[Mapper, int]:
+            mapper = await self.mapper(integration_type, entity_type)
+            rules.validate(mapper, entity_type, overrides)
+
+            async def audited(version: int, previous: list[FieldRule]) -> None:
+                await record(version, _changed(previous, overrides))
+
+            store = self._repo()
+            return mapper, await store.replace(
+                config.config_id, integration_type, entity_type, overrides, expected, audited
+            )
+
+        mapper, version = await self._audited(config, entity_type, [r.hub_field for r in overrides], change)
         log.info(
             "mappings of a %s %s config replaced: %d overrides, version %d",
             integration_type,
@@ -139,10 +170,51 @@ class MappingService:
     async def delete_field_mapping(
         self, config_id: str, integration_type: str, entity_type: str, hub_field: str
     ) -> int:
-        await self.mapper(integration_type, entity_type)
-        if not hub_field:
-            raise InvalidArgument("hub_field is required", field="hub_field", reason="REQUIRED_FIELD_MISSING")
-        return await self._repo().delete(_required_config(config_id), entity_type, hub_field)
+        config = await self._config(_required_config(config_id), integration_type)
+
+        async def change(record: Record) -> int:
+            await self.mapper(integration_type, entity_type)
+            if not hub_field:
+                raise InvalidArgument("hub_field is required", field="hub_field", reason="REQUIRED_FIELD_MISSING")
+
+            async def audited(version: int, previous: list[FieldRule]) -> None:
+                await record(version, [hub_field])
+
+            return await self._repo().delete(config.config_id, entity_type, hub_field, audited)
+
+        return await self._audited(config, entity_type, [hub_field], change)
+
+    async def _config(self, config_id: str, integration_type: str) -> ConfigRef:
+        if self._configs is None:
+            return ConfigRef(config_id, "", integration_type)
+        return await self._configs.check(config_id, integration_type)
+
+    async def _audited(
+        self, config: ConfigRef, entity_type: str, attempted: list[str], change: Callable[[Record], Awaitable[T]]
+    ) -> T:
+        """Runs a change of the config's mappings. The change records its audit event before it
+        commits (a change the audit service did not take is rolled back, so none goes unaudited);
+        a change refused after the config was found is audited as failed (success=false)."""
+        audit = self._audit
+        if audit is None:
+            return await change(_unaudited)
+        stage = {"recording": False, "recorded": False}
+
+        async def record(version: int, hub_fields: list[str]) -> None:
+            stage["recording"] = True
+            await audit.record(config, changed_fields(entity_type, hub_fields), version=version, success=True)
+            stage["recorded"] = True
+
+        try:
+            return await change(record)
+        except Exception:
+            if stage["recording"] and not stage["recorded"]:
+                raise  # the audit service refused the event: nothing was changed
+            try:
+                await audit.record(config, changed_fields(entity_type, attempted), success=False)
+            except Exception as failure:  # the refusal is the answer; its audit's failure is logged
+                log.error("could not audit a refused mapping change: %s", type(failure).__name__)
+            raise
 
     async def _rules(self, mapper: Mapper, config_id: str) -> tuple[list[FieldRule], list[FieldRule], int]:
         defaults = rules.defaults(mapper)
@@ -155,6 +227,17 @@ class MappingService:
         if self._repository is None:
             raise InvalidArgument("this mapping service keeps no per-config mappings", reason="NO_MAPPING_STORE")
         return self._repository
+
+
+async def _unaudited(version: int, hub_fields: list[str]) -> None:
+    return None
+
+
+def _changed(previous: list[FieldRule], overrides: list[FieldRule]) -> list[str]:
+    """The hub fields whose override is new, gone or different."""
+    before = {rule.hub_field: rule for rule in previous}
+    after = {rule.hub_field: rule for rule in overrides}
+    return [field for field in before.keys() | after.keys() if before.get(field) != after.get(field)]
 
 
 def _required_config(config_id: str) -> str:

@@ -56,10 +56,7 @@ class MappingServicer(mapping_pb2_grpc.MappingServiceServicer):
         context,  # noqa: ANN001
     ) -> pb.ReplaceFieldMappingsResponse:
         entity_type = convert.entity_name(request.entity_type)
-        overrides = [
-            convert.rule_from_proto(message, entity_type, f"overrides[{i}]")
-            for i, message in enumerate(request.overrides)
-        ]
+        overrides = [convert.rule_from_proto(message, entity_type) for message in request.overrides]
         rules, version = await self._service.replace_field_mappings(
             required(request.config_id, "config_id"),
             required(request.integration_type, "integration_type"),

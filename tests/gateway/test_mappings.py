@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import uuid
 
+from libs.grpc_client import call, open_channel
+from libs.protos.concord.audit.v1 import audit_pb2, audit_pb2_grpc
 from tests.gateway.conftest import Client, assert_problem
 
 CANARY_GIVEN, CANARY_FAMILY, CANARY_PHONE = "Philippa", "Canaryvaluezz", "+16175550177"
@@ -98,6 +100,17 @@ async def test_bad_input_is_a_problem_naming_the_field(admin: Client, caplog) ->
         field="overrides[0].transform",
         reason="INVALID_TRANSFORM",
     )
+    # Checked against GoHighLevel's contact schema: dnd is a boolean, dateOfBirth a date in its formats.
+    for override in (
+        {"hub_field": "given_name", "vendor_field": "dnd"},
+        {"hub_field": "birth_date", "vendor_field": "dateOfBirth", "transform": {"name": "date", "params": {"format": "%d.%m.%Y"}}},
+    ):  # fmt: skip
+        assert_problem(
+            await admin.http.put("/integrations/hl/mappings", json={"overrides": [override]}, headers=headers),
+            400,
+            field="overrides[0].vendor_field",
+            reason="VENDOR_FIELD_TYPE_MISMATCH",
+        )
     # Shape errors are 422 problems from the gateway itself.
     shape = await admin.http.post(
         "/integrations/hl/mappings/preview", json={"direction": "sideways", "record": {}}, headers=headers
@@ -142,3 +155,27 @@ async def test_roles(admin: Client) -> None:
         assert_problem(await admin.http.delete("/integrations/hl/mappings?hub_field=phone", headers=headers), 403)
     assert (await admin.http.put("/integrations/hl/mappings", json=body, headers=admin.headers())).status_code == 200
     assert (await admin.http.get("/integrations/hl/mappings")).status_code == 401
+
+
+async def test_changes_are_audited_as_the_user_who_made_them(admin: Client) -> None:
+    headers = admin.headers()
+    body = {"overrides": [{"hub_field": "phone", "direction": "none"}]}
+    assert (await admin.http.put("/integrations/hl/mappings", json=body, headers=headers)).status_code == 200
+    stale = await admin.http.put("/integrations/hl/mappings", json={**body, "expected_version": 9}, headers=headers)
+    assert_problem(stale, 409, reason="VERSION_MISMATCH")
+    assert (await admin.http.delete("/integrations/hl/mappings?hub_field=phone", headers=headers)).status_code == 200
+    config_id = (await admin.http.get("/integrations/hl/mappings", headers=headers)).json()["config_id"]
+    async with open_channel(admin.stack.services["audit"].address) as channel:
+        answer = await call(
+            audit_pb2_grpc.AuditServiceStub(channel).Query,
+            audit_pb2.QueryRequest(practice_id=admin.practice_id, action="mapping.change"),
+        )
+    assert [(e.resource, e.success, list(e.data_accessed)) for e in answer.events] == [
+        (f"IntegrationConfig/{config_id}/_history/1", True, ["patient.phone"]),
+        (f"IntegrationConfig/{config_id}", False, ["patient.phone"]),
+        (f"IntegrationConfig/{config_id}/_history/2", True, ["patient.phone"]),
+    ]
+    assert {(e.user_id, e.integration_type) for e in answer.events} == {("admin-user", "ghl")}
+    assert all(e.ip_address and e.correlation_id for e in answer.events)
+    verified = await admin.http.get("/audit/verify", headers=headers)
+    assert verified.status_code == 200 and verified.json()["intact"]

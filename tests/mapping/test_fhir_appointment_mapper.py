@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 from google.protobuf import json_format, struct_pb2
 
 from libs import fhir_appointment
 from services.adapters.fhir.resources import APPOINTMENT
+from services.mapping import rules
 from services.mapping.domain import RecordInvalid
 from services.mapping.mappers import default_mappers
 from services.mapping.mappers.fhir_appointments import HUB_ID_SYSTEM, FhirAppointmentMapper
@@ -136,3 +138,15 @@ def test_emr_records_that_cannot_be_mapped_name_the_element_not_the_value() -> N
 
 def test_the_mapper_is_registered() -> None:
     assert isinstance(default_mappers()[("fhir", "ENTITY_TYPE_APPOINTMENT")], FhirAppointmentMapper)
+
+
+def test_the_declared_defaults_as_overrides_change_nothing() -> None:
+    """Every default made an override (the engine, not the code, moves each field): the same both ways."""
+    defaults = rules.defaults(MAPPER)
+    assert {r.hub_field for r in defaults} == set(fhir_appointment.CANONICAL_FIELDS) - {"patient"}
+    overrides = [replace(rule, source="override") for rule in defaults]
+    rules.validate(MAPPER, MAPPER.entity_type, overrides)
+    record = _through_struct(EMR_APPOINTMENT)
+    hub = rules.to_hub(MAPPER, record, defaults, overrides).resource
+    assert fhir_appointment.project(hub) == fhir_appointment.project(MAPPER.to_hub(record).resource)
+    assert rules.to_vendor(MAPPER, hub, defaults, overrides) == MAPPER.to_vendor(hub)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 from google.protobuf import json_format, struct_pb2
@@ -10,9 +11,11 @@ from hypothesis import given
 
 from libs.fhir_patient import parse_patient, project
 from services.adapters.fhir.resources import PATIENT
+from services.mapping import rules
 from services.mapping.domain import RecordInvalid
 from services.mapping.mappers import default_mappers
 from services.mapping.mappers.fhir import HUB_ID_SYSTEM, FhirPatientMapper
+from services.mapping.rules import FieldRule
 from tests.mapping.strategies import patients
 from tests.mapping.synthea import synthea_patients
 
@@ -135,3 +138,28 @@ def test_bad_records_name_the_fhir_element_without_the_value() -> None:
     no_id = {k: v for k, v in EMR_PATIENT.items() if k != "id"}
     assert _errors(MAPPER.to_hub, no_id)[0][:2] == ("id", "MISSING_ID")
     assert _errors(MAPPER.to_hub, {**EMR_PATIENT, "id": "../Patient/1"})[0][:2] == ("id", "MISSING_ID")
+
+
+def test_the_declared_defaults_as_overrides_change_nothing() -> None:
+    """The element table reads and writes what the code maps: every default made an override (so
+    the engine, not the code, moves each field) gives the same resources both ways."""
+    defaults = rules.defaults(MAPPER)
+    assert len(defaults) == 11
+    overrides = [replace(rule, source="override") for rule in defaults]
+    rules.validate(MAPPER, MAPPER.entity_type, overrides)
+    for i, patient in enumerate(SYNTHEA[:20]):
+        record = {**patient, "id": f"emr-{i}"}
+        assert project(rules.to_hub(MAPPER, record, defaults, overrides).resource) == project(
+            MAPPER.to_hub(record).resource
+        )
+        assert project(rules.to_vendor(MAPPER, patient, defaults, overrides)) == project(MAPPER.to_vendor(patient))
+
+
+def test_an_override_on_a_record_not_shaped_like_fhir_names_the_element() -> None:
+    overrides = [FieldRule(MAPPER.entity_type, "family_name", "name.family", "case", {"case": "upper"})]
+    with pytest.raises(RecordInvalid) as invalid:
+        rules.to_hub(
+            MAPPER, {"resourceType": "Patient", "id": "emr-1", "name": "Ann Smith"}, rules.defaults(MAPPER), overrides
+        )
+    assert [(e.field, e.reason) for e in invalid.value.errors] == [("name", "INVALID_FHIR_RESOURCE")]
+    assert invalid.value.external_id == "emr-1" and "Ann" not in invalid.value.errors[0].message

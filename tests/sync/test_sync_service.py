@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
@@ -17,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from libs.db import create_engine
 from libs.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from libs.grpc_client import call, open_channel
-from libs.identity import Caller, reset_caller, set_caller
+from libs.identity import Caller, acting_as
 from libs.protos.concord.audit.v1 import audit_pb2, audit_pb2_grpc
 from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.registry.v1 import registry_pb2 as rpb
@@ -79,16 +79,6 @@ async def peers(settings: Settings, temporal_address: str) -> AsyncIterator[Peer
             registry_pb2_grpc.RegistryServiceStub(channels["registry"]),
             audit_pb2_grpc.AuditServiceStub(channels["audit"]),
         )
-
-
-@contextlib.contextmanager
-def acting_as(caller: Caller) -> Iterator[None]:
-    """Calls made inside carry this caller in their gRPC metadata (x-concord-*)."""
-    token = set_caller(caller)
-    try:
-        yield
-    finally:
-        reset_caller(token)
 
 
 def patient(family: str = "Okafor", given: str = "Ada", birth_date: str = "1980-02-29", **extra: object) -> dict:

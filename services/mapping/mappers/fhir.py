@@ -10,7 +10,11 @@ one side only.
 | `identifier[system=urn:concord:hub:patient]` | the hub's `id` | written to the EMR, so a retried create finds its record |
 | everything else | the same | validated with fhir.resources (R4) both ways |
 
-Errors name the FHIR element (`birthDate`, `name[0].given`), never its value.
+The canonical fields are declared as default field mappings (``ELEMENTS``: element path <-> hub
+field, identity both ways, services/mapping/mappers/fhir_elements.py), so a config's overrides
+can switch one off, send it one way only or pass it through a transform; their values are checked
+against the elements' FHIR R4 types (a birthDate takes a FHIR date, gender an AdministrativeGender
+code). Errors name the FHIR element (`birthDate`, `name[0].given`), never its value.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ import re
 from typing import Any
 
 from libs.errors import InvalidArgument
-from libs.fhir_patient import parse_patient
+from libs.fhir_patient import GENDERS, apply, locate, parse_patient
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
+from services.mapping.mappers.fhir_elements import Elements
+from services.mapping.rules import FieldRule, rules_from
+from services.mapping.schema import VendorField, code, string
 
 # The adapter sends it as `If-None-Exist: identifier=<system>|<hub id>` (services/adapters/fhir/resources.py).
 HUB_ID_SYSTEM = "urn:concord:hub:patient"
@@ -66,9 +73,59 @@ def _parsed(resource: dict, external_id: str = "") -> dict:
         raise RecordInvalid([FieldError.of(error)], external_id) from None
 
 
+def _leaves(patient: dict) -> dict[str, str]:
+    # locate names "telecom" when the patient has no entry of the system: nothing to read there.
+    return {field: "" if path == "telecom" else path for field, path in locate(patient).items()}
+
+
+# Element path (the EMR's "vendor field") -> canonical field, with the element's FHIR R4 type.
+ELEMENTS = Elements(
+    fields={
+        "name.given": "given_name",
+        "name.family": "family_name",
+        "birthDate": "birth_date",
+        "gender": "gender",
+        "telecom.where(system='phone').value": "phone",
+        "telecom.where(system='email').value": "email",
+        "address.line": "address_line",
+        "address.city": "city",
+        "address.state": "state",
+        "address.postalCode": "postal_code",
+        "address.country": "country",
+    },
+    types={
+        "name.given": string(),
+        "name.family": string(),
+        "birthDate": VendorField("fhir_date"),
+        "gender": code(*GENDERS),
+        "telecom.where(system='phone').value": VendorField("phone"),
+        "telecom.where(system='email').value": VendorField("email"),
+        "address.line": string(),
+        "address.city": string(),
+        "address.state": string(),
+        "address.postalCode": string(),
+        "address.country": string(),
+    },
+    parse=lambda record: parse_patient(whole_numbers(record)),
+    apply=apply,
+    leaves=_leaves,
+)
+
+
 class FhirPatientMapper:
     integration_type = "fhir"
     entity_type = "ENTITY_TYPE_PATIENT"
+    vendor_schema = ELEMENTS.schema
+
+    def default_field_mappings(self) -> list[FieldRule]:
+        """Every canonical field, element for element: the EMR and the hub hold the same resource."""
+        return rules_from(self.entity_type, ELEMENTS.fields, {})
+
+    def read_vendor_field(self, record: dict, path: str) -> object:
+        return ELEMENTS.read(record, path)
+
+    def write_vendor_field(self, record: dict, path: str, value: object) -> None:
+        ELEMENTS.write(record, path, value)
 
     def to_hub(self, record: dict) -> HubResult:
         """An EMR Patient (search match or read) as the hub's Patient; external_id is the EMR's id."""

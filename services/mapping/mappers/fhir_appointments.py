@@ -11,7 +11,10 @@ participant translated between the EMR's reference and the hub's logical one.
 | other participants, `slot`, `basedOn`, ... | the same | the EMR's own references (Practitioner, Location): not linked by the hub |
 | everything else | the same | validated with fhir.resources (R4) both ways |
 
-Errors name the FHIR element, never its value.
+Status, times, service and description are declared as default field mappings (``ELEMENTS``,
+identity both ways; services/mapping/mappers/fhir_elements.py) that a config's overrides can
+change; the patient participant is a reference the code translates, not a rule. Errors name the
+FHIR element, never its value.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from libs import fhir_appointment
 from libs.errors import InvalidArgument
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
 from services.mapping.mappers.fhir import shared_elements, whole_numbers
+from services.mapping.mappers.fhir_elements import Elements
+from services.mapping.rules import FieldRule, rules_from
+from services.mapping.schema import VendorField, code, string
 
 # The adapter sends it as `If-None-Exist: identifier=<system>|<hub id>` (services/adapters/fhir/resources.py).
 HUB_ID_SYSTEM = "urn:concord:hub:appointment"
@@ -47,9 +53,53 @@ def _with_actor(appointment: dict, actor: dict) -> dict:
     return result
 
 
+_LEAVES = {
+    "status": "status",
+    "start": "start",
+    "end": "end",
+    "service_code": "serviceType[0].coding[0].code",
+    "service_name": "serviceType[0].text",
+    "description": "description",
+}
+# Element path (the EMR's "vendor field") -> canonical field, with the element's FHIR R4 type.
+ELEMENTS = Elements(
+    fields={
+        "status": "status",
+        "start": "start",
+        "end": "end",
+        "serviceType.coding.code": "service_code",
+        "serviceType.text": "service_name",
+        "description": "description",
+    },
+    types={
+        "status": code(*fhir_appointment.STATUSES),
+        "start": VendorField("instant"),
+        "end": VendorField("instant"),
+        "serviceType.coding.code": string(),
+        "serviceType.text": string(),
+        "description": string(),
+    },
+    parse=lambda record: fhir_appointment.parse_appointment(whole_numbers(record)),
+    apply=fhir_appointment.apply,
+    leaves=lambda appointment: _LEAVES,
+)
+
+
 class FhirAppointmentMapper:
     integration_type = "fhir"
     entity_type = "ENTITY_TYPE_APPOINTMENT"
+    vendor_schema = ELEMENTS.schema
+
+    def default_field_mappings(self) -> list[FieldRule]:
+        """The elements the hub's projection reads, one to one (the patient is a reference the code
+        translates through the sync service's links, not a rule)."""
+        return rules_from(self.entity_type, ELEMENTS.fields, {})
+
+    def read_vendor_field(self, record: dict, path: str) -> object:
+        return ELEMENTS.read(record, path)
+
+    def write_vendor_field(self, record: dict, path: str, value: object) -> None:
+        ELEMENTS.write(record, path, value)
 
     def to_hub(self, record: dict) -> HubResult:
         """An EMR Appointment as the hub's, its patient the logical reference to the EMR's patient id."""

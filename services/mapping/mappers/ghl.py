@@ -12,6 +12,7 @@ from libs.errors import InvalidArgument
 from libs.fhir_patient import apply, locate, normalise_email, normalise_phone, parse_patient, project
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
 from services.mapping.rules import FieldRule, rules_from
+from services.mapping.schema import VendorField, VendorSchema, string
 from services.mapping.transforms import country_code
 
 CONTACT_ID_SYSTEM = "https://gohighlevel.com/contact-id"
@@ -84,17 +85,33 @@ DEFAULT_TRANSFORMS = {
     "gender": ("gender", {"codes": {g: g for g in GENDERS}}),
     "country": ("country", {}),
 }
-# Writable top-level fields of UpsertContactDto (docs/vendors/gohighlevel/apps/contacts.json): the
-# sandbox, like GHL, refuses any other property.
-VENDOR_FIELDS = frozenset(
-    {*FIELDS, "name", "customFields", "tags", "source", "companyName", "website", "timezone", "dnd"}
+# Writable top-level fields of UpsertContactDto (docs/vendors/gohighlevel/apps/contacts.json) with
+# the types it documents (no maximum lengths are published); the sandbox, like GHL, refuses any
+# other property. dateOfBirth is read in the formats GHL's validation names; country is ISO 3166
+# alpha-2; gender is a plain string in the spec.
+VENDOR_SCHEMA = VendorSchema(
+    {
+        **{name: string() for name in FIELDS},
+        "name": string(),
+        "email": VendorField("email"),
+        "phone": VendorField("phone"),
+        "dateOfBirth": VendorField("date", formats=("%Y-%m-%d", "%Y/%m/%d", "%m/%d/%Y")),
+        "country": VendorField("code", 2),
+        "source": string(),
+        "companyName": string(),
+        "website": string(),
+        "timezone": string(),
+        "tags": VendorField("list"),
+        "dnd": VendorField("boolean"),
+    },
+    custom_lists=frozenset({"customFields"}),
 )
 
 
 class GhlPatientMapper:
     integration_type = "ghl"
     entity_type = "ENTITY_TYPE_PATIENT"
-    vendor_fields = VENDOR_FIELDS
+    vendor_schema = VENDOR_SCHEMA
 
     def default_field_mappings(self) -> list[FieldRule]:
         return rules_from(self.entity_type, FIELDS, DEFAULT_TRANSFORMS)

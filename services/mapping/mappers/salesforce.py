@@ -24,6 +24,7 @@ from libs.fhir_patient import apply, locate, normalise_email, normalise_phone, p
 from services.mapping import transforms
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
 from services.mapping.rules import FieldRule, rules_from
+from services.mapping.schema import VendorField, VendorSchema, string
 
 ACCOUNT_ID_SYSTEM = "https://salesforce.com/account-id"
 CONCORD_ID_SYSTEM = "urn:concord:patient-id"
@@ -42,20 +43,30 @@ FIELDS = {
     "PersonMailingCountry": "country",
 }
 PHONES = ("PersonMobilePhone", "PersonHomePhone")
-# Field lengths of the Account object (its describe): longer values are refused by Salesforce.
-LENGTHS = {
-    "FirstName": 40,
-    "LastName": 80,
-    "PersonEmail": 80,
-    "PersonMobilePhone": 40,
-    "PersonHomePhone": 40,
-    "PersonMailingStreet": 255,
-    "PersonMailingCity": 40,
-    "PersonMailingState": 80,
-    "PersonMailingPostalCode": 20,
-    "PersonMailingCountry": 80,
-    EXTERNAL_ID_FIELD: 255,
+# The Person Account fields an override may write, typed and sized as the Account describe gives
+# them (sandbox/salesforce/schema.py follows it): Salesforce refuses a longer value
+# (STRING_TOO_LONG), a date in another form, a value outside a restricted picklist. Picklists that
+# are not restricted (gender identity, salutation) take any text up to their length. Custom fields
+# (…__c) beyond Concord's own are not described here.
+VENDOR_FIELDS = {
+    "FirstName": string(40),
+    "LastName": string(80),
+    "PersonEmail": VendorField("email", 80),
+    "PersonBirthdate": VendorField("date"),
+    "PersonGenderIdentity": string(255),
+    "PersonMobilePhone": VendorField("phone", 40),
+    "PersonHomePhone": VendorField("phone", 40),
+    "PersonMailingStreet": string(255),
+    "PersonMailingCity": string(40),
+    "PersonMailingState": string(80),
+    "PersonMailingPostalCode": string(20),
+    "PersonMailingCountry": string(80),
+    EXTERNAL_ID_FIELD: string(255),
+    "Description": string(32000),
+    "PersonTitle": string(),  # not in the describe the sandbox follows: length unknown
+    "Salutation": string(40),
 }
+LENGTHS = {name: field.max_length for name, field in VENDOR_FIELDS.items() if field.max_length}
 GENDERS_IN = {"male": "male", "female": "female", "nonbinary": "other", "not listed": "other"}
 GENDERS_OUT = {"male": "Male", "female": "Female", "other": "Not Listed"}
 
@@ -110,8 +121,7 @@ class SalesforcePatientMapper:
     integration_type = "salesforce"
     entity_type = "ENTITY_TYPE_PATIENT"
     # Person Account fields an override may write: the mapped ones, and any custom field (…__c).
-    vendor_fields = frozenset({*FIELDS, *PHONES, *LENGTHS, "Description", "PersonTitle", "Salutation"})
-    custom_field_suffix = "__c"
+    vendor_schema = VendorSchema(VENDOR_FIELDS, custom_suffix="__c")
 
     def default_field_mappings(self) -> list[FieldRule]:
         # The canonical phone goes to PersonMobilePhone (PersonHomePhone is read when it is absent).

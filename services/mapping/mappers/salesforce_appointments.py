@@ -31,6 +31,7 @@ from libs.errors import InvalidArgument
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
 from services.mapping.mappers import appointment_common
 from services.mapping.rules import FieldRule, rules_from
+from services.mapping.schema import VendorField, VendorSchema, code, string
 
 APPOINTMENT_ID_SYSTEM = "https://salesforce.com/service-appointment-id"
 APPOINTMENT_TYPE_SYSTEM = "https://salesforce.com/service-appointment-type"
@@ -120,11 +121,20 @@ def inbound(appointment: dict[str, Any], record_id: str, id_system: str, texts: 
 class SalesforceAppointmentMapper:
     integration_type = "salesforce"
     entity_type = "ENTITY_TYPE_APPOINTMENT"
-    # ServiceAppointment fields an override may write: the mapped ones, and any custom field (…__c).
-    vendor_fields = frozenset(
-        {"Status", "SchedStartTime", "SchedEndTime", "Subject", "Description", "AppointmentType", "Comments"}
+    # ServiceAppointment fields an override may write, as its describe types them: the mapped ones,
+    # and any custom field (…__c). Status is a restricted picklist; AppointmentType is not.
+    vendor_schema = VendorSchema(
+        {
+            "Status": code(*TO_HUB_STATUS, max_length=255),
+            "SchedStartTime": VendorField("instant"),
+            "SchedEndTime": VendorField("instant"),
+            "Subject": string(SUBJECT_LENGTH),
+            "Description": string(32000),
+            "AppointmentType": string(255),
+            "Comments": string(32000),
+        },
+        custom_suffix="__c",
     )
-    custom_field_suffix = "__c"
 
     def default_field_mappings(self) -> list[FieldRule]:
         """The fields the code maps one to one (the patient, type and ids are references and

@@ -19,6 +19,7 @@ from libs.errors import InvalidArgument
 from libs.fhir_patient import apply, locate, normalise_email, normalise_phone, parse_patient, project
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
 from services.mapping.rules import FieldRule, rules_from
+from services.mapping.schema import VendorField, VendorSchema, string
 
 GUEST_ID_SYSTEM = "https://zenoti.com/guest-id"
 US = 225
@@ -167,9 +168,31 @@ DEFAULT_TRANSFORMS = {
 }
 
 
+# The guest fields an override may name, typed as docs/vendors/VENDOR_APIS.md §2 documents them
+# (Zenoti publishes no lengths): ids are integers, dates of birth are read as YYYY-MM-DD or with a
+# time of day.
+VENDOR_SCHEMA = VendorSchema(
+    {
+        **{f"personal_info.{name}": string() for name in ("first_name", "middle_name", "last_name", "user_name")},
+        "personal_info.email": VendorField("email"),
+        "personal_info.mobile_phone.number": VendorField("phone"),
+        "personal_info.mobile_phone.country_code": VendorField("integer"),
+        "personal_info.date_of_birth": VendorField("date", formats=("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S")),
+        "personal_info.anniversary_date": VendorField("date", formats=("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S")),
+        "personal_info.gender": VendorField("integer"),
+        "personal_info.nationality_id": VendorField("integer"),
+        "personal_info.is_minor": VendorField("boolean"),
+        **{f"address_info.{name}": string() for name in ("address_1", "address_2", "city", "state_other", "zip_code")},
+        "address_info.state_id": VendorField("integer"),
+        "address_info.country_id": VendorField("integer"),
+    }
+)
+
+
 class ZenotiPatientMapper:
     integration_type = "zenoti"
     entity_type = "ENTITY_TYPE_PATIENT"
+    vendor_schema = VENDOR_SCHEMA
 
     def default_field_mappings(self) -> list[FieldRule]:
         return rules_from(self.entity_type, FIELDS, DEFAULT_TRANSFORMS)

@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class MappingServiceStub:
-    """Maps vendor records to the hub's FHIR R4 resources and back.
+    """Maps vendor records to the hub's FHIR R4 resources and back. Every call that names a config_id
+    is refused unless the registry has that config, of the caller's practice (NOT_FOUND
+    CONFIG_NOT_FOUND) and of the integration_type given (INVALID_ARGUMENT INTEGRATION_TYPE_MISMATCH).
     """
 
     def __init__(self, channel):
@@ -68,7 +70,9 @@ class MappingServiceStub:
 
 
 class MappingServiceServicer:
-    """Maps vendor records to the hub's FHIR R4 resources and back.
+    """Maps vendor records to the hub's FHIR R4 resources and back. Every call that names a config_id
+    is refused unless the registry has that config, of the caller's practice (NOT_FOUND
+    CONFIG_NOT_FOUND) and of the integration_type given (INVALID_ARGUMENT INTEGRATION_TYPE_MISMATCH).
     """
 
     def MapToHub(self, request, context):
@@ -91,14 +95,15 @@ class MappingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReplaceFieldMappings(self, request, context):
-        """Replaces a config's overrides (validated as a whole); bumps the config's mapping version.
+        """Replaces a config's overrides (validated as a whole, against the vendor's field types and
+        lengths too); bumps the config's mapping version. Audited (action mapping.change).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteFieldMapping(self, request, context):
-        """Drops one override, so the field falls back to the vendor default; bumps the version.
+        """Drops one override, so the field falls back to the vendor default; bumps the version. Audited.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -153,7 +158,9 @@ def add_MappingServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class MappingService:
-    """Maps vendor records to the hub's FHIR R4 resources and back.
+    """Maps vendor records to the hub's FHIR R4 resources and back. Every call that names a config_id
+    is refused unless the registry has that config, of the caller's practice (NOT_FOUND
+    CONFIG_NOT_FOUND) and of the integration_type given (INVALID_ARGUMENT INTEGRATION_TYPE_MISMATCH).
     """
 
     @staticmethod
