@@ -42,6 +42,7 @@ from services.gateway.deps import (
     enum_out,
     resolve_vendor,
     run_json,
+    start_sync_run,
 )
 from services.gateway.deps import config_for as _config_for
 from services.gateway.deps import find_config as _find_config
@@ -239,16 +240,7 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
         return {"status": "disconnected", "revoked_at_vendor": response.revoked_at_vendor}
 
     async def start_run(slug: str, caller: Caller, body: SyncRequest | None, entity_type: int) -> dict[str, Any]:
-        require(caller, "sync.start")
-        config = await find_config(caller, await vendor(slug))
-        direction = enum_in("sync_direction", body.direction) if body and body.direction else 0
-        response = await call(
-            backends.sync.StartSync,
-            sync_pb2.StartSyncRequest(
-                practice_id=caller.practice_id, config_id=config.config_id, entity_type=entity_type, direction=direction
-            ),
-        )
-        return run_json(response.run)
+        return await start_sync_run(backends, caller, slug, entity_type, body.direction if body else None)
 
     @app.post("/integrations/{slug}/patients/sync", status_code=202, summary="Start a patient sync run")
     async def start_sync(slug: str, caller: CallerDep, body: SyncRequest | None = None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from libs.grpc_client import call
 from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.sync.v1 import sync_pb2
 from services.gateway.auth import require
-from services.gateway.deps import BackendsDep, CallerDep, enum_in, find_config, resolve_vendor, run_json
+from services.gateway.deps import BackendsDep, CallerDep, start_sync_run
 
 SERVICE = common_pb2.ENTITY_TYPE_SERVICE
 
@@ -57,16 +57,7 @@ def records_router(entity_type: int, plural: str, tag: str, what: str, summary: 
     async def start_records_sync(
         slug: str, caller: CallerDep, backends: BackendsDep, body: CatalogSyncRequest | None = None
     ) -> dict[str, Any]:
-        require(caller, "sync.start")
-        config = await find_config(backends, caller, await resolve_vendor(backends, slug))
-        direction = enum_in("sync_direction", body.direction) if body and body.direction else 0
-        response = await call(
-            backends.sync.StartSync,
-            sync_pb2.StartSyncRequest(
-                practice_id=caller.practice_id, config_id=config.config_id, entity_type=entity_type, direction=direction
-            ),
-        )
-        return run_json(response.run)
+        return await start_sync_run(backends, caller, slug, entity_type, body.direction if body else None)
 
     return router
 

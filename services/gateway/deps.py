@@ -22,7 +22,7 @@ from libs.protos.concord.mapping.v1 import mapping_pb2_grpc
 from libs.protos.concord.registry.v1 import registry_pb2, registry_pb2_grpc
 from libs.protos.concord.sync.v1 import sync_pb2, sync_pb2_grpc
 from libs.settings import Settings
-from services.gateway.auth import caller_from_claims
+from services.gateway.auth import caller_from_claims, require
 
 # The seed's URLs say "hl" for GoHighLevel; the registry calls it "ghl". Every other integration
 # type in the registry is its own slug.
@@ -152,3 +152,22 @@ async def replace_options(
         config=changes, update_mask=field_mask_pb2.FieldMask(paths=["options"])
     )
     return (await call(backends.registry.UpdateIntegrationConfig, request)).config
+
+
+async def start_sync_run(
+    backends: Backends, caller: Caller, slug: str, entity_type: int, direction: str | None
+) -> dict[str, Any]:
+    """``POST /integrations/{slug}/{entity}/sync``: a run of one entity with the vendor's config,
+    in the direction asked (else the config's)."""
+    require(caller, "sync.start")
+    config = await find_config(backends, caller, await resolve_vendor(backends, slug))
+    response = await call(
+        backends.sync.StartSync,
+        sync_pb2.StartSyncRequest(
+            practice_id=caller.practice_id,
+            config_id=config.config_id,
+            entity_type=entity_type,
+            direction=enum_in("sync_direction", direction) if direction else 0,
+        ),
+    )
+    return run_json(response.run)
