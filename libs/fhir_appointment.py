@@ -19,6 +19,7 @@ from fhir.resources.R4B.appointment import Appointment
 
 from libs.errors import InvalidArgument
 from libs.fhir_patient import INVALID_FHIR_RESOURCE, fhir_path
+from libs.fhir_values import set_or_drop
 
 EXTERNAL_ID_SYSTEM = "urn:concord:vendor-id"
 STATUSES = (
@@ -127,23 +128,17 @@ def apply(appointment: dict, changes: dict[str, str | None]) -> dict:
     result = copy.deepcopy(appointment)
     for name, value in changes.items():
         if name in ("status", "description"):
-            _set(result, name, value)
+            set_or_drop(result, name, value)
         elif name in ("start", "end"):
-            _set(result, name, instant(value))
+            set_or_drop(result, name, instant(value))
         elif name in ("service_code", "service_name"):
             service = (result.setdefault("serviceType", [{}]) or [{}])[0]
             if name == "service_name":
-                _set(service, "text", value)
+                set_or_drop(service, "text", value)
             else:
                 coding = service.setdefault("coding", [{}])[0]
-                _set(coding, "code", value)
+                set_or_drop(coding, "code", value)
         elif name == "patient" and value:
             result = set_patient_reference(result, value)
     return result
 
-
-def _set(target: dict, key: str, value: Any) -> None:
-    if value is None:
-        target.pop(key, None)
-    else:
-        target[key] = value

@@ -28,7 +28,7 @@ from fhir.resources.R4B.coverage import Coverage
 from libs import fhir_appointment
 from libs.errors import InvalidArgument
 from libs.fhir_patient import validated
-from libs.fhir_service import _amount, _extension, _set, _set_extension
+from libs.fhir_values import amount, extension, set_extension, set_or_drop
 
 MEMBERSHIP_ID_SYSTEM = "urn:concord:membership-id"
 CENTER_SYSTEM = "urn:concord:center-id"
@@ -57,7 +57,7 @@ CANONICAL_FIELDS = (
 def parse_membership(resource_json: str | dict) -> dict:
     """Validates a FHIR R4 Coverage; returns it as a plain dict without empty values."""
     coverage = validated(resource_json, Coverage)
-    state = (_extension(coverage, STATE_URL) or {}).get("valueCode")
+    state = (extension(coverage, STATE_URL) or {}).get("valueCode")
     if state is not None and state not in STATES:
         raise InvalidArgument("the membership state is not known", field="extension.valueCode", reason="INVALID_CODE")
     return coverage
@@ -95,20 +95,20 @@ def _payor(coverage: dict) -> dict:
 def project(coverage: dict) -> dict[str, str | None]:
     plan, payor = _plan(coverage), _payor(coverage)
     period = coverage.get("period") or {}
-    money = (_extension(coverage, PRICE_URL) or {}).get("valueMoney") or {}
+    money = (extension(coverage, PRICE_URL) or {}).get("valueMoney") or {}
     return {
         "membership_id": ((coverage.get("identifier") or [{}])[0]).get("value"),
         "status": coverage.get("status"),
-        "state": (_extension(coverage, STATE_URL) or {}).get("valueCode"),
+        "state": (extension(coverage, STATE_URL) or {}).get("valueCode"),
         "patient": patient_reference(coverage),
         "plan_id": plan.get("value"),
-        "plan_code": (_extension(coverage, PLAN_CODE_URL) or {}).get("valueString"),
+        "plan_code": (extension(coverage, PLAN_CODE_URL) or {}).get("valueString"),
         "plan_name": plan.get("name"),
         "center_id": (payor.get("identifier") or {}).get("value"),
         "center_name": payor.get("display"),
         "start": period.get("start"),
         "end": period.get("end"),
-        "price": _amount(money.get("value")),
+        "price": amount(money.get("value")),
         "currency": money.get("currency"),
     }
 
@@ -122,7 +122,7 @@ def apply(coverage: dict, changes: dict[str, str | None]) -> dict:
             if not value:
                 del result["identifier"]
         elif name == "status":
-            _set(result, "status", value)
+            set_or_drop(result, "status", value)
         elif name == "state":
             _set_scalar(result, STATE_URL, "valueCode", value)
         elif name == "patient":
@@ -130,7 +130,7 @@ def apply(coverage: dict, changes: dict[str, str | None]) -> dict:
                 result = set_patient_reference(result, value)
         elif name in ("plan_id", "plan_name"):
             plan = result.setdefault("class", [{"type": copy.deepcopy(PLAN_CLASS)}])[0]
-            _set(plan, "value" if name == "plan_id" else "name", value)
+            set_or_drop(plan, "value" if name == "plan_id" else "name", value)
         elif name == "plan_code":
             _set_scalar(result, PLAN_CODE_URL, "valueString", value)
         elif name in ("center_id", "center_name"):
@@ -140,15 +140,15 @@ def apply(coverage: dict, changes: dict[str, str | None]) -> dict:
                 if not value:
                     del payor["identifier"]
             else:
-                _set(payor, "display", value)
+                set_or_drop(payor, "display", value)
         elif name in ("start", "end"):
             period = result.setdefault("period", {})
-            _set(period, name, value)
+            set_or_drop(period, name, value)
             if not period:
                 del result["period"]
         elif name in ("price", "currency"):
             money_value: Any = float(value) if name == "price" and value is not None else value
-            _set_extension(result, PRICE_URL, "valueMoney", "value" if name == "price" else "currency", money_value)
+            set_extension(result, PRICE_URL, "valueMoney", "value" if name == "price" else "currency", money_value)
     return result
 
 
@@ -164,5 +164,5 @@ def _set_scalar(coverage: dict, url: str, kind: str, value: str | None) -> None:
 def membership(**fields: Any) -> dict:
     """A validated canonical Coverage from a vendor's membership fields (mappers build with it)."""
     changes = {name: fields.get(name) for name in CANONICAL_FIELDS}
-    changes["price"] = _amount(changes["price"])
+    changes["price"] = amount(changes["price"])
     return parse_membership(apply({"resourceType": "Coverage"}, changes))

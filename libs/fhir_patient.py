@@ -20,6 +20,7 @@ import pydantic
 from fhir.resources.R4B.patient import Patient
 
 from libs.errors import InvalidArgument
+from libs.fhir_values import set_or_drop
 
 CANONICAL_FIELDS = (
     "given_name",
@@ -258,7 +259,7 @@ def apply(patient: dict, changes: dict[str, str | None]) -> dict:
         _apply_name(result, todo)
     for field, key in (("birth_date", "birthDate"), ("gender", "gender")):
         if field in todo:
-            _set(result, key, todo[field])
+            set_or_drop(result, key, todo[field])
     for field in ("phone", "email"):
         if field in todo:
             _apply_telecom(result, field, todo[field])
@@ -267,11 +268,6 @@ def apply(patient: dict, changes: dict[str, str | None]) -> dict:
     return result
 
 
-def _set(target: dict, key: str, value: Any) -> None:
-    if value is None:
-        target.pop(key, None)
-    else:
-        target[key] = value
 
 
 def _apply_name(patient: dict, todo: dict[str, str | None]) -> None:
@@ -284,9 +280,9 @@ def _apply_name(patient: dict, todo: dict[str, str | None]) -> None:
     name = patient["name"][i]
     name.pop("text", None)  # would contradict the new parts
     if "given_name" in todo:
-        _set(name, "given", todo["given_name"].split() if todo["given_name"] else None)
+        set_or_drop(name, "given", todo["given_name"].split() if todo["given_name"] else None)
     if "family_name" in todo:
-        _set(name, "family", todo["family_name"])
+        set_or_drop(name, "family", todo["family_name"])
     if not name:
         name["use"] = "official"  # an empty element is not valid FHIR; keeps this name the primary one
 
@@ -295,7 +291,7 @@ def _apply_telecom(patient: dict, system: str, value: str | None) -> None:
     telecoms = patient.get("telecom", [])
     if value is None:
         # Every entry of the system goes, else the next one would surface as the projected value.
-        _set(patient, "telecom", [t for t in telecoms if t.get("system") != system] or None)
+        set_or_drop(patient, "telecom", [t for t in telecoms if t.get("system") != system] or None)
         return
     j = _first_telecom(patient, system)
     if j is None:
@@ -314,7 +310,7 @@ def _apply_address(patient: dict, todo: dict[str, str | None]) -> None:
     address.pop("text", None)  # would contradict the new parts
     for field, value in todo.items():
         key = _ADDRESS_KEYS[field]
-        _set(address, key, [value] if key == "line" and value else value)
+        set_or_drop(address, key, [value] if key == "line" and value else value)
     if not address:
         if len(addresses) == 1:
             patient.pop("address")

@@ -22,13 +22,14 @@ every record.
 from __future__ import annotations
 
 import copy
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from fhir.resources.R4B.healthcareservice import HealthcareService
 
 from libs.errors import InvalidArgument
 from libs.fhir_patient import validated
+from libs.fhir_values import amount, extension, set_extension, set_or_drop
 
 SERVICE_CODE_SYSTEM = "urn:concord:service-code"
 CATEGORY_SYSTEM = "urn:concord:service-category"
@@ -52,27 +53,14 @@ def parse_service(resource_json: str | dict) -> dict:
     service = validated(resource_json, HealthcareService)
     if not service.get("name"):
         raise InvalidArgument("a catalog item needs a name", field="name", reason="MISSING_NAME")
-    price = _extension(service, PRICE_URL)
-    if price is not None and _amount((price.get("valueMoney") or {}).get("value")) is None:
+    price = extension(service, PRICE_URL)
+    if price is not None and amount((price.get("valueMoney") or {}).get("value")) is None:
         raise InvalidArgument("the price has no amount", field="extension.valueMoney", reason="INVALID_PRICE")
     return service
 
 
-def _extension(service: dict, url: str) -> dict | None:
-    return next((e for e in service.get("extension", []) if e.get("url") == url), None)
 
 
-def _amount(value: Any) -> str | None:
-    """A decimal as a canonical string (``45`` and ``45.00`` compare equal), None if not a number."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    if not number.is_finite():
-        return None
-    return format(number.quantize(Decimal("0.01")), "f")
 
 
 def _coding(service: dict, key: str) -> dict:
@@ -82,8 +70,8 @@ def _coding(service: dict, key: str) -> dict:
 
 def project(service: dict) -> dict[str, str | None]:
     kind, category = _coding(service, "type"), _coding(service, "category")
-    duration = (_extension(service, DURATION_URL) or {}).get("valueDuration") or {}
-    money = (_extension(service, PRICE_URL) or {}).get("valueMoney") or {}
+    duration = (extension(service, DURATION_URL) or {}).get("valueDuration") or {}
+    money = (extension(service, PRICE_URL) or {}).get("valueMoney") or {}
     minutes = duration.get("value")
     active = service.get("active")
     return {
@@ -93,7 +81,7 @@ def project(service: dict) -> dict[str, str | None]:
         "category_code": category.get("code"),
         "category_name": category.get("_text") or category.get("display"),
         "duration_minutes": None if minutes is None else str(int(Decimal(str(minutes)))),
-        "price": _amount(money.get("value")),
+        "price": amount(money.get("value")),
         "currency": money.get("currency"),
         "description": service.get("comment"),
     }
@@ -104,47 +92,35 @@ def apply(service: dict, changes: dict[str, str | None]) -> dict:
     result = copy.deepcopy(service)
     for name, value in changes.items():
         if name == "name":
-            _set(result, "name", value)
+            set_or_drop(result, "name", value)
         elif name == "description":
-            _set(result, "comment", value)
+            set_or_drop(result, "comment", value)
         elif name == "active":
-            _set(result, "active", None if value is None else value == "true")
+            set_or_drop(result, "active", None if value is None else value == "true")
         elif name == "service_code":
             _set_coding(result, "type", SERVICE_CODE_SYSTEM, "code", value)
         elif name == "category_code":
             _set_coding(result, "category", CATEGORY_SYSTEM, "code", value)
         elif name == "category_name":
             concept = result.setdefault("category", [{}])[0]
-            _set(concept, "text", value)
+            set_or_drop(concept, "text", value)
         elif name == "duration_minutes":
-            _set_extension(result, DURATION_URL, "valueDuration", "value", None if value is None else int(value))
-            duration = _extension(result, DURATION_URL)
+            set_extension(result, DURATION_URL, "valueDuration", "value", None if value is None else int(value))
+            duration = extension(result, DURATION_URL)
             if duration is not None:
                 duration["valueDuration"].update(unit="min", system="http://unitsofmeasure.org", code="min")
         elif name in ("price", "currency"):
             money_value: Any = float(value) if name == "price" and value is not None else value
-            _set_extension(result, PRICE_URL, "valueMoney", "value" if name == "price" else "currency", money_value)
+            set_extension(result, PRICE_URL, "valueMoney", "value" if name == "price" else "currency", money_value)
     return result
 
 
 def _set_coding(service: dict, key: str, system: str, element: str, value: str | None) -> None:
     concept = service.setdefault(key, [{}])[0]
     coding = concept.setdefault("coding", [{"system": system}])[0]
-    _set(coding, element, value)
+    set_or_drop(coding, element, value)
 
 
-def _set_extension(service: dict, url: str, kind: str, element: str, value: Any) -> None:
-    extension = _extension(service, url)
-    if extension is None:
-        if value is None:
-            return
-        extension = {"url": url, kind: {}}
-        service.setdefault("extension", []).append(extension)
-    _set(extension.setdefault(kind, {}), element, value)
-    if not extension[kind]:
-        service["extension"].remove(extension)
-        if not service["extension"]:
-            del service["extension"]
 
 
 def catalog_item(
@@ -168,15 +144,9 @@ def catalog_item(
         "category_code": category_code,
         "category_name": category_name,
         "duration_minutes": None if duration_minutes is None else str(duration_minutes),
-        "price": _amount(price),
+        "price": amount(price),
         "currency": currency,
         "description": description or None,
     }
     return parse_service(apply(base, changes))
 
-
-def _set(target: dict, key: str, value: Any) -> None:
-    if value is None:
-        target.pop(key, None)
-    else:
-        target[key] = value
