@@ -1,5 +1,5 @@
-"""Helpers every vendor's appointment mapper can share (the Zenoti mapper uses them; GHL's and
-Salesforce's carry their own copies of the same steps and can move here)."""
+"""Helpers every vendor's appointment mapper shares (Zenoti's and GHL's use them; Salesforce's still
+carries its own copy of the outbound steps and can move here)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,13 @@ def participant_value(appointment: dict, system: str, actor_type: str | None = N
         if identifier.get("system") == system and identifier.get("value"):
             return identifier["value"]
     return None
+
+
+def service_code(appointment: dict, system: str) -> str | None:
+    """The first code in ``system`` among the appointment's serviceType codings (a vendor's service or
+    calendar id)."""
+    codings = (c for service in appointment.get("serviceType") or [] for c in service.get("coding") or [])
+    return next((c["code"] for c in codings if c.get("system") == system and c.get("code")), None)
 
 
 def outbound(resource: dict, vendor: str) -> tuple[dict, dict, list[FieldError], str]:

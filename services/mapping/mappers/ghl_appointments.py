@@ -31,7 +31,7 @@ from libs import fhir_appointment
 from libs.errors import InvalidArgument
 from services.adapters.ghl.schemas import CALENDAR_NAME, SERVICE_HINT
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
-from services.mapping.mappers.appointment_common import outbound
+from services.mapping.mappers.appointment_common import outbound, participant_value, service_code
 from services.mapping.rules import FieldRule, rules_from
 
 APPOINTMENT_ID_SYSTEM = "https://gohighlevel.com/appointment-id"
@@ -83,14 +83,6 @@ def _text(event: dict, field: str, errors: list[FieldError]) -> str | None:
         errors.append(FieldError(field, "INVALID_TYPE", f"{field} must be a string"))
         return None
     return value.strip() or None
-
-
-def _user_id(appointment: dict) -> str | None:
-    for participant in appointment.get("participant", []):
-        identifier = (participant.get("actor") or {}).get("identifier") or {}
-        if identifier.get("system") == USER_ID_SYSTEM and identifier.get("value"):
-            return identifier["value"]
-    return None
 
 
 class GhlAppointmentMapper:
@@ -159,9 +151,7 @@ class GhlAppointmentMapper:
         appointment, view, errors, patient_id = outbound(resource, "GoHighLevel")
         if view["start"] is None:
             errors.append(FieldError("start", "MISSING_TIME", "GoHighLevel needs the appointment's start"))
-        service = (appointment.get("serviceType") or [{}])[0]
-        coding = next((c for c in service.get("coding", []) if c.get("system") == CALENDAR_ID_SYSTEM), {})
-        calendar_id = coding.get("code")
+        calendar_id = service_code(appointment, CALENDAR_ID_SYSTEM)
         if not (calendar_id or view["service_code"] or view["service_name"]):
             errors.append(
                 FieldError("serviceType", "MISSING_SERVICE", "GoHighLevel books a calendar: name the service")
@@ -183,6 +173,6 @@ class GhlAppointmentMapper:
             }
         if view["description"]:
             event["description"] = view["description"]
-        if user_id := _user_id(appointment):
+        if user_id := participant_value(appointment, USER_ID_SYSTEM):
             event["assignedUserId"] = user_id
         return event

@@ -31,7 +31,7 @@ from typing import Any
 from libs import fhir_appointment
 from libs.errors import InvalidArgument
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
-from services.mapping.mappers.appointment_common import outbound, participant_value
+from services.mapping.mappers.appointment_common import outbound, participant_value, service_code
 from services.mapping.mappers.zenoti_services import SERVICE_ID_SYSTEM
 
 APPOINTMENT_ID_SYSTEM = "https://zenoti.com/appointment-id"
@@ -77,14 +77,6 @@ def _wall_clock(instant: str) -> str:
 def therapist_id(appointment: dict) -> str | None:
     """The Zenoti therapist of a hub appointment's Practitioner participant, if any."""
     return participant_value(appointment, THERAPIST_ID_SYSTEM, "Practitioner")
-
-
-def _service_id(appointment: dict) -> str | None:
-    for service in appointment.get("serviceType") or []:
-        for coding in service.get("coding") or []:
-            if coding.get("system") == SERVICE_ID_SYSTEM and coding.get("code"):
-                return coding["code"]
-    return None
 
 
 class ZenotiAppointmentMapper:
@@ -145,7 +137,7 @@ class ZenotiAppointmentMapper:
         """A FHIR Appointment as the adapter's booking intent: guest_id, service_id, therapist_id,
         start_time_utc (Zenoti wall clock in UTC), status, notes and the hub id (concord_id)."""
         appointment, view, errors, guest_id = outbound(resource, "Zenoti")
-        service_id = _service_id(appointment)
+        service_id = service_code(appointment, SERVICE_ID_SYSTEM)
         if service_id is None:
             errors.append(FieldError("serviceType", "MISSING_SERVICE", "Zenoti books a service: name its id"))
         if view["start"] is None and view["status"] != "cancelled":
