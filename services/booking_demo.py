@@ -40,6 +40,7 @@ class BookingResult:
     seconds: float
     appointment_id: str
     vendor_appointment_id: str
+    to_emr: int = 0
 
 
 def _patient(person: dict[str, str]) -> dict[str, Any]:
@@ -123,6 +124,13 @@ async def run_booking_demo(stack: Stack, practice_id: str = "demo-booking-practi
         if polled["records_updated"] != 1:
             raise DemoError(f"the Zenoti appointment poll updated {polled['records_updated']}, not 1")
         after = _check(await http.get(f"/appointments/{hub['id']}", headers=headers), 200, "appointment")
+        # The practice's EMR gets the booking as Zenoti holds it now (its patient first).
+        fhir = stack.vendors["fhir"]
+        _check(await http.post("/integrations/fhir/connect", json=fhir.connect, headers=headers), 200, "fhir connect")
+        await run_sync(http, headers, "push", vendor="fhir", entity="patients")
+        to_emr = await run_sync(http, headers, "push", vendor="fhir", entity="appointments")
+        if to_emr["records_created"] != 1 or to_emr["records_failed"]:
+            raise DemoError(f"the EMR appointment push ended {to_emr['status']}: {to_emr['records_created']} created")
     return BookingResult(
         day=date.isoformat(day),
         service=service["name"],
@@ -134,6 +142,7 @@ async def run_booking_demo(stack: Stack, practice_id: str = "demo-booking-practi
         hub_start_after=after["start"],
         seconds=time.perf_counter() - began,
         appointment_id=hub["id"],
+        to_emr=to_emr["records_created"],
         vendor_appointment_id=booked[0].id,
     )
 
@@ -149,5 +158,6 @@ def print_booking_summary(result: BookingResult, console: Console) -> None:
     table.add_row("pushed again: Zenoti writes", str(result.repeat_writes))
     table.add_row("front desk drags it in Zenoti (no webhook) to", result.rescheduled_local)
     table.add_row("hub appointment start after one appointment poll (UTC)", result.hub_start_after)
+    table.add_row("the rescheduled booking pushed on to the FHIR EMR", str(result.to_emr))
     table.add_row("seconds", f"{result.seconds:.1f}")
     console.print(table)

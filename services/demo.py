@@ -248,6 +248,7 @@ class ZapierResult:
     delivered_records: int
     unsubscribed: bool
     seconds: float
+    appointments_delivered: int = 0
 
 
 async def run_zapier_demo(stack: Stack, practice_id: str = "demo-zapier-practice", seeded: int = 10) -> ZapierResult:
@@ -314,6 +315,23 @@ async def run_zapier_demo(stack: Stack, practice_id: str = "demo-zapier-practice
         again = await run_sync(http, headers, "push", vendor="zapier")
         if again["records_processed"] != 0:
             raise DemoError(f"a second push to Zapier sent {again['records_processed']} records again")
+        # Two appointments the practice books in the hub reach the appointment.booked Zap.
+        for n, patient_id in enumerate(imported["patient_ids"][:2]):
+            visit = {
+                "resourceType": "Appointment",
+                "status": "booked",
+                "start": f"2027-01-1{2 + n}T16:00:00Z",
+                "end": f"2027-01-1{2 + n}T16:30:00Z",
+                "serviceType": [{"text": "Follow-up visit"}],
+                "participant": [{"actor": {"reference": f"Patient/{patient_id}"}, "status": "accepted"}],
+            }
+            _check(await http.post("/appointments", json=visit, headers=headers), 201, "appointment")
+        visits = await run_sync(http, headers, "push", vendor="zapier", entity="appointments")
+        booked_zap = zaps["appointment_booked"]
+        booked_out = _check(await http.get(f"{zapier}/_sandbox/zaps/{booked_zap}/deliveries"), 200, "deliveries")
+        booked_records = sum(len(d["body"]) if isinstance(d.get("body"), list) else 1 for d in booked_out)
+        if visits["records_created"] != 2 or booked_records != 2:
+            raise DemoError(f"the appointment.booked Zap received {booked_records} appointments, expected 2")
         zap_id = zaps["patient_created"]
         deliveries = _check(await http.get(f"{zapier}/_sandbox/zaps/{zap_id}/deliveries"), 200, "deliveries")
         delivered = sum(len(d["body"]) if isinstance(d.get("body"), list) else 1 for d in deliveries)
@@ -326,6 +344,7 @@ async def run_zapier_demo(stack: Stack, practice_id: str = "demo-zapier-practice
         zaps=zaps,
         actions={"patients": seed["succeeded"], "appointments": 1},
         pushed=pushed,
+        appointments_delivered=booked_records,
         deliveries=len(deliveries),
         delivered_records=delivered,
         unsubscribed=unsubscribed,
@@ -354,6 +373,7 @@ def print_zapier_summary(result: ZapierResult, console: Console) -> None:
     table.add_row("appointments booked by a Zapier action", str(result.actions["appointments"]))
     table.add_row("hub patients delivered to the patient.created Zap", str(result.delivered_records))
     table.add_row("signed catch-hook deliveries (batches)", str(result.deliveries))
+    table.add_row("hub appointments delivered to the appointment.booked Zap", str(result.appointments_delivered))
     table.add_row("Zap turned off -> unsubscribed", "yes" if result.unsubscribed else "no")
     table.add_row("seconds", f"{result.seconds:.1f}")
     table.add_row("push sync trace id", result.pushed["trace_id"])
@@ -435,6 +455,11 @@ async def _main() -> int:
         with console.status("running the demo: GoHighLevel"):
             result = await run_demo(stack)
         print_summary(result, console)
+        from services.appointments_demo import print_ghl_appointments_summary, run_ghl_appointments_demo
+
+        with console.status("running the demo: appointments with GoHighLevel calendars"):
+            ghl_appointments = await run_ghl_appointments_demo(stack)
+        print_ghl_appointments_summary(ghl_appointments, console)
         with console.status("running the demo: FHIR EMR -> Salesforce and Zenoti (Zenoti is paced: about 2 minutes)"):
             vendors = await run_vendors_demo(stack)
         print_vendors_summary(vendors, console)

@@ -174,3 +174,18 @@ async def test_appointments_go_to_ghl_for_the_right_contact_and_come_back(stack,
         assert (again["status"], again["records_processed"]) == ("succeeded", 0)
 
     assert NOTES not in caplog.text and "Zyxwvut" not in caplog.text
+
+
+async def test_the_demo_books_both_ways_with_ghl_calendars(stack) -> None:  # noqa: ANN001
+    from services.appointments_demo import BOOKED_AT_GHL, SERVICE, run_ghl_appointments_demo
+    from services.demo import run_demo
+
+    await run_demo(stack, patients_limit=5)
+    result = await run_ghl_appointments_demo(stack)
+    assert (result.pushed["records_created"], result.pushed["vendor_requests"] >= 1) == (1, True)
+    assert result.pulled["records_created"] == 1
+    assert result.hub_appointment_from_ghl["serviceType"][0]["text"] == BOOKED_AT_GHL
+    ghl = stack.sandbox_apps["ghl"].state.sandbox
+    events = [e for loc in ghl.locations.values() for e in loc.appointments.values()]
+    names = {c["id"]: c["name"] for loc in ghl.locations.values() for c in loc.calendars.values()}
+    assert sorted(names[e["calendarId"]] for e in events) == sorted([SERVICE, BOOKED_AT_GHL])

@@ -35,13 +35,16 @@ async def test_zapier_demo_delivers_each_hub_patient_once_and_takes_actions(stac
     assert result.actions == {"patients": 5, "appointments": 1}
     assert result.pushed["records_created"] == 20
     assert result.delivered_records == 20
+    assert result.appointments_delivered == 2  # the hub's own bookings; the Zap's own one is not echoed back
     assert result.unsubscribed
 
     headers = _admin(stack, "demo-zapier-practice")
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=120) as http:
         patients = (await http.get("/patients", params={"page_size": 500}, headers=headers)).json()["patients"]
         assert len(patients) == 25  # 5 from Zapier actions, 20 imported: none twice
-        appointments = (await http.get("/appointments", headers=headers)).json()["appointments"]
+        listed = (await http.get("/appointments", headers=headers)).json()["appointments"]
+        assert len(listed) == 3  # the Zap's booking and the two the hub booked
+        appointments = [a for a in listed if a["start"].startswith("2027-01-11")]
         assert len(appointments) == 1
         first = synthetic_patients_bundle(1)["entry"][0]["resource"]
         owner = appointments[0]["participant"][0]["actor"]["reference"].removeprefix("Patient/")

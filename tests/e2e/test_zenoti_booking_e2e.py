@@ -19,13 +19,16 @@ def _instant(value: str) -> datetime:
 
 async def test_a_hub_appointment_is_booked_at_zenoti_once_and_a_reschedule_comes_back(stack) -> None:  # noqa: ANN001
     result = await run_booking_demo(stack)
-    assert result.free_slots > 0 and result.repeat_writes == 0
+    assert result.free_slots > 0 and result.repeat_writes == 0 and result.to_emr == 1
     assert result.booked_calls == 5  # the guest's day, booking, reserve, confirm, the booked appointment
     org = stack.vendors["zenoti"].app.state.sandbox.org_by_key(stack.vendors["zenoti"].connect["api_key"])
     booked = org.appointments[result.vendor_appointment_id]
     center = org.centers[booked.center_id]
     assert center.local(booked.start).strftime("%Y-%m-%dT%H:%M:%S") == result.rescheduled_local
     assert _instant(result.hub_start_after) == booked.start  # the hub follows the front desk's drag
+    emr = stack.vendors["fhir"].app.state.sandbox.tenants["default"]
+    at_emr = [a for a in emr.live("Appointment") if _instant(a["start"]) == booked.start]
+    assert len(at_emr) == 1  # the EMR has the booking at its new time, once
 
     practice = "demo-booking-practice"
     admin = {"Authorization": f"Bearer {stack.gateway.issuer.mint('demo-admin', practice, 'admin')}"}
