@@ -96,7 +96,7 @@ def print_ghl_appointments_summary(result: GhlAppointmentsResult, console: Conso
     table.add_row(f"hub appointment pushed to the '{result.calendar}' calendar (API calls)",
                   f"{result.pushed['records_created']} ({result.pushed['vendor_requests']})")  # fmt: skip
     table.add_row("booked by GHL staff, pulled into the hub", str(result.pulled["records_created"]))
-    table.add_row("its hub service / start (UTC)",
+    table.add_row("its hub service / start",
                   f"{result.hub_appointment_from_ghl['serviceType'][0]['text']} / {result.hub_appointment_from_ghl['start']}")  # fmt: skip
     table.add_row("seconds", f"{result.seconds:.1f}")
     console.print(table)
