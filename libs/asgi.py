@@ -30,15 +30,27 @@ async def serve_asgi(app, host: str = "127.0.0.1", port: int = 0) -> RunningAsgi
     return await serve_asgi_at(lambda _url: app, host, port)
 
 
-async def serve_asgi_at(make_app, host: str = "127.0.0.1", port: int = 0) -> RunningAsgi:  # noqa: ANN001
-    """Like serve_asgi, for apps that must know their own URL: ``make_app(url)`` builds the app
-    once the port is bound."""
+def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A bound listening socket (port 0 picks a free one), to know a server's URL before serving:
+    holding it from the start, nothing else can take the port meanwhile."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Accepted connections inherit it: without it every keep-alive answer waits ~40 ms (Nagle).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
-    app = make_app(f"http://{host}:{sock.getsockname()[1]}")
+    return sock
+
+
+async def serve_asgi_at(make_app, host: str = "127.0.0.1", port: int = 0) -> RunningAsgi:  # noqa: ANN001
+    """Like serve_asgi, for apps that must know their own URL: ``make_app(url)`` builds the app
+    once the port is bound."""
+    sock = bind_socket(host, port)
+    return await serve_on(sock, make_app(f"http://{host}:{sock.getsockname()[1]}"))
+
+
+async def serve_on(sock: socket.socket, app) -> RunningAsgi:  # noqa: ANN001
+    """Serves ``app`` on a socket bound by bind_socket; returns once uvicorn has started."""
+    host = sock.getsockname()[0]
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from libs.asgi import RunningAsgi
+from libs.asgi import RunningAsgi, bind_socket
 from libs.grpc_client import call, open_channel
 from libs.protos.concord.connection.v1 import connection_pb2, connection_pb2_grpc
 from libs.service import RunningService, wait_for_shutdown
@@ -145,9 +145,11 @@ async def start_stack(
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(settings)
+    gateway_socket = None
     try:
-        gateway_port = 0 if ephemeral_ports else settings.gateway_port
-        gateway_socket_port = gateway_port or _free_port()
+        # Bound now and held: the sandboxes' redirect URIs need the gateway's URL before it serves.
+        gateway_socket = bind_socket(settings.gateway_host, 0 if ephemeral_ports else settings.gateway_port)
+        gateway_socket_port = gateway_socket.getsockname()[1]
         settings = settings.model_copy(update={"public_base_url": f"http://127.0.0.1:{gateway_socket_port}"})
         if with_sandbox:
             for vendor in VENDORS:
@@ -191,10 +193,13 @@ async def start_stack(
                             integration_type=vendor, client_id=dev.client_id, client_secret=dev.client_secret
                         ),
                     )
-        stack.gateway = await start_gateway(settings, gateway_socket_port)
+        stack.gateway = await start_gateway(settings, sock=gateway_socket)
+        gateway_socket = None
         stack.settings = settings
         return stack
     except BaseException:
+        if gateway_socket is not None:
+            gateway_socket.close()
         await stack.stop()
         raise
 

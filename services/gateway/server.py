@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 from joserfc.jwk import KeySet
@@ -9,7 +10,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from libs.asgi import RunningAsgi, serve_asgi
+from libs.asgi import RunningAsgi, bind_socket, serve_on
 from libs.grpc_client import open_channel
 from libs.protos.concord.audit.v1 import audit_pb2_grpc
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
@@ -62,9 +63,13 @@ class RunningGateway:
             await channel.close()
 
 
-async def start(settings: Settings, port: int | None = None) -> RunningGateway:
+async def start(settings: Settings, port: int | None = None, sock: socket.socket | None = None) -> RunningGateway:
+    """Serves the gateway on ``sock`` (bound earlier, so its URL was known and held) or binds
+    ``port`` (settings.gateway_port when None)."""
     issuer = DevIssuer.in_data_dir(settings)
-    channels = [open_channel(settings.service_address(name)) for name in ("registry", "connection", "sync", "audit", "mapping")]
+    channels = [
+        open_channel(settings.service_address(name)) for name in ("registry", "connection", "sync", "audit", "mapping")
+    ]
     backends = Backends(
         registry=registry_pb2_grpc.RegistryServiceStub(channels[0]),
         connection=connection_pb2_grpc.ConnectionServiceStub(channels[1]),
@@ -74,7 +79,7 @@ async def start(settings: Settings, port: int | None = None) -> RunningGateway:
     )
     app = create_app(settings, backends, KeySet([issuer.key]))
     FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
-    asgi = await serve_asgi(
-        FreshTraceContext(app), settings.gateway_host, settings.gateway_port if port is None else port
-    )
+    if sock is None:
+        sock = bind_socket(settings.gateway_host, settings.gateway_port if port is None else port)
+    asgi = await serve_on(sock, FreshTraceContext(app))
     return RunningGateway(asgi, issuer, channels)
