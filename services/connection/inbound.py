@@ -198,6 +198,17 @@ class InboundAccess:
                 raise not_found
             await audited(self._audit, REVOKE, f"InboundKey/{key_id}", config.practice_id, config.integration_type)
 
+    async def end_keys(self, config_id: str) -> None:
+        """Revokes every key of the config (Disconnect), each audited."""
+        config = await self._registry.get_config(config_id)
+        table = models.inbound_keys
+        async with self._sessions() as session, session.begin():
+            live = table.c.config_id == config_id, table.c.revoked_at.is_(None)
+            ended = (await session.execute(select(table.c.key_id).where(*live))).scalars().all()
+            await session.execute(update(table).where(*live).values(revoked_at=datetime.now(UTC)))
+            for key_id in ended:
+                await audited(self._audit, REVOKE, f"InboundKey/{key_id}", config.practice_id, config.integration_type)
+
     async def keys(self, config_id: str, requested_size: int, token: str) -> tuple[list[InboundKey], str]:
         """The config's unrevoked keys, in id order; never a key or its hash. While the config is
         disconnected they are refused all the same (``authenticate``)."""

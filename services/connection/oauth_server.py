@@ -262,6 +262,22 @@ class OAuthServer:
                 raise _grant_not_found()  # already revoked
             await audited(self._audit, REVOKE, f"IssuedOAuthGrant/{grant_id}", row.practice_id, ZAPIER)
 
+    async def end_grants(self, config_id: str) -> None:
+        """Ends every grant of the config (Disconnect), each audited; its clients stay."""
+        details = models.issued_oauth_grant_details
+        now = self._now()
+        async with self._sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(details.c.grant_id, details.c.practice_id).where(
+                        details.c.config_id == config_id, details.c.revoked_at.is_(None)
+                    )
+                )
+            ).all()
+            for grant_id, practice_id in rows:
+                await _revoke(session, now, grant_id=grant_id)
+                await audited(self._audit, REVOKE, f"IssuedOAuthGrant/{grant_id}", practice_id, ZAPIER)
+
     async def purge(self) -> int:
         """Deletes the secrets and grants that can no longer be used (module docstring); returns
         how many rows went."""

@@ -9,7 +9,7 @@ from libs.proto_convert import required, timestamp
 from libs.protos.concord.connection.v1 import connection_pb2 as pb
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
 from services.connection import convert
-from services.connection.inbound import InboundAccess, InboundKey, Subscription
+from services.connection.inbound import INBOUND_KIND, InboundAccess, InboundKey, Subscription
 from services.connection.oauth_server import Grant, OAuthServer
 from services.connection.service import ConnectionService
 
@@ -100,6 +100,11 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
 
     async def Disconnect(self, request, context) -> pb.DisconnectResponse:  # noqa: ANN001
         connection, revoked = await self._service.disconnect(required(request.config_id, "config_id"))
+        if connection.credential_kind == INBOUND_KIND:
+            # Zapier reaches the config only with what Concord issued it: Disconnect ends all of it
+            # for good, so connecting again (by a key or a code exchange) brings none of it back.
+            await self._inbound.end_keys(connection.config_id)
+            await self._oauth.end_grants(connection.config_id)
         return pb.DisconnectResponse(connection=convert.connection_to_proto(connection), revoked_at_vendor=revoked)
 
     async def CreateInboundKey(self, request, context) -> pb.CreateInboundKeyResponse:  # noqa: ANN001

@@ -562,3 +562,42 @@ async def test_grants_issued_before_0005_get_their_row_and_keep_working(settings
         assert (await oauth.authenticate(exchanged.access_token)).config_id == "cfg-1"
     finally:
         await engine.dispose()
+
+
+async def _grant_ids(stub: ConnectionStub, config_id: str) -> list[str]:
+    listed = await call(stub.ListIssuedOAuthGrants, pb.ListIssuedOAuthGrantsRequest(config_id=config_id))
+    return [g.grant_id for g in listed.grants]
+
+
+async def test_disconnect_ends_every_key_and_grant_for_good(harness: Harness) -> None:
+    stub = harness.stub
+    mine, _ = await zapier_configs(harness)
+    with acting_as(ADMIN_P1):
+        key = await call(stub.CreateInboundKey, pb.CreateInboundKeyRequest(config_id=mine))
+        client_id, secret = await grpc_client(stub, mine)
+        grant = await grpc_grant(stub, mine, client_id, secret)
+        (first_grant,) = await _grant_ids(stub, mine)
+        await call(stub.Disconnect, pb.DisconnectRequest(config_id=mine))
+        assert (await call(stub.ListInboundKeys, pb.ListInboundKeysRequest(config_id=mine))).keys == []
+        assert await _grant_ids(stub, mine) == []
+        again = await grpc_grant(stub, mine, client_id, secret)  # connected again by a code exchange
+        (second_grant,) = await _grant_ids(stub, mine)
+    assert await bearer_reason(stub, again.access_token) == "OK"
+    assert await bearer_reason(stub, grant.access_token) == "INVALID_ACCESS_TOKEN"
+    with pytest.raises(Unauthenticated):
+        await call(stub.AuthenticateInboundKey, pb.AuthenticateInboundKeyRequest(api_key=key.api_key))
+    with acting_as(Caller()), pytest.raises(InvalidArgument):
+        await grpc_refresh(stub, client_id, secret, grant.refresh_token)
+
+    with acting_as(ADMIN_P1):
+        await call(stub.Disconnect, pb.DisconnectRequest(config_id=mine))
+        fresh = await call(stub.CreateInboundKey, pb.CreateInboundKeyRequest(config_id=mine))  # connected by a key
+        assert await _grant_ids(stub, mine) == []
+    await call(stub.AuthenticateInboundKey, pb.AuthenticateInboundKeyRequest(api_key=fresh.api_key))
+    assert await bearer_reason(stub, again.access_token) == "INVALID_ACCESS_TOKEN"
+    revoked = [resource for action, resource, _ in await audit_events(harness, "p1") if action == "credential.revoke"]
+    assert revoked == [
+        f"InboundKey/{key.key.key_id}",
+        f"IssuedOAuthGrant/{first_grant}",
+        f"IssuedOAuthGrant/{second_grant}",
+    ]
