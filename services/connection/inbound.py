@@ -78,9 +78,14 @@ def confine(practice_id: str, error: ConcordError) -> None:
         raise error
 
 
+def _optional_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
 def _to_key(row) -> InboundKey:  # noqa: ANN001
-    last_used = None if row.last_used_at is None else _utc(row.last_used_at)
-    return InboundKey(row.key_id, row.config_id, row.practice_id, row.label, _utc(row.created_at), last_used)
+    return InboundKey(
+        row.key_id, row.config_id, row.practice_id, row.label, _utc(row.created_at), _optional_utc(row.last_used_at)
+    )
 
 
 def _target_purpose(config_id: str) -> str:

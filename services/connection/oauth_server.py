@@ -51,7 +51,7 @@ from libs.errors import InvalidArgument, NotFound, Unauthenticated
 from libs.paging import decode_token, next_token, page_size
 from services.connection import models
 from services.connection.audit import CONSENT, CREATE, REVOKE, CredentialAudit, audited
-from services.connection.inbound import USE_RECORD_INTERVAL, _hash, _utc, confine
+from services.connection.inbound import USE_RECORD_INTERVAL, _hash, _optional_utc, _utc, confine
 from services.connection.registry_client import RegistryClient
 
 log = logging.getLogger("concord.connection.oauth_server")
@@ -113,10 +113,6 @@ class Grant:
     last_refresh_at: datetime | None
     last_used_at: datetime | None
     scopes: tuple[str, ...] = GRANT_SCOPES
-
-
-def _optional_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else _utc(value)
 
 
 def _to_grant(row) -> Grant:  # noqa: ANN001
