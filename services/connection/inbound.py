@@ -130,6 +130,7 @@ class InboundAccess:
 
     async def create_key(self, config_id: str, label: str) -> tuple[InboundKey, str]:
         config = await self._registry.get_config(config_id)
+        confine(config.practice_id, NotFound("integration config not found", reason="CONFIG_NOT_FOUND"))
         if len(label) > 200:
             raise InvalidArgument("label is longer than 200 characters", field="label", reason="TOO_LONG")
         api_key = KEY_PREFIX + secrets.token_urlsafe(32)

@@ -175,6 +175,7 @@ class OAuthServer:
         if self._registry is None:
             raise RuntimeError("register_client needs the registry")
         config = await self._registry.get_config(config_id)
+        confine(config.practice_id, NotFound("integration config not found", reason="CONFIG_NOT_FOUND"))
         return await self.create_client(config_id, config.practice_id, redirect_uri)
 
     # --- admin side -----------------------------------------------------------------------------

@@ -358,6 +358,14 @@ async def test_grants_over_grpc_are_listed_revoked_and_audited_in_the_callers_pr
         with pytest.raises(NotFound) as listing:
             await call(stub.ListIssuedOAuthGrants, pb.ListIssuedOAuthGrantsRequest(config_id=mine))
         assert listing.value.reason == "CONFIG_NOT_FOUND"
+        with pytest.raises(NotFound) as registering:
+            await grpc_client(stub, mine)
+        assert registering.value.reason == "CONFIG_NOT_FOUND"
+        with pytest.raises(NotFound) as consenting:
+            await call(
+                stub.CreateOAuthConsentTicket, pb.CreateOAuthConsentTicketRequest(config_id=mine, client_id=client_id)
+            )
+        assert consenting.value.reason == "OAUTH_CLIENT_NOT_FOUND"
         for config_id in (mine, theirs):
             with pytest.raises(NotFound) as revoking:
                 await call(
@@ -435,6 +443,9 @@ async def test_keys_over_grpc_are_listed_with_their_last_use_and_confined_to_the
         with pytest.raises(NotFound) as listing:
             await call(stub.ListInboundKeys, pb.ListInboundKeysRequest(config_id=mine))
         assert listing.value.reason == "CONFIG_NOT_FOUND"
+        with pytest.raises(NotFound) as creating:
+            await call(stub.CreateInboundKey, pb.CreateInboundKeyRequest(config_id=mine, label="theirs"))
+        assert creating.value.reason == "CONFIG_NOT_FOUND"
         with pytest.raises(NotFound) as revoking:
             await call(stub.RevokeInboundKey, pb.RevokeInboundKeyRequest(config_id=mine, key_id=other.key.key_id))
         assert revoking.value.reason == "KEY_NOT_FOUND"
