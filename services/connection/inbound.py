@@ -12,16 +12,18 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from libs.crypto import EnvelopeCipher
-from libs.errors import InvalidArgument, NotFound, Unauthenticated
+from libs.errors import ConcordError, InvalidArgument, NotFound, Unauthenticated
+from libs.identity import current_caller
 from libs.paging import decode_token, next_token, page_size
 from services.connection import models
+from services.connection.audit import CREATE, REVOKE, CredentialAudit, audited
 from services.connection.domain import Status, StoredConnection
 from services.connection.registry_client import RegistryClient
 from services.connection.repository import ConnectionRepository
@@ -32,6 +34,8 @@ INBOUND_KIND = "INBOUND_API_KEY"
 HOOK_EVENTS = ("patient.created", "patient.updated", "appointment.booked", "appointment.cancelled")
 MAX_SUBSCRIPTIONS_PER_CONFIG = 200
 _KEY_SHAPE = re.compile(r"^ck_[A-Za-z0-9_-]{20,100}$")
+# A credential's last use is written at most this often: a request is a read, not a write.
+USE_RECORD_INTERVAL = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class InboundKey:
     practice_id: str
     label: str
     created_at: datetime
+    last_used_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,25 @@ def _hash(api_key: str) -> str:
 
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def confine(practice_id: str, error: ConcordError) -> None:
+    """Raises ``error`` when the caller names a practice and it is not ``practice_id``: a direct
+    gRPC caller of one practice cannot see or change another's credentials by their ids. Callers
+    that name none are the system's own (the gateway always names the user's)."""
+    caller = current_caller()
+    if caller.practice_id and caller.practice_id != practice_id:
+        raise error
+
+
+def _optional_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
+def _to_key(row) -> InboundKey:  # noqa: ANN001
+    return InboundKey(
+        row.key_id, row.config_id, row.practice_id, row.label, _utc(row.created_at), _optional_utc(row.last_used_at)
+    )
 
 
 def _target_purpose(config_id: str) -> str:
@@ -94,16 +118,19 @@ class InboundAccess:
         cipher: EnvelopeCipher,
         registry: RegistryClient,
         connections: ConnectionRepository,
+        audit: CredentialAudit | None = None,
     ) -> None:
         self._sessions = sessions
         self._cipher = cipher
         self._registry = registry
         self._connections = connections
+        self._audit = audit
 
     # --- keys ---------------------------------------------------------------------------------
 
     async def create_key(self, config_id: str, label: str) -> tuple[InboundKey, str]:
         config = await self._registry.get_config(config_id)
+        confine(config.practice_id, NotFound("integration config not found", reason="CONFIG_NOT_FOUND"))
         if len(label) > 200:
             raise InvalidArgument("label is longer than 200 characters", field="label", reason="TOO_LONG")
         api_key = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -130,6 +157,7 @@ class InboundAccess:
                     created_at=key.created_at,
                 )
             )
+            await audited(self._audit, CREATE, f"InboundKey/{key.key_id}", key.practice_id, config.integration_type)
         if not inbound_only:
             return key, api_key
         await self.connect(config_id, key.created_at)
@@ -159,6 +187,9 @@ class InboundAccess:
         return connection is not None and connection.status == Status.CONNECTED
 
     async def revoke_key(self, config_id: str, key_id: str) -> None:
+        config = await self._registry.get_config(config_id)
+        not_found = NotFound("no such key for this config", reason="KEY_NOT_FOUND")
+        confine(config.practice_id, not_found)
         async with self._sessions() as session, session.begin():
             result = await session.execute(
                 update(models.inbound_keys)
@@ -169,8 +200,35 @@ class InboundAccess:
                 )
                 .values(revoked_at=datetime.now(UTC))
             )
-        if result.rowcount != 1:
-            raise NotFound("no such key for this config", reason="KEY_NOT_FOUND")
+            if result.rowcount != 1:
+                raise not_found
+            await audited(self._audit, REVOKE, f"InboundKey/{key_id}", config.practice_id, config.integration_type)
+
+    async def end_keys(self, config_id: str) -> None:
+        """Revokes every key of the config (Disconnect), each audited."""
+        config = await self._registry.get_config(config_id)
+        table = models.inbound_keys
+        async with self._sessions() as session, session.begin():
+            live = table.c.config_id == config_id, table.c.revoked_at.is_(None)
+            ended = (await session.execute(select(table.c.key_id).where(*live))).scalars().all()
+            await session.execute(update(table).where(*live).values(revoked_at=datetime.now(UTC)))
+            for key_id in ended:
+                await audited(self._audit, REVOKE, f"InboundKey/{key_id}", config.practice_id, config.integration_type)
+
+    async def keys(self, config_id: str, requested_size: int, token: str) -> tuple[list[InboundKey], str]:
+        """The config's unrevoked keys, in id order; never a key or its hash. While the config is
+        disconnected they are refused all the same (``authenticate``)."""
+        config = await self._registry.get_config(config_id)
+        confine(config.practice_id, NotFound("integration config not found", reason="CONFIG_NOT_FOUND"))
+        limit = page_size(requested_size)
+        table = models.inbound_keys
+        query = select(table).where(
+            table.c.config_id == config_id, table.c.revoked_at.is_(None), table.c.key_id > decode_token(token)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query.order_by(table.c.key_id).limit(limit))).all()
+        found = [_to_key(row) for row in rows]
+        return found, next_token([k.key_id for k in found], limit)
 
     async def authenticate(self, api_key: str) -> InboundKey:
         refused = Unauthenticated("the API key is not valid", reason="INVALID_API_KEY")
@@ -188,7 +246,15 @@ class InboundAccess:
         connection = await self._connections.get_connection(row.config_id)
         if connection is None or connection.status != Status.CONNECTED:
             raise refused
-        return InboundKey(row.key_id, row.config_id, row.practice_id, row.label, _utc(row.created_at))
+        now = datetime.now(UTC)
+        if row.last_used_at is None or _utc(row.last_used_at) <= now - USE_RECORD_INTERVAL:
+            async with self._sessions() as session, session.begin():
+                await session.execute(
+                    update(models.inbound_keys)
+                    .where(models.inbound_keys.c.key_id == row.key_id)
+                    .values(last_used_at=now)
+                )
+        return _to_key(row)
 
     # --- hook subscriptions ---------------------------------------------------------------------
 

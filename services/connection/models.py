@@ -64,6 +64,8 @@ inbound_keys = Table(
     Column("label", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    # The last request the key authenticated, written at most once a minute (0005).
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
 )
 
 # REST hook subscriptions (Zapier): the target URL is a capability, so it is encrypted like a token.
@@ -105,7 +107,28 @@ issued_oauth_grants = Table(
     Column("practice_id", String(64), nullable=False),
     Column("code_challenge", String(128), nullable=True),
     Column("redirect_uri", String(2048), nullable=True),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
+    # Indexed for the periodic purge of what can no longer be used (0005).
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
     Column("used_at", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per grant (a consent spent at the authorize endpoint): what the admin lists and revokes.
+# The rows above stay the truth for each secret; this one outlives its code and spent tokens.
+issued_oauth_grant_details = Table(
+    "connection_issued_oauth_grant_details",
+    metadata,
+    Column("grant_id", String(36), primary_key=True),
+    Column("client_id", String(64), nullable=False, index=True),
+    Column("config_id", String(36), nullable=False, index=True),
+    Column("practice_id", String(64), nullable=False),
+    # When the code was issued; issued_at when it was first exchanged for tokens (null before).
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=True),
+    # The code's expiry, then the live refresh token's: the grant ends then unless refreshed.
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("last_refresh_at", DateTime(timezone=True), nullable=True),
+    # Written at most once a minute, by the access-token check.
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
 )

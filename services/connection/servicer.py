@@ -9,8 +9,8 @@ from libs.proto_convert import required, timestamp
 from libs.protos.concord.connection.v1 import connection_pb2 as pb
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
 from services.connection import convert
-from services.connection.inbound import InboundAccess, InboundKey, Subscription
-from services.connection.oauth_server import OAuthServer
+from services.connection.inbound import INBOUND_KIND, InboundAccess, InboundKey, Subscription
+from services.connection.oauth_server import Grant, OAuthServer
 from services.connection.service import ConnectionService
 
 
@@ -21,6 +21,21 @@ def _key(key: InboundKey) -> pb.InboundKey:
         practice_id=key.practice_id,
         label=key.label,
         create_time=timestamp(key.created_at),
+        last_use_time=timestamp(key.last_used_at),
+    )
+
+
+def _grant(grant: Grant) -> pb.IssuedOAuthGrant:
+    return pb.IssuedOAuthGrant(
+        grant_id=grant.grant_id,
+        client_id=grant.client_id,
+        config_id=grant.config_id,
+        practice_id=grant.practice_id,
+        scopes=list(grant.scopes),
+        create_time=timestamp(grant.created_at),
+        last_use_time=timestamp(grant.last_used_at),
+        last_refresh_time=timestamp(grant.last_refresh_at),
+        expire_time=timestamp(grant.expires_at),
     )
 
 
@@ -85,6 +100,11 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
 
     async def Disconnect(self, request, context) -> pb.DisconnectResponse:  # noqa: ANN001
         connection, revoked = await self._service.disconnect(required(request.config_id, "config_id"))
+        if connection.credential_kind == INBOUND_KIND:
+            # Zapier reaches the config only with what Concord issued it: Disconnect ends all of it
+            # for good, so connecting again (by a key or a code exchange) brings none of it back.
+            await self._inbound.end_keys(connection.config_id)
+            await self._oauth.end_grants(connection.config_id)
         return pb.DisconnectResponse(connection=convert.connection_to_proto(connection), revoked_at_vendor=revoked)
 
     async def CreateInboundKey(self, request, context) -> pb.CreateInboundKeyResponse:  # noqa: ANN001
@@ -94,6 +114,12 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
     async def RevokeInboundKey(self, request, context) -> pb.RevokeInboundKeyResponse:  # noqa: ANN001
         await self._inbound.revoke_key(required(request.config_id, "config_id"), required(request.key_id, "key_id"))
         return pb.RevokeInboundKeyResponse()
+
+    async def ListInboundKeys(self, request, context) -> pb.ListInboundKeysResponse:  # noqa: ANN001
+        found, token = await self._inbound.keys(
+            required(request.config_id, "config_id"), request.page_size, request.page_token
+        )
+        return pb.ListInboundKeysResponse(keys=[_key(k) for k in found], next_page_token=token)
 
     async def AuthenticateInboundKey(self, request, context) -> pb.AuthenticateInboundKeyResponse:  # noqa: ANN001
         key = await self._inbound.authenticate(required(request.api_key, "api_key"))
@@ -145,6 +171,16 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
             required(request.config_id, "config_id"), required(request.client_id, "client_id")
         )
         return pb.RevokeIssuedOAuthClientResponse()
+
+    async def ListIssuedOAuthGrants(self, request, context) -> pb.ListIssuedOAuthGrantsResponse:  # noqa: ANN001
+        found, token = await self._oauth.grants(
+            required(request.config_id, "config_id"), request.page_size, request.page_token
+        )
+        return pb.ListIssuedOAuthGrantsResponse(grants=[_grant(g) for g in found], next_page_token=token)
+
+    async def RevokeIssuedOAuthGrant(self, request, context) -> pb.RevokeIssuedOAuthGrantResponse:  # noqa: ANN001
+        await self._oauth.revoke_grant(required(request.config_id, "config_id"), required(request.grant_id, "grant_id"))
+        return pb.RevokeIssuedOAuthGrantResponse()
 
     async def CreateOAuthConsentTicket(self, request, context) -> pb.CreateOAuthConsentTicketResponse:  # noqa: ANN001
         ticket = await self._oauth.create_ticket(

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from google.protobuf import field_mask_pb2
+from google.protobuf.message import Message
 
 from libs.errors import NotFound
 from libs.grpc_client import call
@@ -56,6 +57,11 @@ def enum_out(kind: str, value: int) -> str:
     return enum.Name(value).removeprefix(prefix).lower()
 
 
+def time_or_none(message: Message, field: str) -> str | None:
+    """A Timestamp field as RFC 3339 JSON, or None when unset (never the epoch)."""
+    return getattr(message, field).ToJsonString() if message.HasField(field) else None
+
+
 def run_json(run: sync_pb2.SyncRun) -> dict[str, Any]:
     return {
         "run_id": run.run_id,
@@ -72,8 +78,8 @@ def run_json(run: sync_pb2.SyncRun) -> dict[str, Any]:
         "errors": [{"record": e.record_ref, "field": e.field, "reason": e.reason} for e in run.errors],
         "error_message": run.error_message,
         "trace_id": run.trace_id,
-        "started_at": run.start_time.ToJsonString() if run.HasField("start_time") else None,
-        "completed_at": run.end_time.ToJsonString() if run.HasField("end_time") else None,
+        "started_at": time_or_none(run, "start_time"),
+        "completed_at": time_or_none(run, "end_time"),
     }
 
 
@@ -124,6 +130,16 @@ async def find_config(backends: Backends, caller: Caller, integration_type: str)
         registry_pb2.FindIntegrationConfigRequest(practice_id=caller.practice_id, integration_type=integration_type),
     )
     return response.config
+
+
+async def find_config_or_none(
+    backends: Backends, caller: Caller, integration_type: str
+) -> registry_pb2.IntegrationConfig | None:
+    """The practice's config for the vendor, None when it has none (its lists are then empty)."""
+    try:
+        return await find_config(backends, caller, integration_type)
+    except NotFound:
+        return None
 
 
 async def config_for(backends: Backends, caller: Caller, integration_type: str) -> registry_pb2.IntegrationConfig:

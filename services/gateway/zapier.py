@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from google.protobuf import struct_pb2
 from pydantic import BaseModel, Field
 
-from libs.errors import InvalidArgument, NotFound, Unauthenticated
+from libs.errors import InvalidArgument, Unauthenticated
 from libs.grpc_client import call
 from libs.identity import Caller, set_caller
 from libs.protos.concord.common.v1 import common_pb2
@@ -23,7 +23,15 @@ from libs.protos.concord.connection.v1 import connection_pb2
 from libs.protos.concord.mapping.v1 import mapping_pb2
 from libs.protos.concord.sync.v1 import sync_pb2
 from services.gateway.auth import require
-from services.gateway.deps import Backends, BackendsDep, CallerDep, config_for, find_config
+from services.gateway.deps import (
+    Backends,
+    BackendsDep,
+    CallerDep,
+    config_for,
+    find_config,
+    find_config_or_none,
+    time_or_none,
+)
 
 ZAPIER = "zapier"
 ZAPIER_ROLE = "staff"
@@ -100,6 +108,32 @@ async def create_key(caller: CallerDep, backends: BackendsDep, body: KeyIn | Non
         connection_pb2.CreateInboundKeyRequest(config_id=config.config_id, label=(body or KeyIn()).label),
     )
     return {"key_id": created.key.key_id, "api_key": created.api_key, "config_id": config.config_id}
+
+
+@router.get("/integrations/zapier/keys", summary="The practice's Zapier API keys (never a key)")
+async def list_keys(
+    caller: CallerDep, backends: BackendsDep, page_size: int = Query(50, ge=1, le=500), page_token: str = ""
+) -> dict[str, Any]:
+    require(caller, "integration.manage")
+    config = await find_config_or_none(backends, caller, ZAPIER)
+    if config is None:
+        return {"keys": [], "next_page_token": ""}
+    listed = await call(
+        backends.connection.ListInboundKeys,
+        connection_pb2.ListInboundKeysRequest(config_id=config.config_id, page_size=page_size, page_token=page_token),
+    )
+    return {
+        "keys": [
+            {
+                "id": k.key_id,
+                "label": k.label,
+                "created_at": time_or_none(k, "create_time"),
+                "last_used_at": time_or_none(k, "last_use_time"),
+            }
+            for k in listed.keys
+        ],
+        "next_page_token": listed.next_page_token,
+    }
 
 
 @router.delete("/integrations/zapier/keys/{key_id}", status_code=204, summary="Revoke a Zapier API key")
@@ -268,9 +302,8 @@ async def list_hooks(
     caller: CallerDep, backends: BackendsDep, page_size: int = Query(50, ge=1, le=500), page_token: str = ""
 ) -> dict[str, Any]:
     require(caller, "integration.read")
-    try:
-        config = await find_config(backends, caller, ZAPIER)
-    except NotFound:
+    config = await find_config_or_none(backends, caller, ZAPIER)
+    if config is None:
         return {"subscriptions": [], "next_page_token": ""}
     listed = await call(
         backends.connection.ListHookSubscriptions,

@@ -3,7 +3,8 @@
 Admin side (JWT, ``integration.manage``): register the practice's Zapier client (secret shown once)
 and consent by creating a one-time ticket; the authorize URL of the Zapier app definition carries it
 (``/zapier/oauth/authorize?ticket=ct_...``). There is no consent page: the ticket is the admin's
-consent, given through the authenticated API, single use and 10 minutes long.
+consent, given through the authenticated API, single use and 10 minutes long. The grants those
+consents made are listed (never a token) and revoked one at a time.
 
 Zapier side: ``GET /zapier/oauth/authorize`` (authorization code + PKCE S256, answers 302 to the
 registered redirect URI) and ``POST /zapier/oauth/token`` (``application/x-www-form-urlencoded``,
@@ -18,7 +19,7 @@ import binascii
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
@@ -26,7 +27,7 @@ from libs.errors import ConcordError, InvalidArgument
 from libs.grpc_client import call
 from libs.protos.concord.connection.v1 import connection_pb2
 from services.gateway.auth import require
-from services.gateway.deps import BackendsDep, CallerDep, config_for, find_config
+from services.gateway.deps import BackendsDep, CallerDep, config_for, find_config, find_config_or_none, time_or_none
 
 ZAPIER = "zapier"
 TICKET_TTL_SECONDS = 600
@@ -87,6 +88,49 @@ async def create_ticket(body: TicketIn, caller: CallerDep, backends: BackendsDep
         connection_pb2.CreateOAuthConsentTicketRequest(config_id=config.config_id, client_id=body.client_id),
     )
     return {"ticket": created.ticket, "expires_in": TICKET_TTL_SECONDS}
+
+
+@router.get("/integrations/zapier/oauth/grants", summary="The practice's live Zapier OAuth grants (no tokens)")
+async def list_grants(
+    caller: CallerDep, backends: BackendsDep, page_size: int = Query(50, ge=1, le=500), page_token: str = ""
+) -> dict[str, Any]:
+    require(caller, "integration.manage")
+    config = await find_config_or_none(backends, caller, ZAPIER)
+    if config is None:
+        return {"grants": [], "next_page_token": ""}
+    listed = await call(
+        backends.connection.ListIssuedOAuthGrants,
+        connection_pb2.ListIssuedOAuthGrantsRequest(
+            config_id=config.config_id, page_size=page_size, page_token=page_token
+        ),
+    )
+    return {
+        "grants": [
+            {
+                "id": g.grant_id,
+                "client_id": g.client_id,
+                "scopes": list(g.scopes),
+                "created_at": time_or_none(g, "create_time"),
+                "last_used_at": time_or_none(g, "last_use_time"),
+                "last_refreshed_at": time_or_none(g, "last_refresh_time"),
+                "expires_at": time_or_none(g, "expire_time"),
+            }
+            for g in listed.grants
+        ],
+        "next_page_token": listed.next_page_token,
+    }
+
+
+@router.delete("/integrations/zapier/oauth/grants/{grant_id}", status_code=204, summary="Revoke one Zapier grant")
+async def revoke_grant(grant_id: str, caller: CallerDep, backends: BackendsDep) -> Response:
+    """Its access and refresh tokens stop working at once; the practice's other grants go on."""
+    require(caller, "integration.manage")
+    config = await find_config(backends, caller, ZAPIER)
+    await call(
+        backends.connection.RevokeIssuedOAuthGrant,
+        connection_pb2.RevokeIssuedOAuthGrantRequest(config_id=config.config_id, grant_id=grant_id),
+    )
+    return Response(status_code=204)
 
 
 @router.get("/zapier/oauth/authorize", summary="OAuth authorize endpoint (consent by ticket)")

@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,12 +20,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from google.protobuf import json_format
 from joserfc.jwk import ECKey, RSAKey
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.applications import Starlette
 
 from libs.crypto import EnvelopeCipher, LocalKeyring
 from libs.db import create_engine, create_session_factory
 from libs.grpc_client import call, open_channel
+from libs.protos.concord.audit.v1 import audit_pb2_grpc
 from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.connection.v1 import connection_pb2 as pb
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
@@ -40,6 +43,7 @@ from sandbox.salesforce.app import create_app as create_salesforce
 from sandbox.salesforce.settings import SalesforceSandboxSettings
 from sandbox.zenoti.app import create_app as create_zenoti
 from sandbox.zenoti.settings import OrgConfig, ZenotiSandboxSettings
+from services.audit.server import start as start_audit
 from services.connection import domain, models
 from services.connection.server import ConnectionServer, start
 from services.connection.settings import ConnectionSettings
@@ -117,6 +121,7 @@ class Harness:
     sandbox: GhlSandbox
     registry: registry_pb2_grpc.RegistryServiceStub
     http: httpx.AsyncClient
+    audit: audit_pb2_grpc.AuditServiceStub | None = None
     config_id: str = ""
     location_id: str = ""
     stub: connection_pb2_grpc.ConnectionServiceStub | None = None
@@ -124,10 +129,15 @@ class Harness:
     _started: list[tuple[ConnectionServer, object]] = field(default_factory=list)
 
     async def start_connection(
-        self, margin_seconds: int = 300, **options: float
+        self, margin_seconds: int = 300, clock: Callable[[], datetime] | None = None, **options: float
     ) -> tuple[ConnectionServer, connection_pb2_grpc.ConnectionServiceStub]:
+        """``clock``: what the service takes for now (the real time when not given)."""
         settings = self.settings.model_copy(update={"token_refresh_margin_seconds": margin_seconds})
-        server = await start(settings, options=ConnectionSettings(**{"refresh_interval_seconds": 3600, **options}))
+        server = await start(
+            settings,
+            options=ConnectionSettings(**{"refresh_interval_seconds": 3600, **options}),
+            **({"clock": clock} if clock else {}),
+        )
         channel = open_channel(server.address)
         self._started.append((server, channel))
         return server, connection_pb2_grpc.ConnectionServiceStub(channel)
@@ -180,13 +190,16 @@ class Harness:
 @pytest.fixture
 async def harness(settings: Settings, ghl_sandbox: GhlSandbox) -> AsyncIterator[Harness]:
     registry = await start_registry(settings.model_copy(update={"vendor_base_urls": {"ghl": ghl_sandbox.url}}))
+    audit = await start_audit(settings)  # credential changes are recorded there
     registry_channel = open_channel(registry.address)
+    audit_channel = open_channel(audit.address)
     http = httpx.AsyncClient(timeout=10)
     h = Harness(
-        settings=settings.model_copy(update={"registry_address": registry.address}),
+        settings=settings.model_copy(update={"registry_address": registry.address, "audit_address": audit.address}),
         sandbox=ghl_sandbox,
         registry=registry_pb2_grpc.RegistryServiceStub(registry_channel),
         http=http,
+        audit=audit_pb2_grpc.AuditServiceStub(audit_channel),
     )
     try:
         app = await http.post(
@@ -214,6 +227,8 @@ async def harness(settings: Settings, ghl_sandbox: GhlSandbox) -> AsyncIterator[
         await http.aclose()
         await registry_channel.close()
         await registry.stop()
+        await audit_channel.close()
+        await audit.stop()
 
 
 @dataclass
@@ -260,6 +275,10 @@ class RawDatabase:
             row.practice_id, row.encrypted_credential, domain.credential_purpose(config_id)
         )
 
+    async def oauth_rows(self, client_id: str) -> dict[str, int]:
+        async with self._engine.connect() as conn:
+            return await oauth_row_counts(conn, client_id)
+
     def file_bytes(self) -> bytes:
         """SQLite only: the database file and its write-ahead log, byte for byte."""
         base = self._settings.data_dir / "connection.db"
@@ -267,6 +286,18 @@ class RawDatabase:
 
     async def close(self) -> None:
         await self._engine.dispose()
+
+
+async def oauth_row_counts(db: AsyncConnection | AsyncSession, client_id: str) -> dict[str, int]:
+    """How many rows of each kind (ticket, code, access, refresh) the grants of Concord's OAuth
+    client have, and how many grants (``details``); kinds with none left out."""
+    grants, details = models.issued_oauth_grants, models.issued_oauth_grant_details
+    counted = await db.execute(
+        select(grants.c.kind, func.count()).where(grants.c.client_id == client_id).group_by(grants.c.kind)
+    )
+    found = dict(counted.all())
+    found["details"] = (await db.execute(select(func.count()).where(details.c.client_id == client_id))).scalar_one()
+    return {kind: n for kind, n in found.items() if n}
 
 
 @pytest.fixture

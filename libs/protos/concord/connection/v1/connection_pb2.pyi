@@ -200,18 +200,20 @@ class SetOAuthClientResponse(_message.Message):
     def __init__(self, integration_type: _Optional[str] = ..., client_id: _Optional[str] = ...) -> None: ...
 
 class InboundKey(_message.Message):
-    __slots__ = ("key_id", "config_id", "practice_id", "label", "create_time")
+    __slots__ = ("key_id", "config_id", "practice_id", "label", "create_time", "last_use_time")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
     PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_USE_TIME_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     config_id: str
     practice_id: str
     label: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, key_id: _Optional[str] = ..., config_id: _Optional[str] = ..., practice_id: _Optional[str] = ..., label: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    last_use_time: _timestamp_pb2.Timestamp
+    def __init__(self, key_id: _Optional[str] = ..., config_id: _Optional[str] = ..., practice_id: _Optional[str] = ..., label: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_use_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateInboundKeyRequest(_message.Message):
     __slots__ = ("config_id", "label")
@@ -438,3 +440,73 @@ class AuthenticateIssuedAccessTokenResponse(_message.Message):
     config_id: str
     practice_id: str
     def __init__(self, client_id: _Optional[str] = ..., config_id: _Optional[str] = ..., practice_id: _Optional[str] = ...) -> None: ...
+
+class ListInboundKeysRequest(_message.Message):
+    __slots__ = ("config_id", "page_size", "page_token")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, config_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListInboundKeysResponse(_message.Message):
+    __slots__ = ("keys", "next_page_token")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[InboundKey]
+    next_page_token: str
+    def __init__(self, keys: _Optional[_Iterable[_Union[InboundKey, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class IssuedOAuthGrant(_message.Message):
+    __slots__ = ("grant_id", "client_id", "config_id", "practice_id", "scopes", "create_time", "last_use_time", "last_refresh_time", "expire_time")
+    GRANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_USE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_REFRESH_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    grant_id: str
+    client_id: str
+    config_id: str
+    practice_id: str
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    create_time: _timestamp_pb2.Timestamp
+    last_use_time: _timestamp_pb2.Timestamp
+    last_refresh_time: _timestamp_pb2.Timestamp
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, grant_id: _Optional[str] = ..., client_id: _Optional[str] = ..., config_id: _Optional[str] = ..., practice_id: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_use_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_refresh_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListIssuedOAuthGrantsRequest(_message.Message):
+    __slots__ = ("config_id", "page_size", "page_token")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, config_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListIssuedOAuthGrantsResponse(_message.Message):
+    __slots__ = ("grants", "next_page_token")
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    grants: _containers.RepeatedCompositeFieldContainer[IssuedOAuthGrant]
+    next_page_token: str
+    def __init__(self, grants: _Optional[_Iterable[_Union[IssuedOAuthGrant, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class RevokeIssuedOAuthGrantRequest(_message.Message):
+    __slots__ = ("config_id", "grant_id")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    GRANT_ID_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    grant_id: str
+    def __init__(self, config_id: _Optional[str] = ..., grant_id: _Optional[str] = ...) -> None: ...
+
+class RevokeIssuedOAuthGrantResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -130,6 +130,21 @@ class ConnectionServiceStub:
                 request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.AuthenticateIssuedAccessTokenRequest.SerializeToString,
                 response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.AuthenticateIssuedAccessTokenResponse.FromString,
                 _registered_method=True)
+        self.ListInboundKeys = channel.unary_unary(
+                '/concord.connection.v1.ConnectionService/ListInboundKeys',
+                request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.ListInboundKeysRequest.SerializeToString,
+                response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.ListInboundKeysResponse.FromString,
+                _registered_method=True)
+        self.ListIssuedOAuthGrants = channel.unary_unary(
+                '/concord.connection.v1.ConnectionService/ListIssuedOAuthGrants',
+                request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.ListIssuedOAuthGrantsRequest.SerializeToString,
+                response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.ListIssuedOAuthGrantsResponse.FromString,
+                _registered_method=True)
+        self.RevokeIssuedOAuthGrant = channel.unary_unary(
+                '/concord.connection.v1.ConnectionService/RevokeIssuedOAuthGrant',
+                request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.RevokeIssuedOAuthGrantRequest.SerializeToString,
+                response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.RevokeIssuedOAuthGrantResponse.FromString,
+                _registered_method=True)
 
 
 class ConnectionServiceServicer:
@@ -268,6 +283,30 @@ class ConnectionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListInboundKeys(self, request, context):
+        """The config's live inbound keys (never the key itself). A caller of another practice gets
+        NOT_FOUND CONFIG_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIssuedOAuthGrants(self, request, context):
+        """The config's live OAuth grants: one per consented connection, with its client, times and
+        scopes; never a token. A caller of another practice gets NOT_FOUND CONFIG_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeIssuedOAuthGrant(self, request, context):
+        """Ends one grant: its access and refresh tokens stop working at once, other grants keep working.
+        NOT_FOUND GRANT_NOT_FOUND for an unknown, ended or another practice's grant. Audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConnectionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -365,6 +404,21 @@ def add_ConnectionServiceServicer_to_server(servicer, server):
                     servicer.AuthenticateIssuedAccessToken,
                     request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.AuthenticateIssuedAccessTokenRequest.FromString,
                     response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.AuthenticateIssuedAccessTokenResponse.SerializeToString,
+            ),
+            'ListInboundKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInboundKeys,
+                    request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.ListInboundKeysRequest.FromString,
+                    response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.ListInboundKeysResponse.SerializeToString,
+            ),
+            'ListIssuedOAuthGrants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIssuedOAuthGrants,
+                    request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.ListIssuedOAuthGrantsRequest.FromString,
+                    response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.ListIssuedOAuthGrantsResponse.SerializeToString,
+            ),
+            'RevokeIssuedOAuthGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeIssuedOAuthGrant,
+                    request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.RevokeIssuedOAuthGrantRequest.FromString,
+                    response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.RevokeIssuedOAuthGrantResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -881,6 +935,87 @@ class ConnectionService:
             '/concord.connection.v1.ConnectionService/AuthenticateIssuedAccessToken',
             concord_dot_connection_dot_v1_dot_connection__pb2.AuthenticateIssuedAccessTokenRequest.SerializeToString,
             concord_dot_connection_dot_v1_dot_connection__pb2.AuthenticateIssuedAccessTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInboundKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.connection.v1.ConnectionService/ListInboundKeys',
+            concord_dot_connection_dot_v1_dot_connection__pb2.ListInboundKeysRequest.SerializeToString,
+            concord_dot_connection_dot_v1_dot_connection__pb2.ListInboundKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIssuedOAuthGrants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.connection.v1.ConnectionService/ListIssuedOAuthGrants',
+            concord_dot_connection_dot_v1_dot_connection__pb2.ListIssuedOAuthGrantsRequest.SerializeToString,
+            concord_dot_connection_dot_v1_dot_connection__pb2.ListIssuedOAuthGrantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeIssuedOAuthGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.connection.v1.ConnectionService/RevokeIssuedOAuthGrant',
+            concord_dot_connection_dot_v1_dot_connection__pb2.RevokeIssuedOAuthGrantRequest.SerializeToString,
+            concord_dot_connection_dot_v1_dot_connection__pb2.RevokeIssuedOAuthGrantResponse.FromString,
             options,
             channel_credentials,
             insecure,
