@@ -78,6 +78,8 @@ class SyncRunInput:
     # Pull pages handled before continue-as-new keeps the history small.
     pages_per_execution: int = 50
     pull_done: bool = False
+    # The config's VendorOptions as JSON when the run started: what the pull reads and maps with.
+    options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -99,6 +101,8 @@ class PullPage:
     next_cursor: str
     vendor_requests: int
     entity_type: str = "ENTITY_TYPE_PATIENT"
+    # The options the page was read with (SyncRunInput.options), for MapToHub.
+    options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -124,7 +128,8 @@ class PushBatch:
     items: list[PushItem]
     last_patient_id: str
     has_more: bool
-    # The config's VendorOptions as JSON (registry IntegrationConfig.options), for UpsertBatchRequest.options.
+    # The config's VendorOptions as JSON (registry IntegrationConfig.options) the batch was mapped
+    # with, for UpsertBatchRequest.options.
     options: dict = field(default_factory=dict)
 
 
@@ -147,6 +152,8 @@ class PushResults:
     outcomes: list[PushOutcome]
     vendor_requests: int
     entity_type: str = "ENTITY_TYPE_PATIENT"
+    # The options the batch was mapped and written with (PushBatch.options).
+    options: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -66,6 +66,10 @@ def _struct(record: dict) -> struct_pb2.Struct:
     return message
 
 
+def _options_json(config: registry_pb2.IntegrationConfig) -> dict:
+    return json_format.MessageToDict(config.options, preserving_proto_field_name=True)
+
+
 def _fields_present(projection: dict[str, str | None]) -> list[str]:
     return sorted(name for name, value in projection.items() if value is not None)
 
@@ -288,6 +292,7 @@ class SyncService:
             next_cursor=cursor,
             vendor_requests=0,
             entity_type=kind.entity_type,
+            options=_options_json(config),
         )
         external_ids = [str(r.get("external_id") or "") for r in records]
         async with self._sessions() as session:
@@ -335,6 +340,7 @@ class SyncService:
             direction=direction,
             conflict_policy=common_pb2.ConflictPolicy.Name(config.conflict_policy),
             push_batch_size=push_batch_size,
+            options=_options_json(config),
         )
         try:
             await self._temporal.start_workflow(
@@ -385,7 +391,7 @@ class SyncService:
         """Maps a vendor page to FHIR and merges it into the hub; the page and its cursor commit
         together, so a retried or resumed run never applies a page twice or skips one."""
         kind = kind_of(page.entity_type)
-        mapped = await self._map_to_hub(page.integration_type, kind, page.records, page.config_id)
+        mapped = await self._map_to_hub(page.integration_type, kind, page.records, page.config_id, page.options)
         failures: list[dict[str, str]] = []
         usable = []
         for raw, result in zip(page.records, mapped, strict=True):
@@ -513,6 +519,8 @@ class SyncService:
         if kind.patient_ref is not None:
             rows, resources, failures = await self._to_vendor_refs(request.config_id, kind, rows, resources)
         mapped = []
+        # The options as they are now: the batch is mapped and written (and its echo mapped back) with them.
+        options = await self._vendor_options(request.config_id) if resources else {}
         if resources:
             response = await call(
                 self._peers.mapping.MapToVendor,
@@ -521,6 +529,7 @@ class SyncService:
                     entity_type=common_pb2.EntityType.Value(kind.entity_type),
                     resource_jsons=[json.dumps(r) for r in resources],
                     config_id=request.config_id,
+                    options=json_format.ParseDict(options, registry_pb2.VendorOptions()),
                 ),
             )
             mapped = list(response.results)
@@ -537,24 +546,25 @@ class SyncService:
                 counts = {"records_processed": len(failed_ids), "records_failed": len(failed_ids)}
                 await self._repo.add_to_run(session, request.run_id, counts, failures)
         last = fetched[-1].record_id if fetched else request.after_patient_id
-        options = await self._vendor_options(request.config_id) if items else {}
         return PushBatch(items=items, last_patient_id=last, has_more=len(fetched) == request.limit, options=options)
 
     async def _vendor_options(self, config_id: str) -> dict:
-        """The config's vendor options (marketing switches) as they are now, for the adapter's push."""
+        """The config's vendor options (marketing switches, appointment object) as they are now."""
         config = (
             await call(
                 self._peers.registry.GetIntegrationConfig, registry_pb2.GetIntegrationConfigRequest(config_id=config_id)
             )
         ).config
-        return json_format.MessageToDict(config.options, preserving_proto_field_name=True)
+        return _options_json(config)
 
     async def record_push_results(self, results: PushResults) -> None:
         """Stores what the vendor acknowledged: links, synced versions and merge bases."""
         kind = kind_of(results.entity_type)
         done = [o for o in results.outcomes if o.success]
         mapped = (
-            await self._map_to_hub(results.integration_type, kind, [o.record for o in done], results.config_id)
+            await self._map_to_hub(
+                results.integration_type, kind, [o.record for o in done], results.config_id, results.options
+            )
             if done
             else []
         )
@@ -827,7 +837,7 @@ class SyncService:
         ).definition
 
     async def _map_to_hub(
-        self, integration_type: str, kind: EntityKind, records: list[dict], config_id: str
+        self, integration_type: str, kind: EntityKind, records: list[dict], config_id: str, options: dict
     ) -> list[mapping_pb2.HubMappingResult]:
         if not records:
             return []
@@ -838,6 +848,7 @@ class SyncService:
                 entity_type=common_pb2.EntityType.Value(kind.entity_type),
                 vendor_records=[_struct(r) for r in records],
                 config_id=config_id,
+                options=json_format.ParseDict(options, registry_pb2.VendorOptions()),
             ),
         )
         return list(response.results)

@@ -82,6 +82,7 @@ class PatientSyncWorkflow:
                     entity_type=common_pb2.EntityType.Value(run.entity_type),
                     cursor=cursor,
                     page_size=run.page_size,
+                    options=json_format.ParseDict(run.options, registry_pb2.VendorOptions()),
                 ),
                 task_queue=f"adapter.{run.integration_type}",
                 result_type=adapter_pb2.FetchChangesResponse,
@@ -99,6 +100,7 @@ class PatientSyncWorkflow:
                     next_cursor=page.next_cursor,
                     vendor_requests=page.vendor_requests,
                     entity_type=run.entity_type,
+                    options=run.options,
                 ),
                 **HUB_STEP,
             )
@@ -162,6 +164,7 @@ class PatientSyncWorkflow:
                         outcomes,
                         written.vendor_requests,
                         entity_type=run.entity_type,
+                        options=batch.options,
                     ),
                     **HUB_STEP,
                 )
