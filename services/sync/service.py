@@ -28,6 +28,7 @@ from libs.protos.concord.registry.v1 import registry_pb2, registry_pb2_grpc
 from libs.telemetry import current_trace_id
 from services.sync import domain
 from services.sync.availability import AvailabilityInput, availability_failure
+from services.sync.change_events import ChangeEvents
 from services.sync.domain import (
     CursorRequest,
     FinishRun,
@@ -37,6 +38,7 @@ from services.sync.domain import (
     PushItem,
     PushResults,
     SyncRunInput,
+    workflow_id,
 )
 from services.sync.entities import APPOINTMENT, ENTITIES, PATIENT, SERVICE, EntityKind, kind_of
 from services.sync.messaging import MessageInput, message_workflow_id, send_failure
@@ -54,10 +56,6 @@ class Peers:
     connection: connection_pb2_grpc.ConnectionServiceStub
     mapping: mapping_pb2_grpc.MappingServiceStub
     audit: audit_pb2_grpc.AuditServiceStub
-
-
-def workflow_id(config_id: str, entity_type: str) -> str:
-    return f"sync:{config_id}:{entity_type}"
 
 
 def _struct(record: dict) -> struct_pb2.Struct:
@@ -89,6 +87,7 @@ class SyncService:
         self._peers = peers
         self._temporal = temporal
         self._task_queue = task_queue
+        self.change_events = ChangeEvents(sessions, self._repo, self)
 
     # --- the practice's patients -------------------------------------------------------------
 
@@ -238,8 +237,11 @@ class SyncService:
 
     # --- runs ----------------------------------------------------------------------------------
 
-    async def _runnable_config(self, practice_id: str, config_id: str, kind: EntityKind) -> Any:
-        """The config, if it belongs to the practice, is active, syncs this entity and is connected."""
+    async def owned_config(self, practice_id: str, config_id: str) -> Any:
+        """The registry's config, if it belongs to the caller's practice."""
+        self._scope(practice_id)
+        if not config_id:
+            raise InvalidArgument("config_id is required", field="config_id", reason="REQUIRED_FIELD_MISSING")
         config = (
             await call(
                 self._peers.registry.GetIntegrationConfig, registry_pb2.GetIntegrationConfigRequest(config_id=config_id)
@@ -247,6 +249,11 @@ class SyncService:
         ).config
         if config.practice_id != practice_id:
             raise NotFound("integration config not found", reason="CONFIG_NOT_FOUND")
+        return config
+
+    async def _runnable_config(self, practice_id: str, config_id: str, kind: EntityKind) -> Any:
+        """The config, if it belongs to the practice, is active, syncs this entity and is connected."""
+        config = await self.owned_config(practice_id, config_id)
         if not config.active:
             raise FailedPrecondition("the integration config is not active", reason="CONFIG_INACTIVE")
         if common_pb2.EntityType.Value(kind.entity_type) not in config.enabled_entities:
@@ -310,9 +317,14 @@ class SyncService:
         ]
         return run, applied
 
-
     async def start_sync(
-        self, practice_id: str, config_id: str, entity_type: str, direction: str, start_delay: float = 0.0
+        self,
+        practice_id: str,
+        config_id: str,
+        entity_type: str,
+        direction: str,
+        start_delay: float = 0.0,
+        from_start: bool = False,
     ) -> Any:
         self._scope(practice_id)
         if not config_id:
@@ -328,7 +340,7 @@ class SyncService:
         direction = _readable_direction(definition, kind.entity_type, direction)
         run_id = str(uuid.uuid4())
         wf_id = workflow_id(config_id, kind.entity_type)
-        row = domain.new_run_row(run_id, config, kind.entity_type, direction, wf_id, current_trace_id())
+        row = domain.new_run_row(run_id, config, kind.entity_type, direction, wf_id, current_trace_id(), start_delay)
         async with self._sessions() as session, session.begin():
             await self._repo.insert_run(session, row)
         run_input = SyncRunInput(
@@ -341,6 +353,7 @@ class SyncService:
             conflict_policy=common_pb2.ConflictPolicy.Name(config.conflict_policy),
             push_batch_size=push_batch_size,
             options=_options_json(config),
+            from_start=from_start,
         )
         try:
             await self._temporal.start_workflow(

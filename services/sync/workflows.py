@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from temporalio import workflow
@@ -71,9 +72,11 @@ class PatientSyncWorkflow:
         return run.run_id
 
     async def _pull(self, run: SyncRunInput) -> None:
-        cursor = await workflow.execute_activity(
-            "load_cursor", CursorRequest(run.config_id, run.entity_type), result_type=str, **HUB_STEP
-        )
+        cursor = ""
+        if not run.from_start:
+            cursor = await workflow.execute_activity(
+                "load_cursor", CursorRequest(run.config_id, run.entity_type), result_type=str, **HUB_STEP
+            )
         for _ in range(run.pages_per_execution):
             page = await workflow.execute_activity(
                 "fetch_changes",
@@ -108,7 +111,7 @@ class PatientSyncWorkflow:
             if not page.has_more:
                 return
         # The cursor is saved with every page, so the next execution resumes from it.
-        workflow.continue_as_new(run)
+        workflow.continue_as_new(dataclasses.replace(run, from_start=False))
 
     async def _push(self, run: SyncRunInput) -> None:
         after = ""
