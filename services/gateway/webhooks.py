@@ -58,6 +58,13 @@ async def enable_realtime(caller: CallerDep, backends: BackendsDep, settings: Se
     /_sandbox/cdc/subscriptions)."""
     require(caller, "integration.manage")
     config = await find_config(backends, caller, SALESFORCE)
+    # Events start pulls, which need the org's connection; and a key issued to a config that has
+    # none would stand in for it (the connection service connects inbound-only configs by key).
+    connection = (
+        await call(backends.connection.GetConnection, connection_pb2.GetConnectionRequest(config_id=config.config_id))
+    ).connection
+    if connection.status != connection_pb2.CONNECTION_STATUS_CONNECTED:
+        raise FailedPrecondition("connect Salesforce before turning on Change Data Capture", reason="NOT_CONNECTED")
     definition = await _cdc_definition(backends)
     created = await call(
         backends.connection.CreateInboundKey,
