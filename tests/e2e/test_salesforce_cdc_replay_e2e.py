@@ -6,6 +6,7 @@ holds (72 h) makes Concord pull in full, and the subscription starts again at LA
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -46,7 +47,9 @@ async def _cities_become(
 
 async def test_changes_made_while_delivery_stopped_arrive_once_and_an_expired_position_pulls_in_full(
     stack,  # noqa: ANN001
+    caplog,  # noqa: ANN001
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     sandbox = stack.sandboxes["salesforce"].url
     sender = stack.sandbox_apps["salesforce"].state.sandbox.sender
     token = stack.gateway.issuer.mint("cdc-admin", PRACTICE_ID, "admin")
@@ -157,3 +160,7 @@ async def test_changes_made_while_delivery_stopped_arrive_once_and_an_expired_po
         await edit(ids[2], "Westerly")
         await _cities_become(http, headers, {ids[2]: "Westerly"})
         assert (await position())["replay_preset"] == "CUSTOM"
+        # The events carried addresses (PHI): none of them reached a log line (which were captured).
+        assert "could not resume" in caplog.text
+        for city in ("Pawtucket", *missed.values(), "Newport", "Westerly"):
+            assert city not in caplog.text
