@@ -34,6 +34,8 @@ PRACTICE_ID = "demo-practice"
 _tracer = trace.get_tracer("concord.demo")
 EDITED_CITY = "Providence"
 REALTIME_CITY = "Woonsocket"
+# Pub/Sub API's error code for a replay id Salesforce will not resume from (older than 72 h).
+REPLAY_ID_CORRUPTED = "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted"
 
 
 class DemoError(RuntimeError):
@@ -210,8 +212,7 @@ async def salesforce_realtime(stack: Stack, http: httpx.AsyncClient, headers: di
     in the hub a moment later, with no sync started by anyone."""
     sandbox = stack.sandboxes["salesforce"].url
     enabled = _check(await http.post("/integrations/salesforce/realtime", headers=headers), 201, "realtime")
-    subscription = {"url": enabled["url"], "channel": enabled["channel"], "headers": enabled["headers"]}
-    _check(await http.post(f"{sandbox}/_sandbox/cdc/subscriptions", json=subscription), 201, "CDC subscribe")
+    await subscribe_cdc(http, sandbox, enabled)
     accounts = _check(await http.get(f"{sandbox}/_sandbox/records/Account"), 200, "accounts")
     accounts = accounts.get("records", accounts) if isinstance(accounts, dict) else accounts
     account = sorted(accounts, key=lambda a: a["Id"])[0]
@@ -226,6 +227,28 @@ async def salesforce_realtime(stack: Stack, http: httpx.AsyncClient, headers: di
         recent = [(r["direction"], r["status"], r["records_processed"], r["records_updated"]) for r in runs["runs"][:3]]
         raise DemoError(f"{error}; CDC deliveries {[d['attempts'] for d in deliveries][-5:]}, runs {recent}") from None
     return {"patient_id": patient_id, "seconds": time.perf_counter() - began}
+
+
+async def subscribe_cdc(http: httpx.AsyncClient, sandbox: str, enabled: dict[str, Any]) -> dict[str, Any]:
+    """What a CDC relay does each time it (re)connects, the sandbox standing in for Pub/Sub's
+    Subscribe: asks Concord where to resume and subscribes from there, so the events published
+    while it was away arrive first. If Salesforce no longer holds that replay id (72 h), it tells
+    Concord (which pulls in full) and subscribes at LATEST. ``enabled`` is the answer of
+    POST /integrations/salesforce/realtime. Returns the sandbox's subscription."""
+    key = enabled["headers"]
+    position = _check(await http.get(enabled["replay_url"], headers=key), 200, "CDC position")
+    target = {"url": enabled["url"], "channel": enabled["channel"], "headers": key}
+    start = {k: position[k] for k in ("replay_preset", "replay_id") if k in position}
+    answer = await http.post(f"{sandbox}/_sandbox/cdc/subscriptions", json={**target, **start})
+    if answer.status_code == 400 and answer.json().get("errorCode") == REPLAY_ID_CORRUPTED:
+        while True:  # 503 + Retry-After while a pull of the config is running
+            resynced = await http.post(enabled["resync_url"], json={"error_code": REPLAY_ID_CORRUPTED}, headers=key)
+            if resynced.status_code != 503:
+                break
+            await asyncio.sleep(float(resynced.headers.get("Retry-After", "1")))
+        _check(resynced, 202, "CDC resync")
+        answer = await http.post(f"{sandbox}/_sandbox/cdc/subscriptions", json={**target, "replay_preset": "LATEST"})
+    return _check(answer, 201, "CDC subscribe")
 
 
 async def _wait_for_city(http: httpx.AsyncClient, headers: dict[str, str], city: str, deadline: float) -> str:

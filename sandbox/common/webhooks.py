@@ -71,12 +71,17 @@ class WebhookSender:
         self._rng = random.Random(seed)
         self.deliveries: list[Delivery] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._streams: dict[str, asyncio.Task[None]] = {}
         self._client: httpx.AsyncClient | None = None
 
-    def send(self, batch: list[Outgoing]) -> None:
-        """Schedules the batch (in order unless the out-of-order fault is on); never blocks."""
+    def send(self, batch: list[Outgoing], stream: str | None = None) -> None:
+        """Schedules the batch (in order unless the out-of-order fault is on); never blocks. Batches
+        of one ``stream`` (a subscription's event stream) go one after another, in the order sent."""
         items = [copy for item in self._gate.order(batch) for copy in [item] * self._gate.webhook_copies()]
-        task = asyncio.get_running_loop().create_task(self._send_all(items))
+        before = self._streams.get(stream) if stream is not None else None
+        task = asyncio.get_running_loop().create_task(self._send_all(items, before))
+        if stream is not None:
+            self._streams[stream] = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -89,6 +94,7 @@ class WebhookSender:
         for task in self._tasks:
             task.cancel()
         self._tasks.clear()
+        self._streams.clear()
         self.deliveries.clear()
 
     async def aclose(self) -> None:
@@ -99,7 +105,9 @@ class WebhookSender:
             await self._client.aclose()
             self._client = None
 
-    async def _send_all(self, items: list[Outgoing]) -> None:
+    async def _send_all(self, items: list[Outgoing], before: asyncio.Task[None] | None = None) -> None:
+        if before is not None:
+            await asyncio.gather(before, return_exceptions=True)
         for item in items:
             await self._deliver(item)
 

@@ -241,8 +241,12 @@ async def ui_undelete(request: Request) -> Response:
 
 
 async def subscribe(request: Request) -> Response:
+    """A subscriber connects: ``replay_preset`` LATEST (default), EARLIEST or CUSTOM with
+    ``replay_id``, as Pub/Sub's Subscribe takes them. The retained events it starts after are
+    delivered first, in order; a replay id the bus no longer holds is refused with Pub/Sub's
+    error code (400 here, INVALID_ARGUMENT there) and nothing is subscribed."""
     body = await _body(request)
-    _known(body, {"url", "channel", "org_id", "headers"})
+    _known(body, {"url", "channel", "org_id", "headers", "replay_preset", "replay_id"})
     sb = _sb(request)
     org = _org(sb, body.get("org_id"))
     url, channel = body.get("url"), body.get("channel", cdc.ALL_CHANNEL)
@@ -253,9 +257,43 @@ async def subscribe(request: Request) -> Response:
     headers = body.get("headers") or {}
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         raise _AdminError(400, "headers must map names to strings")
-    subscription = Subscription(f"sub-{len(org.subscriptions) + 1}-{sb.token(6)}", url, channel, dict(headers))
+    preset = body.get("replay_preset", "LATEST")
+    if preset not in cdc.REPLAY_PRESETS:
+        raise _AdminError(400, f"replay_preset must be one of {', '.join(cdc.REPLAY_PRESETS)}")
+    replay_id = _replay_id(body.get("replay_id"))
+    try:
+        backlog = cdc.starting_events(sb, org, preset, replay_id, channel)
+    except cdc.ReplayError as error:
+        return JSONResponse(error.as_json(), status_code=400)
+    subscription = Subscription(
+        f"sub-{len(org.subscriptions) + 1}-{sb.token(6)}", url, channel, dict(headers), preset, replay_id
+    )
     org.subscriptions[subscription.id] = subscription
-    return JSONResponse({"org_id": org.id, **subscription.as_json()}, status_code=201)
+    if backlog:
+        cdc.deliver(sb, org, backlog, only=subscription)
+    return JSONResponse({"org_id": org.id, **subscription.as_json(), "replayed": len(backlog)}, status_code=201)
+
+
+def _replay_id(value: Any) -> int | None:
+    """Pub/Sub's replay ids are opaque bytes; the sandbox's are the event's ``replayId`` number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).lstrip("-").isdigit():
+        raise _AdminError(400, "replay_id must be a replay id the bus gave")
+    return int(value)
+
+
+async def age_events(request: Request) -> Response:
+    """``{seconds}``: time passes for the event bus only; events past the retention window go."""
+    body = await _body(request)
+    _known(body, {"seconds", "org_id"})
+    sb = _sb(request)
+    org = _org(sb, body.get("org_id"))
+    seconds = body.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise _AdminError(400, "seconds must be a number >= 0")
+    dropped = cdc.age(sb, org, float(seconds))
+    return JSONResponse({"dropped": dropped, "retained": len(org.cdc_events)})
 
 
 async def list_subscriptions(request: Request) -> Response:
@@ -335,5 +373,6 @@ def routes(sb: Sandbox) -> list[Route]:
         route("/_sandbox/cdc/subscriptions", list_subscriptions, "GET"),
         route("/_sandbox/cdc/subscriptions/{subscription_id}", unsubscribe, "DELETE"),
         route("/_sandbox/cdc/events", replay, "GET"),
+        route("/_sandbox/cdc/age", age_events, "POST"),
         route("/_sandbox/cdc/deliveries", deliveries, "GET"),
     ]

@@ -1,6 +1,8 @@
 """Change Data Capture: a change event per created, updated, deleted or undeleted record, kept for
 replay (72 hours) and pushed to the subscriptions registered under /_sandbox/cdc (the stand-in for a
-Pub/Sub API or CometD subscriber)."""
+Pub/Sub API or CometD subscriber). A subscription starts where Pub/Sub's Subscribe would: LATEST
+(new events only), EARLIEST (every retained event first) or CUSTOM (the retained events after a
+replay id, which must be one the bus still holds)."""
 
 from __future__ import annotations
 
@@ -16,10 +18,27 @@ from .schema import ACCOUNT, SObject
 
 if TYPE_CHECKING:
     from .dml import Change
-    from .state import Org, Sandbox
+    from .state import Org, Sandbox, Subscription
 
 ALL_CHANNEL = "/data/ChangeEvents"
 _NOT_IN_EVENTS = {"Id", "IsDeleted", "SystemModstamp"}
+REPLAY_PRESETS = ("LATEST", "EARLIEST", "CUSTOM")
+# Pub/Sub API's error codes (the error-code trailer of an INVALID_ARGUMENT status) for a replay id
+# it will not resume from: not one of a retained event (older than 72 h, never issued), or missing.
+REPLAY_ID_CORRUPTED = "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted"
+REPLAY_ID_VALIDATION_FAILED = "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.validation.failed"
+
+
+class ReplayError(Exception):
+    """A subscription the bus refuses to start, as Pub/Sub's Subscribe answers it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def as_json(self) -> dict[str, str]:
+        return {"status": "INVALID_ARGUMENT", "errorCode": self.code, "message": self.message}
 
 
 def channel_of(entity: str) -> str:
@@ -141,8 +160,8 @@ def matches(channel: str, entity: str) -> bool:
     return channel == ALL_CHANNEL or channel == channel_of(entity)
 
 
-def deliver(sb: Sandbox, org: Org, events: list[dict[str, Any]]) -> None:
-    for subscription in org.subscriptions.values():
+def deliver(sb: Sandbox, org: Org, events: list[dict[str, Any]], only: Subscription | None = None) -> None:
+    for subscription in [only] if only is not None else org.subscriptions.values():
         batch = []
         for event in events:
             entity = event["payload"]["ChangeEventHeader"]["entityName"]
@@ -163,7 +182,7 @@ def deliver(sb: Sandbox, org: Org, events: list[dict[str, Any]]) -> None:
                 )
             )
         if batch:
-            sb.sender.send(batch)
+            sb.sender.send(batch, stream=subscription.id)  # a subscription's events arrive in order
 
 
 def replay(sb: Sandbox, org: Org, replay_id: int, channel: str) -> list[dict[str, Any]]:
@@ -176,3 +195,30 @@ def replay(sb: Sandbox, org: Org, replay_id: int, channel: str) -> list[dict[str
         for item in org.cdc_events
         if matches(channel, item["entity"]) and (replay_id == -2 or item["event"]["event"]["replayId"] > replay_id)
     ]
+
+
+def starting_events(sb: Sandbox, org: Org, preset: str, replay_id: int | None, channel: str) -> list[dict[str, Any]]:
+    """The retained events a new subscription receives before live ones, or ReplayError."""
+    prune(sb, org)
+    if preset == "LATEST":
+        return []
+    if preset == "EARLIEST":
+        return replay(sb, org, -2, channel)
+    if replay_id is None:
+        raise ReplayError(REPLAY_ID_VALIDATION_FAILED, "CUSTOM needs the replay id to resume after")
+    if not any(item["event"]["event"]["replayId"] == replay_id for item in org.cdc_events):
+        raise ReplayError(
+            REPLAY_ID_CORRUPTED,
+            "The replay ID validation failed: the replay ID is not within the retention window or not valid",
+        )
+    return replay(sb, org, replay_id, channel)
+
+
+def age(sb: Sandbox, org: Org, seconds: float) -> int:
+    """Time passes for the bus only (every retained event is older by ``seconds``); returns how many
+    events the retention window then drops."""
+    for item in org.cdc_events:
+        item["time"] -= seconds
+    before = len(org.cdc_events)
+    prune(sb, org)
+    return before - len(org.cdc_events)

@@ -130,9 +130,18 @@ class Subscription:
     url: str
     channel: str
     headers: dict[str, str]
+    # Where it started (Pub/Sub's ReplayPreset) and, for CUSTOM, after which replay id.
+    replay_preset: str = "LATEST"
+    replay_id: int | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "url": self.url, "channel": self.channel}
+        return {
+            "id": self.id,
+            "url": self.url,
+            "channel": self.channel,
+            "replay_preset": self.replay_preset,
+            "replay_id": self.replay_id,
+        }
 
 
 @dataclass

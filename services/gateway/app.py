@@ -28,6 +28,7 @@ from services.gateway import (
     memberships,
     messaging,
     problems,
+    salesforce,
     webhooks,
     zapier,
     zapier_oauth,
@@ -57,6 +58,7 @@ ROUTERS: list[APIRouter] = [
     marketing.router,
     zapier.router,
     webhooks.router,
+    salesforce.router,
     zapier_oauth.router,
 ]
 

@@ -4,12 +4,15 @@ overrides under another practice's config or under the wrong vendor.
 
 A config never changes practice or vendor, and the registry deletes none, so an answer is kept for
 the life of the process: one registry call per config, not one per batch. Unknown configs are
-asked again each time (they may be created meanwhile).
+asked again each time (they may be created meanwhile). A config's vendor options do change: they
+are read each time they are asked for (``options``; the field-mapping RPCs only).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from google.protobuf import json_format
 
 from libs.errors import InvalidArgument, NotFound
 from libs.grpc_client import call
@@ -51,3 +54,8 @@ class ConfigDirectory:
                 reason="INTEGRATION_TYPE_MISMATCH",
             )
         return ref
+
+    async def options(self, config_id: str) -> dict:
+        """The config's VendorOptions as JSON (proto field names), as they are now."""
+        response = await call(self._registry.GetIntegrationConfig, pb.GetIntegrationConfigRequest(config_id=config_id))
+        return json_format.MessageToDict(response.config.options, preserving_proto_field_name=True)

@@ -9,6 +9,7 @@ from google.protobuf import json_format, struct_pb2
 from libs.errors import InvalidArgument
 from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.mapping.v1 import mapping_pb2 as pb
+from libs.protos.concord.registry.v1 import registry_pb2
 from services.mapping.domain import FieldError, HubResult, VendorResult
 from services.mapping.rules import FieldRule
 
@@ -19,6 +20,11 @@ def entity_name(value: int) -> str:
 
 def record_from_proto(record: struct_pb2.Struct) -> dict:
     return json_format.MessageToDict(record)
+
+
+def options_from_proto(options: registry_pb2.VendorOptions) -> dict:
+    """VendorOptions as the JSON the registry stores (proto field names, enum names)."""
+    return json_format.MessageToDict(options, preserving_proto_field_name=True)
 
 
 def _errors(errors: list[FieldError]) -> list[pb.FieldError]:

@@ -16,7 +16,7 @@ from services.mapping.audit import MappingAudit, changed_fields
 from services.mapping.configs import ConfigDirectory, ConfigRef
 from services.mapping.declarative import DeclarativePatientMapper
 from services.mapping.domain import FieldError, HubResult, Mapper, RecordInvalid, VendorResult, check_batch
-from services.mapping.mappers import default_mappers
+from services.mapping.mappers import default_mappers, default_variants, variant_of
 from services.mapping.repository import MappingRepository
 from services.mapping.rules import FieldRule
 
@@ -33,7 +33,13 @@ class MappingService:
     With ``configs``, every call that names a config is checked against the registry first (the
     config exists, is the caller's practice's and of the integration_type given); with ``audit``,
     every change of a config's mappings is audited. The server always has both; without them (a
-    mapper test in process) nothing is checked or audited."""
+    mapper test in process) nothing is checked or audited.
+
+    A config's vendor options choose among a vendor's mappers (``variants``: a Salesforce config's
+    appointment object). MapToHub/MapToVendor carry the options the sync run gave the adapter, so a
+    page is mapped by the same choice it was read or written with; the field-mapping RPCs concern
+    the config as it is now and read its options from the registry (``configs``), for vendor
+    entities that have variants only."""
 
     def __init__(
         self,
@@ -42,15 +48,21 @@ class MappingService:
         repository: MappingRepository | None = None,
         configs: ConfigDirectory | None = None,
         audit: MappingAudit | None = None,
+        variants: dict[tuple[str, str, str], Mapper] | None = None,
     ) -> None:
         self._mappers = mappers if mappers is not None else default_mappers()
+        self._variants = variants if variants is not None else default_variants()
         self._definitions = definitions
         self._repository = repository
         self._configs = configs
         self._audit = audit
         self._declarative: dict[tuple[str, str], tuple[Declarative, Mapper]] = {}
 
-    async def mapper(self, integration_type: str, entity_type: str) -> Mapper:
+    async def mapper(self, integration_type: str, entity_type: str, options: dict | None = None) -> Mapper:
+        variant = variant_of(integration_type, entity_type, options or {})
+        chosen = self._variants.get((integration_type, entity_type, variant)) if variant else None
+        if chosen is not None:
+            return chosen
         mapper = self._mappers.get((integration_type, entity_type))
         if mapper is not None:
             return mapper
@@ -71,6 +83,15 @@ class MappingService:
             f"{integration_type} has no mapping for this entity_type", field="entity_type", reason="UNSUPPORTED_ENTITY"
         )
 
+    async def _config_mapper(self, config_id: str, integration_type: str, entity_type: str) -> Mapper:
+        """The mapper of a config as it is now (field-mapping RPCs): its options are read from the
+        registry only where the vendor entity has variants to choose from."""
+        options: dict = {}
+        has_variants = any(key[:2] == (integration_type, entity_type) for key in self._variants)
+        if config_id and has_variants and self._configs is not None:
+            options = await self._configs.options(config_id)
+        return await self.mapper(integration_type, entity_type, options)
+
     async def _definition(self, integration_type: str) -> Declarative | None:
         if self._definitions is None:
             return None
@@ -85,10 +106,16 @@ class MappingService:
         return (await self.map_to_hub_versioned(integration_type, entity_type, records, config_id))[0]
 
     async def map_to_hub_versioned(
-        self, integration_type: str, entity_type: str, records: list[dict], config_id: str = ""
+        self,
+        integration_type: str,
+        entity_type: str,
+        records: list[dict],
+        config_id: str = "",
+        options: dict | None = None,
     ) -> tuple[list[HubResult], int]:
-        """Results in input order and the config's mapping version they were made with."""
-        return await self._batch("to_hub", integration_type, entity_type, records, config_id)
+        """Results in input order and the config's mapping version they were made with; ``options``
+        (the config's VendorOptions as JSON) choose among the vendor's mappers."""
+        return await self._batch("to_hub", integration_type, entity_type, records, config_id, options)
 
     async def map_to_vendor(
         self, integration_type: str, entity_type: str, documents: list[str], config_id: str = ""
@@ -96,16 +123,21 @@ class MappingService:
         return (await self.map_to_vendor_versioned(integration_type, entity_type, documents, config_id))[0]
 
     async def map_to_vendor_versioned(
-        self, integration_type: str, entity_type: str, documents: list[str], config_id: str = ""
+        self,
+        integration_type: str,
+        entity_type: str,
+        documents: list[str],
+        config_id: str = "",
+        options: dict | None = None,
     ) -> tuple[list[VendorResult], int]:
-        return await self._batch("to_vendor", integration_type, entity_type, documents, config_id)
+        return await self._batch("to_vendor", integration_type, entity_type, documents, config_id, options)
 
     async def _batch(
-        self, direction: str, integration_type: str, entity_type: str, items: list, config_id: str
+        self, direction: str, integration_type: str, entity_type: str, items: list, config_id: str, options: dict | None
     ) -> tuple[list, int]:
         if config_id:
             await self._config(config_id, integration_type)
-        mapper = await self.mapper(integration_type, entity_type)
+        mapper = await self.mapper(integration_type, entity_type, options)
         check_batch(len(items), "vendor_records" if direction == "to_hub" else "resource_jsons")
         defaults, overrides, version = await self._rules(mapper, config_id)
         one = _to_hub if direction == "to_hub" else _to_vendor
@@ -121,7 +153,7 @@ class MappingService:
         nothing, and logs nothing about the record (not even counts: a preview is not a sync)."""
         if config_id:
             await self._config(config_id, integration_type)
-        mapper = await self.mapper(integration_type, entity_type)
+        mapper = await self._config_mapper(config_id, integration_type, entity_type)
         defaults, overrides, version = await self._rules(mapper, config_id)
         if direction == "to_hub":
             assert isinstance(sample, dict)
@@ -136,7 +168,7 @@ class MappingService:
     ) -> tuple[list[FieldRule], int]:
         """The config's effective mappings (defaults with its overrides applied), by hub field."""
         config = await self._config(_required_config(config_id), integration_type)
-        mapper = await self.mapper(integration_type, entity_type)
+        mapper = await self._config_mapper(config.config_id, integration_type, entity_type)
         defaults, overrides, version = await self._rules(mapper, config.config_id)
         return rules.effective(defaults, overrides), version
 
@@ -146,7 +178,7 @@ class MappingService:
         config = await self._config(_required_config(config_id), integration_type)
 
         async def change(record: Record) -> tuple[Mapper, int]:
-            mapper = await self.mapper(integration_type, entity_type)
+            mapper = await self._config_mapper(config.config_id, integration_type, entity_type)
             rules.validate(mapper, entity_type, overrides)
 
             async def audited(version: int, previous: list[FieldRule]) -> None:
@@ -173,7 +205,7 @@ class MappingService:
         config = await self._config(_required_config(config_id), integration_type)
 
         async def change(record: Record) -> int:
-            await self.mapper(integration_type, entity_type)
+            await self._config_mapper(config.config_id, integration_type, entity_type)
             if not hub_field:
                 raise InvalidArgument("hub_field is required", field="hub_field", reason="REQUIRED_FIELD_MISSING")
 

@@ -21,6 +21,7 @@ class MappingServicer(mapping_pb2_grpc.MappingServiceServicer):
             convert.entity_name(request.entity_type),
             [convert.record_from_proto(record) for record in request.vendor_records],
             request.config_id,
+            convert.options_from_proto(request.options),
         )
         return pb.MapToHubResponse(results=[convert.hub_result_to_proto(r) for r in results], mapping_version=version)
 
@@ -30,6 +31,7 @@ class MappingServicer(mapping_pb2_grpc.MappingServiceServicer):
             convert.entity_name(request.entity_type),
             list(request.resource_jsons),
             request.config_id,
+            convert.options_from_proto(request.options),
         )
         return pb.MapToVendorResponse(
             results=[convert.vendor_result_to_proto(r) for r in results], mapping_version=version

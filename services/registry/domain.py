@@ -22,6 +22,8 @@ POLICIES = (
 # Policies the sync service applies today; the others arrive with the three-way merge issue.
 SUPPORTED_POLICIES = ("CONFLICT_POLICY_HUB_WINS", "CONFLICT_POLICY_VENDOR_WINS")
 MUTABLE_FIELDS = ("sync_direction", "sync_frequency", "conflict_policy", "active", "enabled_entities", "options")
+# SalesforceAppointmentObject names without it are the keys of a definition's extra.appointment_objects.
+APPOINTMENT_OBJECT_PREFIX = "SALESFORCE_APPOINTMENT_OBJECT_"
 # A switch that is on needs the vendor id it acts with.
 MARKETING_NEEDS = {
     "appointment_reminders": "reminder_workflow_id",
@@ -110,8 +112,9 @@ def point_at_sandbox(endpoints: dict[str, str], base_url: str) -> dict[str, str]
     return moved
 
 
-def _allowed(definition: dict, group: str) -> None:
-    if not (definition.get("extra") or {}).get(group):
+def _allowed(definition: dict, group: str, extra_key: str = "") -> None:
+    """The option group is the vendor's if its definition's extra has ``extra_key`` (default: the group)."""
+    if not (definition.get("extra") or {}).get(extra_key or group):
         raise InvalidArgument(
             f"{definition.get('integration_type', 'this vendor')} has no {group} options",
             field=f"options.{group}",
@@ -121,6 +124,7 @@ def _allowed(definition: dict, group: str) -> None:
 
 def validate_options(options: dict, definition: dict) -> None:
     """Vendor options the vendor's definition allows, each switch with what it needs."""
+    _validate_salesforce(options.get("salesforce"), definition)
     booking = options.get("booking")
     if booking:
         _allowed(definition, "booking")
@@ -142,3 +146,20 @@ def validate_options(options: dict, definition: dict) -> None:
             raise InvalidArgument(
                 f"{switch} needs {needed}", field=f"options.marketing.{needed}", reason="REQUIRED_FIELD_MISSING"
             )
+
+
+def _validate_salesforce(salesforce: dict | None, definition: dict) -> None:
+    """The appointment object must be one the definition's extra.appointment_objects names."""
+    if not salesforce:
+        return
+    _allowed(definition, "salesforce", "appointment_objects")
+    objects = definition["extra"]["appointment_objects"]
+    choice = salesforce.get("appointment_object")
+    if choice is None:
+        return
+    if not isinstance(choice, str) or choice.removeprefix(APPOINTMENT_OBJECT_PREFIX) not in objects:
+        raise InvalidArgument(
+            f"appointment_object must be one of {', '.join(APPOINTMENT_OBJECT_PREFIX + o for o in objects)}",
+            field="options.salesforce.appointment_object",
+            reason="INVALID_ENUM",
+        )

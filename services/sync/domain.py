@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 HUB_WINS = "CONFLICT_POLICY_HUB_WINS"
@@ -78,6 +78,11 @@ class SyncRunInput:
     # Pull pages handled before continue-as-new keeps the history small.
     pages_per_execution: int = 50
     pull_done: bool = False
+    # The config's VendorOptions as JSON when the run started: what the pull reads and maps with.
+    options: dict = field(default_factory=dict)
+    # Pull from no cursor (everything at the vendor), as after a gap in its change events; a
+    # continued execution resumes from the cursor the first one saved.
+    from_start: bool = False
 
 
 @dataclass
@@ -99,6 +104,8 @@ class PullPage:
     next_cursor: str
     vendor_requests: int
     entity_type: str = "ENTITY_TYPE_PATIENT"
+    # The options the page was read with (SyncRunInput.options), for MapToHub.
+    options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -124,7 +131,8 @@ class PushBatch:
     items: list[PushItem]
     last_patient_id: str
     has_more: bool
-    # The config's VendorOptions as JSON (registry IntegrationConfig.options), for UpsertBatchRequest.options.
+    # The config's VendorOptions as JSON (registry IntegrationConfig.options) the batch was mapped
+    # with, for UpsertBatchRequest.options.
     options: dict = field(default_factory=dict)
 
 
@@ -147,6 +155,8 @@ class PushResults:
     outcomes: list[PushOutcome]
     vendor_requests: int
     entity_type: str = "ENTITY_TYPE_PATIENT"
+    # The options the batch was mapped and written with (PushBatch.options).
+    options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -161,6 +171,11 @@ class CursorRequest:
     entity_type: str
 
 
+def workflow_id(config_id: str, entity_type: str) -> str:
+    """One sync workflow at a time per config and entity."""
+    return f"sync:{config_id}:{entity_type}"
+
+
 def patient_ref(patient_id: str, version: int) -> str:
     return f"{patient_id}@{version}"
 
@@ -170,8 +185,17 @@ def parse_ref(ref: str) -> tuple[str, int]:
     return patient_id, int(version)
 
 
-def new_run_row(run_id: str, config: Any, entity_type: str, direction: str, workflow_id: str, trace_id: str) -> dict:
+def new_run_row(
+    run_id: str,
+    config: Any,
+    entity_type: str,
+    direction: str,
+    workflow_id: str,
+    trace_id: str,
+    start_delay: float = 0.0,
+) -> dict:
     """A run as it starts (the seed's integration_sync_logs row); ``config`` is the registry's."""
+    started = datetime.now(UTC)
     return {
         "run_id": run_id,
         "config_id": config.config_id,
@@ -190,6 +214,7 @@ def new_run_row(run_id: str, config: Any, entity_type: str, direction: str, work
         "error_message": "",
         "trace_id": trace_id,
         "workflow_id": workflow_id,
-        "started_at": datetime.now(UTC),
+        "started_at": started,
         "completed_at": None,
+        "starts_at": started + timedelta(seconds=start_delay),
     }

@@ -83,4 +83,18 @@ sync_logs = Table(
     Column("workflow_id", String(128), nullable=False, default=""),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("completed_at", DateTime(timezone=True), nullable=True),
+    # When the run's workflow begins reading (started_at + its start delay); null before 0003.
+    Column("starts_at", DateTime(timezone=True), nullable=True),
+)
+
+# Change events (Salesforce CDC) the CDC receiver accepted, by replay id per config: a redelivery
+# is known, and the newest is where a resubscription resumes. No field values: ids and times only.
+change_events = Table(
+    "sync_change_events",
+    metadata,
+    Column("config_id", String(36), primary_key=True),
+    Column("replay_id", String(128), primary_key=True),
+    Column("entity_type", String(32), nullable=False),
+    Column("accepted_at", DateTime(timezone=True), nullable=False),
+    Index("ix_sync_change_events_config_accepted", "config_id", "accepted_at"),
 )

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sync import models
-from services.sync.domain import final_status
+from services.sync.domain import RUNNING, final_status
 
 REC, L, C, R = models.records, models.links, models.cursors, models.sync_logs
+CE = models.change_events
 
 
 def now() -> datetime:
@@ -189,3 +190,29 @@ class SyncRepository:
         await session.execute(
             update(R).where(R.c.run_id == run_id).values(status=status, error_message=error_message, completed_at=now())
         )
+
+    async def running_run(self, session: AsyncSession, workflow_id: str):  # noqa: ANN201
+        """The newest run of that workflow still running (one runs at a time per config and entity)."""
+        query = (
+            select(R)
+            .where(R.c.workflow_id == workflow_id, R.c.status == RUNNING)
+            .order_by(R.c.started_at.desc())
+            .limit(1)
+        )
+        return (await session.execute(query)).first()
+
+    # Change events (CDC replay ids)
+
+    async def change_event_seen(self, session: AsyncSession, config_id: str, replay_id: str) -> bool:
+        query = select(CE.c.replay_id).where(CE.c.config_id == config_id, CE.c.replay_id == replay_id)
+        return (await session.execute(query)).first() is not None
+
+    async def insert_change_event(self, session: AsyncSession, row: dict[str, Any]) -> None:
+        await session.execute(CE.insert().values(**row))
+
+    async def last_change_event(self, session: AsyncSession, config_id: str):  # noqa: ANN201
+        query = select(CE).where(CE.c.config_id == config_id).order_by(CE.c.accepted_at.desc()).limit(1)
+        return (await session.execute(query)).first()
+
+    async def delete_change_events(self, session: AsyncSession, config_id: str, before: datetime) -> None:
+        await session.execute(delete(CE).where(CE.c.config_id == config_id, CE.c.accepted_at < before))

@@ -28,6 +28,7 @@ from libs.protos.concord.registry.v1 import registry_pb2, registry_pb2_grpc
 from libs.telemetry import current_trace_id
 from services.sync import domain
 from services.sync.availability import AvailabilityInput, availability_failure
+from services.sync.change_events import ChangeEvents
 from services.sync.domain import (
     CursorRequest,
     FinishRun,
@@ -37,6 +38,7 @@ from services.sync.domain import (
     PushItem,
     PushResults,
     SyncRunInput,
+    workflow_id,
 )
 from services.sync.entities import APPOINTMENT, ENTITIES, PATIENT, SERVICE, EntityKind, kind_of
 from services.sync.messaging import MessageInput, message_workflow_id, send_failure
@@ -56,14 +58,14 @@ class Peers:
     audit: audit_pb2_grpc.AuditServiceStub
 
 
-def workflow_id(config_id: str, entity_type: str) -> str:
-    return f"sync:{config_id}:{entity_type}"
-
-
 def _struct(record: dict) -> struct_pb2.Struct:
     message = struct_pb2.Struct()
     message.update(record)
     return message
+
+
+def _options_json(config: registry_pb2.IntegrationConfig) -> dict:
+    return json_format.MessageToDict(config.options, preserving_proto_field_name=True)
 
 
 def _fields_present(projection: dict[str, str | None]) -> list[str]:
@@ -85,6 +87,7 @@ class SyncService:
         self._peers = peers
         self._temporal = temporal
         self._task_queue = task_queue
+        self.change_events = ChangeEvents(sessions, self._repo, self)
 
     # --- the practice's patients -------------------------------------------------------------
 
@@ -234,8 +237,11 @@ class SyncService:
 
     # --- runs ----------------------------------------------------------------------------------
 
-    async def _runnable_config(self, practice_id: str, config_id: str, kind: EntityKind) -> Any:
-        """The config, if it belongs to the practice, is active, syncs this entity and is connected."""
+    async def owned_config(self, practice_id: str, config_id: str) -> Any:
+        """The registry's config, if it belongs to the caller's practice."""
+        self._scope(practice_id)
+        if not config_id:
+            raise InvalidArgument("config_id is required", field="config_id", reason="REQUIRED_FIELD_MISSING")
         config = (
             await call(
                 self._peers.registry.GetIntegrationConfig, registry_pb2.GetIntegrationConfigRequest(config_id=config_id)
@@ -243,6 +249,11 @@ class SyncService:
         ).config
         if config.practice_id != practice_id:
             raise NotFound("integration config not found", reason="CONFIG_NOT_FOUND")
+        return config
+
+    async def _runnable_config(self, practice_id: str, config_id: str, kind: EntityKind) -> Any:
+        """The config, if it belongs to the practice, is active, syncs this entity and is connected."""
+        config = await self.owned_config(practice_id, config_id)
         if not config.active:
             raise FailedPrecondition("the integration config is not active", reason="CONFIG_INACTIVE")
         if common_pb2.EntityType.Value(kind.entity_type) not in config.enabled_entities:
@@ -288,6 +299,7 @@ class SyncService:
             next_cursor=cursor,
             vendor_requests=0,
             entity_type=kind.entity_type,
+            options=_options_json(config),
         )
         external_ids = [str(r.get("external_id") or "") for r in records]
         async with self._sessions() as session:
@@ -305,9 +317,14 @@ class SyncService:
         ]
         return run, applied
 
-
     async def start_sync(
-        self, practice_id: str, config_id: str, entity_type: str, direction: str, start_delay: float = 0.0
+        self,
+        practice_id: str,
+        config_id: str,
+        entity_type: str,
+        direction: str,
+        start_delay: float = 0.0,
+        from_start: bool = False,
     ) -> Any:
         self._scope(practice_id)
         if not config_id:
@@ -323,7 +340,7 @@ class SyncService:
         direction = _readable_direction(definition, kind.entity_type, direction)
         run_id = str(uuid.uuid4())
         wf_id = workflow_id(config_id, kind.entity_type)
-        row = domain.new_run_row(run_id, config, kind.entity_type, direction, wf_id, current_trace_id())
+        row = domain.new_run_row(run_id, config, kind.entity_type, direction, wf_id, current_trace_id(), start_delay)
         async with self._sessions() as session, session.begin():
             await self._repo.insert_run(session, row)
         run_input = SyncRunInput(
@@ -335,6 +352,8 @@ class SyncService:
             direction=direction,
             conflict_policy=common_pb2.ConflictPolicy.Name(config.conflict_policy),
             push_batch_size=push_batch_size,
+            options=_options_json(config),
+            from_start=from_start,
         )
         try:
             await self._temporal.start_workflow(
@@ -385,7 +404,7 @@ class SyncService:
         """Maps a vendor page to FHIR and merges it into the hub; the page and its cursor commit
         together, so a retried or resumed run never applies a page twice or skips one."""
         kind = kind_of(page.entity_type)
-        mapped = await self._map_to_hub(page.integration_type, kind, page.records, page.config_id)
+        mapped = await self._map_to_hub(page.integration_type, kind, page.records, page.config_id, page.options)
         failures: list[dict[str, str]] = []
         usable = []
         for raw, result in zip(page.records, mapped, strict=True):
@@ -513,6 +532,8 @@ class SyncService:
         if kind.patient_ref is not None:
             rows, resources, failures = await self._to_vendor_refs(request.config_id, kind, rows, resources)
         mapped = []
+        # The options as they are now: the batch is mapped and written (and its echo mapped back) with them.
+        options = await self._vendor_options(request.config_id) if resources else {}
         if resources:
             response = await call(
                 self._peers.mapping.MapToVendor,
@@ -521,6 +542,7 @@ class SyncService:
                     entity_type=common_pb2.EntityType.Value(kind.entity_type),
                     resource_jsons=[json.dumps(r) for r in resources],
                     config_id=request.config_id,
+                    options=json_format.ParseDict(options, registry_pb2.VendorOptions()),
                 ),
             )
             mapped = list(response.results)
@@ -537,24 +559,25 @@ class SyncService:
                 counts = {"records_processed": len(failed_ids), "records_failed": len(failed_ids)}
                 await self._repo.add_to_run(session, request.run_id, counts, failures)
         last = fetched[-1].record_id if fetched else request.after_patient_id
-        options = await self._vendor_options(request.config_id) if items else {}
         return PushBatch(items=items, last_patient_id=last, has_more=len(fetched) == request.limit, options=options)
 
     async def _vendor_options(self, config_id: str) -> dict:
-        """The config's vendor options (marketing switches) as they are now, for the adapter's push."""
+        """The config's vendor options (marketing switches, appointment object) as they are now."""
         config = (
             await call(
                 self._peers.registry.GetIntegrationConfig, registry_pb2.GetIntegrationConfigRequest(config_id=config_id)
             )
         ).config
-        return json_format.MessageToDict(config.options, preserving_proto_field_name=True)
+        return _options_json(config)
 
     async def record_push_results(self, results: PushResults) -> None:
         """Stores what the vendor acknowledged: links, synced versions and merge bases."""
         kind = kind_of(results.entity_type)
         done = [o for o in results.outcomes if o.success]
         mapped = (
-            await self._map_to_hub(results.integration_type, kind, [o.record for o in done], results.config_id)
+            await self._map_to_hub(
+                results.integration_type, kind, [o.record for o in done], results.config_id, results.options
+            )
             if done
             else []
         )
@@ -827,7 +850,7 @@ class SyncService:
         ).definition
 
     async def _map_to_hub(
-        self, integration_type: str, kind: EntityKind, records: list[dict], config_id: str
+        self, integration_type: str, kind: EntityKind, records: list[dict], config_id: str, options: dict
     ) -> list[mapping_pb2.HubMappingResult]:
         if not records:
             return []
@@ -838,6 +861,7 @@ class SyncService:
                 entity_type=common_pb2.EntityType.Value(kind.entity_type),
                 vendor_records=[_struct(r) for r in records],
                 config_id=config_id,
+                options=json_format.ParseDict(options, registry_pb2.VendorOptions()),
             ),
         )
         return list(response.results)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date
 
 from google.protobuf import json_format
 
@@ -169,3 +169,38 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         return pb.SendMessageResponse(
             message_id=sent.message_id, conversation_id=sent.conversation_id, idempotency_key=request.idempotency_key
         )
+
+    async def AcceptChangeEvent(self, request: pb.AcceptChangeEventRequest, context) -> pb.AcceptChangeEventResponse:  # noqa: ANN001
+        entity = request.entity_type
+        outcome, run = await self._service.change_events.accept(
+            request.practice_id,
+            request.config_id,
+            request.replay_id,
+            enum_name(common_pb2.EntityType, entity) if entity else "",
+            request.commit_time.ToDatetime(tzinfo=UTC) if request.HasField("commit_time") else None,
+            min(request.settle.ToTimedelta().total_seconds(), MAX_START_DELAY_SECONDS),
+        )
+        response = pb.AcceptChangeEventResponse(outcome=pb.ChangeEventOutcome.Value(f"CHANGE_EVENT_OUTCOME_{outcome}"))
+        if run is not None:
+            response.run.CopyFrom(convert.run_to_proto(run))
+        return response
+
+    async def GetChangeEventPosition(  # noqa: N802
+        self,
+        request: pb.GetChangeEventPositionRequest,
+        context,  # noqa: ANN001
+    ) -> pb.GetChangeEventPositionResponse:
+        replay_id, accepted = await self._service.change_events.position(request.practice_id, request.config_id)
+        response = pb.GetChangeEventPositionResponse(replay_id=replay_id)
+        if accepted is not None:
+            response.accept_time.FromDatetime(accepted)
+        return response
+
+    async def ResyncChangeEvents(self, request: pb.ResyncChangeEventsRequest, context) -> pb.ResyncChangeEventsResponse:  # noqa: ANN001
+        runs = await self._service.change_events.resync(
+            request.practice_id,
+            request.config_id,
+            [enum_name(common_pb2.EntityType, e) for e in request.entity_types],
+            min(request.settle.ToTimedelta().total_seconds(), MAX_START_DELAY_SECONDS),
+        )
+        return pb.ResyncChangeEventsResponse(runs=[convert.run_to_proto(r) for r in runs])

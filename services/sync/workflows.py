@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from temporalio import workflow
@@ -71,9 +72,11 @@ class PatientSyncWorkflow:
         return run.run_id
 
     async def _pull(self, run: SyncRunInput) -> None:
-        cursor = await workflow.execute_activity(
-            "load_cursor", CursorRequest(run.config_id, run.entity_type), result_type=str, **HUB_STEP
-        )
+        cursor = ""
+        if not run.from_start:
+            cursor = await workflow.execute_activity(
+                "load_cursor", CursorRequest(run.config_id, run.entity_type), result_type=str, **HUB_STEP
+            )
         for _ in range(run.pages_per_execution):
             page = await workflow.execute_activity(
                 "fetch_changes",
@@ -82,6 +85,7 @@ class PatientSyncWorkflow:
                     entity_type=common_pb2.EntityType.Value(run.entity_type),
                     cursor=cursor,
                     page_size=run.page_size,
+                    options=json_format.ParseDict(run.options, registry_pb2.VendorOptions()),
                 ),
                 task_queue=f"adapter.{run.integration_type}",
                 result_type=adapter_pb2.FetchChangesResponse,
@@ -99,6 +103,7 @@ class PatientSyncWorkflow:
                     next_cursor=page.next_cursor,
                     vendor_requests=page.vendor_requests,
                     entity_type=run.entity_type,
+                    options=run.options,
                 ),
                 **HUB_STEP,
             )
@@ -106,7 +111,7 @@ class PatientSyncWorkflow:
             if not page.has_more:
                 return
         # The cursor is saved with every page, so the next execution resumes from it.
-        workflow.continue_as_new(run)
+        workflow.continue_as_new(dataclasses.replace(run, from_start=False))
 
     async def _push(self, run: SyncRunInput) -> None:
         after = ""
@@ -162,6 +167,7 @@ class PatientSyncWorkflow:
                         outcomes,
                         written.vendor_requests,
                         entity_type=run.entity_type,
+                        options=batch.options,
                     ),
                     **HUB_STEP,
                 )

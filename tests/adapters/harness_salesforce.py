@@ -96,6 +96,8 @@ class SalesforceHarness(AdapterHarness):
     sandbox: Sandbox | None = field(default=None, repr=False)  # the simulator's memory
     clock: OrgClock = field(default_factory=OrgClock)
     locators: BrokenQueryLocators | None = field(default=None, repr=False)
+    # The config's options as the sync service sends them with each request (its appointment object).
+    options: rpb.VendorOptions = field(default_factory=rpb.VendorOptions)
     _seeded: itertools.count = field(default_factory=itertools.count, repr=False)
 
     @property
@@ -236,7 +238,7 @@ async def open_harness(
     http: httpx.AsyncClient,
     rate_limit: tuple[int, float] | None,
     *,
-    calendar_events: bool = False,
+    appointment_object: int = rpb.SALESFORCE_APPOINTMENT_OBJECT_UNSPECIFIED,
 ) -> SalesforceHarness:
     clock = OrgClock()
     port, app = await stack.enter_async_context(
@@ -259,10 +261,11 @@ async def open_harness(
     stack.push_async_callback(registry_channel.close)
     registry = registry_pb2_grpc.RegistryServiceStub(registry_channel)
     await call(registry.CreatePractice, rpb.CreatePracticeRequest(practice_id=PRACTICE_ID, name="Suite Clinic"))
+    options = rpb.VendorOptions(salesforce=rpb.SalesforceOptions(appointment_object=appointment_object))
     config = await call(
         registry.CreateIntegrationConfig,
         rpb.CreateIntegrationConfigRequest(
-            config=rpb.IntegrationConfig(practice_id=PRACTICE_ID, integration_type=VENDOR)
+            config=rpb.IntegrationConfig(practice_id=PRACTICE_ID, integration_type=VENDOR, options=options)
         ),
     )
     config_id = config.config.config_id
@@ -287,7 +290,6 @@ async def open_harness(
         AdapterContext(settings, connections),
         http=httpx.AsyncClient(transport=locators, timeout=30),
         backoff_seconds=0.02,
-        calendar_events=calendar_events,
     )
     stack.push_async_callback(adapter.aclose)
     return SalesforceHarness(
@@ -301,4 +303,5 @@ async def open_harness(
         sandbox=app.state.sandbox,
         clock=clock,
         locators=locators,
+        options=config.config.options,
     )

@@ -37,7 +37,7 @@ async def upsert(sf: SalesforceHarness, entries: list[tuple[str, dict]]) -> pb.U
         pb.UpsertItem(ref=f"ref-{n}", external_id=eid, record=struct(record)) for n, (eid, record) in enumerate(entries)
     ]
     return await sf.adapter.upsert_batch(
-        pb.UpsertBatchRequest(config_id=sf.config_id, entity_type=APPOINTMENT, items=items)
+        pb.UpsertBatchRequest(config_id=sf.config_id, entity_type=APPOINTMENT, items=items, options=sf.options)
     )
 
 
@@ -45,7 +45,9 @@ async def fetch_all(sf: SalesforceHarness, cursor: str = "") -> tuple[list[dict]
     records: list[dict] = []
     while True:
         page = await sf.adapter.fetch_changes(
-            pb.FetchChangesRequest(config_id=sf.config_id, entity_type=APPOINTMENT, cursor=cursor, page_size=100)
+            pb.FetchChangesRequest(
+                config_id=sf.config_id, entity_type=APPOINTMENT, cursor=cursor, page_size=100, options=sf.options
+            )
         )
         records += [plain(r) for r in page.records]
         cursor = page.next_cursor

@@ -1,4 +1,5 @@
-"""Salesforce appointments as Lightning calendar Events through the adapter (calendar_events=True):
+"""Salesforce appointments as Lightning calendar Events through the adapter (a config whose
+options choose SALESFORCE_APPOINTMENT_OBJECT_EVENT):
 Events related to Person Accounts in the real sandbox over HTTP, the real registry and connection
 services over gRPC, a password-grant connection. Collections of 200, idempotent retried upserts on
 Concord_Appointment_Id__c, updates by Id, the (SystemModstamp, Id) incremental read, a calendar
@@ -11,11 +12,14 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from temporalio.exceptions import ApplicationError
 
 from libs import fhir_appointment as fa
+from libs.protos.concord.registry.v1 import registry_pb2 as rpb
 from libs.settings import Settings
 from services.adapters.salesforce.client import CONCORD_CLIENT
 from services.mapping.domain import RecordInvalid
+from services.mapping.mappers.salesforce_appointments import SalesforceAppointmentMapper
 from services.mapping.mappers.salesforce_events import SalesforceEventMapper
 from tests.adapters.harness_salesforce import QUERY_ROUTE, UPSERT_ROUTE, SalesforceHarness, open_harness
 from tests.adapters.salesforce_appointment_support import (
@@ -33,9 +37,11 @@ MAPPER = SalesforceEventMapper()
 
 @pytest.fixture
 async def sf(settings: Settings) -> AsyncIterator[SalesforceHarness]:
-    """The suite's Salesforce harness, its adapter writing appointments as calendar Events."""
+    """The suite's Salesforce harness, its config's appointments calendar Events."""
     async with contextlib.AsyncExitStack() as stack, httpx.AsyncClient(timeout=10) as http:
-        yield await open_harness(stack, settings, http, None, calendar_events=True)
+        yield await open_harness(
+            stack, settings, http, None, appointment_object=rpb.SALESFORCE_APPOINTMENT_OBJECT_EVENT
+        )
 
 
 async def test_250_events_take_two_collection_calls_and_a_retried_batch_duplicates_none(sf: SalesforceHarness) -> None:
@@ -162,3 +168,30 @@ def test_the_gateway_knows_concords_client_id_as_the_adapter_sends_it() -> None:
         (Path(__file__).resolve().parents[2] / "services/registry/definitions/salesforce.json").read_text()
     )
     assert definition["extra"]["cdc"]["call_client"] == CONCORD_CLIENT
+
+
+async def test_each_request_reads_and_writes_the_appointment_object_its_config_chose(sf: SalesforceHarness) -> None:
+    """One adapter process serves configs on either object: the request's options decide, and a
+    cursor of one object is refused by the other rather than resumed at a foreign position."""
+    accounts = await sf.seed(2)
+    before = {sobject: set(await stored_records(sf, sobject)) for sobject in ("Event", "ServiceAppointment")}
+    on_events = await upsert(sf, [("", MAPPER.to_vendor(a)) for a in hub_appointments(accounts, 3, "hub-ev")])
+    _, event_cursor = await fetch_all(sf)
+    scheduler = SalesforceHarness(**{**sf.__dict__, "options": rpb.VendorOptions()})  # a ServiceAppointment config
+    sa_mapper = SalesforceAppointmentMapper()
+
+    on_appointments = await upsert(
+        scheduler, [("", sa_mapper.to_vendor(a)) for a in hub_appointments(accounts, 2, "hub-sa")]
+    )
+    read, sa_cursor = await fetch_all(scheduler)
+
+    after = {sobject: set(await stored_records(sf, sobject)) for sobject in ("Event", "ServiceAppointment")}
+    assert after["Event"] - before["Event"] == {r.external_id for r in on_events.results}
+    assert after["ServiceAppointment"] - before["ServiceAppointment"] == {
+        r.external_id for r in on_appointments.results
+    }
+    assert {r["Id"] for r in read} == after["ServiceAppointment"]
+    for wrong, cursor in ((scheduler, event_cursor), (sf, sa_cursor)):
+        with pytest.raises(ApplicationError) as refused:
+            await fetch_all(wrong, cursor)
+        assert (refused.value.type, refused.value.non_retryable) == ("InvalidArgument", True)

@@ -199,3 +199,47 @@ async def test_booking_time_zone_is_an_iana_zone_and_only_for_booking_vendors(st
     with pytest.raises(InvalidArgument) as unsupported:
         await update(salesforce.config_id, "America/Chicago")
     assert unsupported.value.reason == "UNSUPPORTED_OPTION"
+
+
+async def test_a_salesforce_config_chooses_its_appointment_object_and_other_vendors_cannot(stub) -> None:  # noqa: ANN001
+    ghl = await _practice_and_config(stub)
+    on_events = pb.VendorOptions(
+        salesforce=pb.SalesforceOptions(appointment_object=pb.SALESFORCE_APPOINTMENT_OBJECT_EVENT)
+    )
+    made = await call(
+        stub.CreateIntegrationConfig,
+        pb.CreateIntegrationConfigRequest(
+            config=pb.IntegrationConfig(practice_id="p1", integration_type="salesforce", options=on_events)
+        ),
+    )
+    stored = await call(stub.GetIntegrationConfig, pb.GetIntegrationConfigRequest(config_id=made.config.config_id))
+    assert stored.config.options.salesforce.appointment_object == pb.SALESFORCE_APPOINTMENT_OBJECT_EVENT
+
+    def update(config_id: str, options: pb.VendorOptions):  # noqa: ANN202
+        return call(
+            stub.UpdateIntegrationConfig,
+            pb.UpdateIntegrationConfigRequest(
+                config=pb.IntegrationConfig(config_id=config_id, options=options),
+                update_mask=field_mask_pb2.FieldMask(paths=["options"]),
+            ),
+        )
+
+    scheduler = pb.SalesforceAppointmentObject.Value("SALESFORCE_APPOINTMENT_OBJECT_SERVICE_APPOINTMENT")
+    changed = (
+        await update(
+            made.config.config_id, pb.VendorOptions(salesforce=pb.SalesforceOptions(appointment_object=scheduler))
+        )
+    ).config
+    assert changed.options.salesforce.appointment_object == scheduler
+    with pytest.raises(InvalidArgument) as unknown:
+        await update(made.config.config_id, pb.VendorOptions(salesforce=pb.SalesforceOptions(appointment_object=7)))
+    assert (unknown.value.reason, unknown.value.metadata["field"]) == (
+        "INVALID_ENUM",
+        "options.salesforce.appointment_object",
+    )
+    with pytest.raises(InvalidArgument) as unsupported:
+        await update(ghl.config_id, on_events)
+    assert (unsupported.value.reason, unsupported.value.metadata["field"]) == (
+        "UNSUPPORTED_OPTION",
+        "options.salesforce",
+    )

@@ -1198,6 +1198,62 @@ async def test_change_event_delivery_retries_duplicates_and_reorders(
     assert {h_["recordIds"][0] for h_ in headers} == {r["id"] for r in results}
 
 
+async def test_a_subscription_resumes_after_a_replay_id_then_gets_new_events(
+    client: httpx.AsyncClient, receiver: Receiver, sf: Starlette
+) -> None:
+    """Pub/Sub's Subscribe presets: CUSTOM delivers the retained events after the replay id first,
+    in order, then live ones; a replay id the bus no longer holds (72 h) or never gave is refused
+    with Pub/Sub's error code and subscribes nothing."""
+    sb = sf.state.sandbox
+    live, resumed, earliest = "https://hub.example/live", "https://hub.example/resumed", "https://hub.example/all"
+
+    async def subscribe(url: str, **start: Any) -> httpx.Response:
+        return await client.post("/_sandbox/cdc/subscriptions", json={"url": url, **start})
+
+    async def ui_contact(name: str) -> None:
+        assert (await client.post("/_sandbox/records/Contact", json={"LastName": name})).status_code == 201
+
+    first = (await subscribe(live)).json()
+    assert (first["replay_preset"], first["replayed"]) == ("LATEST", 0)
+    for name in ("Before1", "Before2"):
+        await ui_contact(name)
+    await sb.sender.drain()
+    last_seen = receiver.events(live)[-1]["event"]["replayId"]
+    assert (await client.delete(f"/_sandbox/cdc/subscriptions/{first['id']}")).status_code == 204
+    for name in ("Missed1", "Missed2", "Missed3"):  # the subscriber is down
+        await ui_contact(name)
+
+    again = await subscribe(resumed, replay_preset="CUSTOM", replay_id=str(last_seen))
+    assert again.status_code == 201 and again.json()["replayed"] == 3
+    await ui_contact("After")
+    await sb.sender.drain()
+    names = [e["payload"]["Name"]["LastName"] for e in receiver.events(resumed)]
+    assert names == ["Missed1", "Missed2", "Missed3", "After"]
+    ids = [e["event"]["replayId"] for e in receiver.events(resumed)]
+    assert ids == sorted(ids) and ids[0] == last_seen + 1
+    assert (await subscribe(earliest, replay_preset="EARLIEST")).json()["replayed"] == 6
+
+    for start, code in (
+        ({"replay_preset": "CUSTOM"}, "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.validation.failed"),
+        (
+            {"replay_preset": "CUSTOM", "replay_id": ids[-1] + 50},
+            "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted",
+        ),
+    ):
+        refused = await subscribe(resumed, **start)
+        assert refused.status_code == 400 and refused.json()["errorCode"] == code
+        assert refused.json()["status"] == "INVALID_ARGUMENT"
+    aged = (await client.post("/_sandbox/cdc/age", json={"seconds": 72 * 3600 + 1})).json()
+    assert aged == {"dropped": 6, "retained": 0}
+    expired = await subscribe(resumed, replay_preset="CUSTOM", replay_id=ids[-1])
+    assert expired.status_code == 400
+    assert expired.json()["errorCode"] == "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted"
+    subscribed = (await client.get("/_sandbox/cdc/subscriptions")).json()
+    assert len(subscribed) == 2  # resumed and earliest; nothing added by a refused start
+    bad = await subscribe(resumed, replay_preset="NEWEST")
+    assert bad.status_code == 400
+
+
 # --- simple-salesforce over real HTTP ------------------------------------------------------------------------
 
 

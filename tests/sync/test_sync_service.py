@@ -339,3 +339,47 @@ async def test_start_sync_refuses_what_cannot_run(peers: Peers) -> None:
     for practice_id in (P1, P2):
         runs = await call(peers.sync.ListSyncRuns, pb.ListSyncRunsRequest(practice_id=practice_id))
         assert list(runs.runs) == []  # no run row left behind by a refused start
+
+
+async def test_change_events_are_recorded_once_per_replay_id_and_name_the_resume_position(peers: Peers) -> None:
+    config = await _config(peers)
+    await _config(peers, P2)
+
+    def accept(replay_id: str, practice_id: str = P1, entity: int = 0) -> pb.AcceptChangeEventRequest:
+        return pb.AcceptChangeEventRequest(
+            practice_id=practice_id, config_id=config.config_id, replay_id=replay_id, entity_type=entity
+        )
+
+    async def position() -> str:
+        request = pb.GetChangeEventPositionRequest(practice_id=P1, config_id=config.config_id)
+        return (await call(peers.sync.GetChangeEventPosition, request)).replay_id
+
+    assert await position() == ""
+    # Echoes and objects the config does not sync are recorded without a pull.
+    for replay_id in ("41", "42"):
+        recorded = await call(peers.sync.AcceptChangeEvent, accept(replay_id))
+        assert recorded.outcome == pb.CHANGE_EVENT_OUTCOME_RECORDED and not recorded.HasField("run")
+    again = await call(peers.sync.AcceptChangeEvent, accept("41"))
+    assert again.outcome == pb.CHANGE_EVENT_OUTCOME_DUPLICATE
+    assert await position() == "42"
+    # A pull that cannot run is refused and the event is not recorded: its resend is not a duplicate.
+    with pytest.raises(FailedPrecondition) as refused:
+        await call(peers.sync.AcceptChangeEvent, accept("43", entity=common_pb2.ENTITY_TYPE_PATIENT))
+    assert refused.value.reason == "CONFIG_INACTIVE"
+    assert await position() == "42"
+
+    with pytest.raises(NotFound):
+        await call(peers.sync.AcceptChangeEvent, accept("44", practice_id=P2))
+    with pytest.raises(InvalidArgument) as bad:
+        await call(peers.sync.AcceptChangeEvent, accept(""))
+    assert (bad.value.field, bad.value.reason) == ("replay_id", "INVALID_REPLAY_ID")
+    with pytest.raises(InvalidArgument) as none:
+        await call(
+            peers.sync.ResyncChangeEvents, pb.ResyncChangeEventsRequest(practice_id=P1, config_id=config.config_id)
+        )
+    assert none.value.field == "entity_types"
+    with acting_as(Caller(user_id="u", practice_id=P2, role="admin")), pytest.raises(PermissionDenied):
+        await call(
+            peers.sync.GetChangeEventPosition,
+            pb.GetChangeEventPositionRequest(practice_id=P1, config_id=config.config_id),
+        )

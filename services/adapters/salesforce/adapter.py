@@ -1,6 +1,7 @@
-"""The Salesforce Health Cloud adapter: each entity type is a module (patients.py, appointments.py)
-this class dispatches to after giving the activity its session and client; a query page or a
-200-record collection per API call, paced under the org's daily API allowance."""
+"""The Salesforce Health Cloud adapter: each entity type is a module (patients.py, appointments.py,
+events.py) this class dispatches to after giving the activity its session and client; which module
+a config's appointments go to is its options' appointment object. A query page or a 200-record
+collection per API call, paced under the org's daily API allowance."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from temporalio.exceptions import ApplicationError
 
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.common.v1 import common_pb2
+from libs.protos.concord.registry.v1 import registry_pb2 as rpb
 from services.adapters import AdapterContext
 from services.adapters.common import access_token
 from services.adapters.salesforce import changes
@@ -36,7 +38,6 @@ class SalesforceAdapter:
         backoff_seconds: float = 0.5,
         allowance: AllowancePolicy | None = None,
         settle_seconds: float = changes.SETTLE_SECONDS,
-        calendar_events: bool = False,
     ) -> None:
         self._context = context
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(60.0))
@@ -44,10 +45,11 @@ class SalesforceAdapter:
         self.allowances = Allowances(allowance or AllowancePolicy())
         self._resources: dict[int, Resource] = {
             common_pb2.ENTITY_TYPE_PATIENT: Patients(settle_seconds),
-            # Scheduler's ServiceAppointment, or Lightning calendar Events (README: "Appointments").
-            common_pb2.ENTITY_TYPE_APPOINTMENT: (
-                CalendarEvents(settle_seconds) if calendar_events else Appointments(settle_seconds)
-            ),
+            common_pb2.ENTITY_TYPE_APPOINTMENT: Appointments(settle_seconds),
+        }
+        # Each config chooses its appointment object (README: "Appointments"); ServiceAppointment by default.
+        self._appointment_objects: dict[int, Resource] = {
+            rpb.SALESFORCE_APPOINTMENT_OBJECT_EVENT: CalendarEvents(settle_seconds),
         }
 
     async def aclose(self) -> None:
@@ -62,19 +64,23 @@ class SalesforceAdapter:
 
         return SalesforceClient(self._http, tokens, self.allowances, backoff_seconds=self._backoff_seconds)
 
-    def _resource(self, entity_type: int) -> Resource:
+    def _resource(self, entity_type: int, options: rpb.VendorOptions) -> Resource:
         resource = self._resources.get(entity_type)
         if resource is None:
             raise ApplicationError(
                 "Salesforce syncs patients and appointments only", type="InvalidArgument", non_retryable=True
             )
+        if entity_type == common_pb2.ENTITY_TYPE_APPOINTMENT:
+            return self._appointment_objects.get(options.salesforce.appointment_object, resource)
         return resource
 
     async def fetch_changes(self, request: pb.FetchChangesRequest) -> pb.FetchChangesResponse:
-        return await self._resource(request.entity_type).fetch(self._client(request.config_id), request)
+        resource = self._resource(request.entity_type, request.options)
+        return await resource.fetch(self._client(request.config_id), request)
 
     async def upsert_batch(self, request: pb.UpsertBatchRequest) -> pb.UpsertBatchResponse:
-        return await self._resource(request.entity_type).upsert(self._client(request.config_id), request)
+        resource = self._resource(request.entity_type, request.options)
+        return await resource.upsert(self._client(request.config_id), request)
 
     async def check_health(self, request: pb.CheckHealthRequest) -> pb.CheckHealthResponse:
         client = self._client(request.config_id)

@@ -69,7 +69,9 @@ def soql_datetime(moment: datetime) -> str:
     return f"{text}.{moment.microsecond // 1000:03d}Z" if moment.microsecond else f"{text}Z"
 
 
-def parse_cursor(raw: str) -> Position | None:
+def parse_cursor(raw: str, key_prefix: str = "") -> Position | None:
+    """The cursor's position; with ``key_prefix``, its record must be of that object: a config whose
+    appointment object changed would otherwise resume one object's read at the other's position."""
     try:
         cursor = json.loads(raw) if raw else {}
     except ValueError:
@@ -84,6 +86,12 @@ def parse_cursor(raw: str) -> Position | None:
     record_id = after.get("Id") if isinstance(after, dict) else None
     if modstamp is None or not isinstance(record_id, str) or not _ID.match(record_id):
         raise _invalid_cursor()
+    if key_prefix and not record_id.startswith(key_prefix):
+        raise ApplicationError(
+            "the cursor is a position in another sObject (did the config's appointment object change?)",
+            type="InvalidArgument",
+            non_retryable=True,
+        )
     return Position(modstamp, record_id)
 
 

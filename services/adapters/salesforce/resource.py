@@ -47,7 +47,7 @@ class SObjectEntity:
 
     async def fetch(self, client: SalesforceClient, request: pb.FetchChangesRequest) -> pb.FetchChangesResponse:
         """Records in (SystemModstamp, Id) order after the cursor; see changes.py for the rule."""
-        after = changes.parse_cursor(request.cursor)
+        after = changes.parse_cursor(request.cursor, self.sobject.key_prefix)
         limit = min(max(request.page_size or 100, 1), changes.MAX_PAGE)
         page = await vendor_call(lambda: changes.fetch(client, self.sobject, after, limit, self.settle_seconds))
         return pb.FetchChangesResponse(

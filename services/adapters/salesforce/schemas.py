@@ -16,6 +16,8 @@ class SObjectResource:
     external_id_field: str
     # A SOQL condition every read adds, or "".
     where: str = ""
+    # The first three characters of the object's record ids: a cursor names a record of it.
+    key_prefix: str = ""
 
     @property
     def select(self) -> tuple[str, ...]:
@@ -43,6 +45,7 @@ PERSON_ACCOUNTS = SObjectResource(
     ),
     external_id_field="Concord_Patient_Id__c",
     where="IsPersonAccount = true",
+    key_prefix="001",
 )
 
 # Health Cloud / Scheduler appointments; the parent is the patient's Person Account.
@@ -61,6 +64,7 @@ SERVICE_APPOINTMENTS = SObjectResource(
         "LastModifiedDate",
     ),
     external_id_field="Concord_Appointment_Id__c",
+    key_prefix="08p",
 )
 
 # Lightning calendar Events, for practices that book in the calendar rather than Salesforce
@@ -78,4 +82,5 @@ CALENDAR_EVENTS = SObjectResource(
         "LastModifiedDate",
     ),
     external_id_field="Concord_Appointment_Id__c",
+    key_prefix="00U",
 )

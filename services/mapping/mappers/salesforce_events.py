@@ -19,14 +19,31 @@ from typing import Any
 from libs.errors import InvalidArgument
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
 from services.mapping.mappers.salesforce_appointments import EXTERNAL_ID_FIELD, _instant, _text, inbound, outbound
+from services.mapping.rules import FieldRule, rules_from
 
 EVENT_ID_SYSTEM = "https://salesforce.com/event-id"
 WRITABLE_STATUSES = ("booked", "arrived", "checked-in", "fulfilled", "noshow")
 
 
 class SalesforceEventMapper:
+    """Registered as the variant a config with appointment_object EVENT chooses (mappers/__init__.py)."""
+
     integration_type = "salesforce"
     entity_type = "ENTITY_TYPE_APPOINTMENT"
+    # Event fields an override may write: the mapped ones, Location, and any custom field (…__c).
+    vendor_fields = frozenset({"StartDateTime", "EndDateTime", "Subject", "Description", "Location"})
+    custom_field_suffix = "__c"
+
+    def default_field_mappings(self) -> list[FieldRule]:
+        """The fields the code maps one to one; an Event has no status (every one reads booked)."""
+        utc = ("datetime_zone", {"zone": "UTC"})
+        fields = {
+            "StartDateTime": "start",
+            "EndDateTime": "end",
+            "Subject": "service_name",
+            "Description": "description",
+        }
+        return rules_from(self.entity_type, fields, {"start": utc, "end": utc})
 
     def to_hub(self, record: dict) -> HubResult:
         """An Event (query, collection or change-event shape) as a booked FHIR Appointment."""

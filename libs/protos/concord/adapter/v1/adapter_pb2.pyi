@@ -23,16 +23,18 @@ MESSAGE_CHANNEL_EMAIL: MessageChannel
 MESSAGE_CHANNEL_SMS: MessageChannel
 
 class FetchChangesRequest(_message.Message):
-    __slots__ = ("config_id", "entity_type", "cursor", "page_size")
+    __slots__ = ("config_id", "entity_type", "cursor", "page_size", "options")
     CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
     ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     config_id: str
     entity_type: _common_pb2.EntityType
     cursor: str
     page_size: int
-    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., cursor: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+    options: _registry_pb2.VendorOptions
+    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., cursor: _Optional[str] = ..., page_size: _Optional[int] = ..., options: _Optional[_Union[_registry_pb2.VendorOptions, _Mapping]] = ...) -> None: ...
 
 class FetchChangesResponse(_message.Message):
     __slots__ = ("records", "next_cursor", "has_more", "vendor_requests")

@@ -1,4 +1,5 @@
 from libs.protos.concord.common.v1 import common_pb2 as _common_pb2
+from libs.protos.concord.registry.v1 import registry_pb2 as _registry_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -42,16 +43,18 @@ class FieldError(_message.Message):
     def __init__(self, field: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class MapToHubRequest(_message.Message):
-    __slots__ = ("integration_type", "entity_type", "vendor_records", "config_id")
+    __slots__ = ("integration_type", "entity_type", "vendor_records", "config_id", "options")
     INTEGRATION_TYPE_FIELD_NUMBER: _ClassVar[int]
     ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
     VENDOR_RECORDS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     integration_type: str
     entity_type: _common_pb2.EntityType
     vendor_records: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
     config_id: str
-    def __init__(self, integration_type: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., vendor_records: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., config_id: _Optional[str] = ...) -> None: ...
+    options: _registry_pb2.VendorOptions
+    def __init__(self, integration_type: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., vendor_records: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., config_id: _Optional[str] = ..., options: _Optional[_Union[_registry_pb2.VendorOptions, _Mapping]] = ...) -> None: ...
 
 class HubMappingResult(_message.Message):
     __slots__ = ("resource_json", "errors", "external_id")
@@ -72,16 +75,18 @@ class MapToHubResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[HubMappingResult, _Mapping]]] = ..., mapping_version: _Optional[int] = ...) -> None: ...
 
 class MapToVendorRequest(_message.Message):
-    __slots__ = ("integration_type", "entity_type", "resource_jsons", "config_id")
+    __slots__ = ("integration_type", "entity_type", "resource_jsons", "config_id", "options")
     INTEGRATION_TYPE_FIELD_NUMBER: _ClassVar[int]
     ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_JSONS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     integration_type: str
     entity_type: _common_pb2.EntityType
     resource_jsons: _containers.RepeatedScalarFieldContainer[str]
     config_id: str
-    def __init__(self, integration_type: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., resource_jsons: _Optional[_Iterable[str]] = ..., config_id: _Optional[str] = ...) -> None: ...
+    options: _registry_pb2.VendorOptions
+    def __init__(self, integration_type: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., resource_jsons: _Optional[_Iterable[str]] = ..., config_id: _Optional[str] = ..., options: _Optional[_Union[_registry_pb2.VendorOptions, _Mapping]] = ...) -> None: ...
 
 class VendorMappingResult(_message.Message):
     __slots__ = ("vendor_record", "errors")

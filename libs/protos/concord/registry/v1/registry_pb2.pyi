@@ -22,6 +22,12 @@ class AuthKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AUTH_KIND_OAUTH2_PASSWORD: _ClassVar[AuthKind]
     AUTH_KIND_OAUTH2_JWT_BEARER: _ClassVar[AuthKind]
     AUTH_KIND_SMART_BACKEND_SERVICES: _ClassVar[AuthKind]
+
+class SalesforceAppointmentObject(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SALESFORCE_APPOINTMENT_OBJECT_UNSPECIFIED: _ClassVar[SalesforceAppointmentObject]
+    SALESFORCE_APPOINTMENT_OBJECT_SERVICE_APPOINTMENT: _ClassVar[SalesforceAppointmentObject]
+    SALESFORCE_APPOINTMENT_OBJECT_EVENT: _ClassVar[SalesforceAppointmentObject]
 AUTH_KIND_UNSPECIFIED: AuthKind
 AUTH_KIND_OAUTH2_AUTHORIZATION_CODE: AuthKind
 AUTH_KIND_API_KEY: AuthKind
@@ -29,6 +35,9 @@ AUTH_KIND_OAUTH2_CLIENT_CREDENTIALS: AuthKind
 AUTH_KIND_OAUTH2_PASSWORD: AuthKind
 AUTH_KIND_OAUTH2_JWT_BEARER: AuthKind
 AUTH_KIND_SMART_BACKEND_SERVICES: AuthKind
+SALESFORCE_APPOINTMENT_OBJECT_UNSPECIFIED: SalesforceAppointmentObject
+SALESFORCE_APPOINTMENT_OBJECT_SERVICE_APPOINTMENT: SalesforceAppointmentObject
+SALESFORCE_APPOINTMENT_OBJECT_EVENT: SalesforceAppointmentObject
 
 class Practice(_message.Message):
     __slots__ = ("practice_id", "name", "create_time")
@@ -107,12 +116,14 @@ class IntegrationConfig(_message.Message):
     def __init__(self, config_id: _Optional[str] = ..., practice_id: _Optional[str] = ..., integration_type: _Optional[str] = ..., sync_direction: _Optional[_Union[_common_pb2.SyncDirection, str]] = ..., sync_frequency: _Optional[_Union[_common_pb2.SyncFrequency, str]] = ..., conflict_policy: _Optional[_Union[_common_pb2.ConflictPolicy, str]] = ..., active: _Optional[bool] = ..., enabled_entities: _Optional[_Iterable[_Union[_common_pb2.EntityType, str]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., options: _Optional[_Union[VendorOptions, _Mapping]] = ...) -> None: ...
 
 class VendorOptions(_message.Message):
-    __slots__ = ("marketing", "booking")
+    __slots__ = ("marketing", "booking", "salesforce")
     MARKETING_FIELD_NUMBER: _ClassVar[int]
     BOOKING_FIELD_NUMBER: _ClassVar[int]
+    SALESFORCE_FIELD_NUMBER: _ClassVar[int]
     marketing: MarketingOptions
     booking: BookingOptions
-    def __init__(self, marketing: _Optional[_Union[MarketingOptions, _Mapping]] = ..., booking: _Optional[_Union[BookingOptions, _Mapping]] = ...) -> None: ...
+    salesforce: SalesforceOptions
+    def __init__(self, marketing: _Optional[_Union[MarketingOptions, _Mapping]] = ..., booking: _Optional[_Union[BookingOptions, _Mapping]] = ..., salesforce: _Optional[_Union[SalesforceOptions, _Mapping]] = ...) -> None: ...
 
 class BookingOptions(_message.Message):
     __slots__ = ("center_time_zone",)
@@ -139,6 +150,12 @@ class MarketingOptions(_message.Message):
     lead_scoring: bool
     lead_score_field: str
     def __init__(self, email_campaigns: _Optional[bool] = ..., sms_campaigns: _Optional[bool] = ..., appointment_reminders: _Optional[bool] = ..., reminder_workflow_id: _Optional[str] = ..., follow_up_sequences: _Optional[bool] = ..., follow_up_workflow_id: _Optional[str] = ..., lead_scoring: _Optional[bool] = ..., lead_score_field: _Optional[str] = ...) -> None: ...
+
+class SalesforceOptions(_message.Message):
+    __slots__ = ("appointment_object",)
+    APPOINTMENT_OBJECT_FIELD_NUMBER: _ClassVar[int]
+    appointment_object: SalesforceAppointmentObject
+    def __init__(self, appointment_object: _Optional[_Union[SalesforceAppointmentObject, str]] = ...) -> None: ...
 
 class CreatePracticeRequest(_message.Message):
     __slots__ = ("practice_id", "name")

@@ -21,11 +21,24 @@ class SyncRunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SYNC_RUN_STATUS_SUCCEEDED: _ClassVar[SyncRunStatus]
     SYNC_RUN_STATUS_PARTIAL: _ClassVar[SyncRunStatus]
     SYNC_RUN_STATUS_FAILED: _ClassVar[SyncRunStatus]
+
+class ChangeEventOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHANGE_EVENT_OUTCOME_UNSPECIFIED: _ClassVar[ChangeEventOutcome]
+    CHANGE_EVENT_OUTCOME_RECORDED: _ClassVar[ChangeEventOutcome]
+    CHANGE_EVENT_OUTCOME_DUPLICATE: _ClassVar[ChangeEventOutcome]
+    CHANGE_EVENT_OUTCOME_PULL_STARTED: _ClassVar[ChangeEventOutcome]
+    CHANGE_EVENT_OUTCOME_PULL_PENDING: _ClassVar[ChangeEventOutcome]
 SYNC_RUN_STATUS_UNSPECIFIED: SyncRunStatus
 SYNC_RUN_STATUS_RUNNING: SyncRunStatus
 SYNC_RUN_STATUS_SUCCEEDED: SyncRunStatus
 SYNC_RUN_STATUS_PARTIAL: SyncRunStatus
 SYNC_RUN_STATUS_FAILED: SyncRunStatus
+CHANGE_EVENT_OUTCOME_UNSPECIFIED: ChangeEventOutcome
+CHANGE_EVENT_OUTCOME_RECORDED: ChangeEventOutcome
+CHANGE_EVENT_OUTCOME_DUPLICATE: ChangeEventOutcome
+CHANGE_EVENT_OUTCOME_PULL_STARTED: ChangeEventOutcome
+CHANGE_EVENT_OUTCOME_PULL_PENDING: ChangeEventOutcome
 
 class Record(_message.Message):
     __slots__ = ("record_id", "practice_id", "entity_type", "resource_json", "version", "create_time", "update_time")
@@ -424,3 +437,61 @@ class GetAvailabilityResponse(_message.Message):
     SLOTS_FIELD_NUMBER: _ClassVar[int]
     slots: _containers.RepeatedCompositeFieldContainer[_adapter_pb2.AvailableSlot]
     def __init__(self, slots: _Optional[_Iterable[_Union[_adapter_pb2.AvailableSlot, _Mapping]]] = ...) -> None: ...
+
+class AcceptChangeEventRequest(_message.Message):
+    __slots__ = ("practice_id", "config_id", "replay_id", "entity_type", "commit_time", "settle")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_TIME_FIELD_NUMBER: _ClassVar[int]
+    SETTLE_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    config_id: str
+    replay_id: str
+    entity_type: _common_pb2.EntityType
+    commit_time: _timestamp_pb2.Timestamp
+    settle: _duration_pb2.Duration
+    def __init__(self, practice_id: _Optional[str] = ..., config_id: _Optional[str] = ..., replay_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., commit_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., settle: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class AcceptChangeEventResponse(_message.Message):
+    __slots__ = ("outcome", "run")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    outcome: ChangeEventOutcome
+    run: SyncRun
+    def __init__(self, outcome: _Optional[_Union[ChangeEventOutcome, str]] = ..., run: _Optional[_Union[SyncRun, _Mapping]] = ...) -> None: ...
+
+class GetChangeEventPositionRequest(_message.Message):
+    __slots__ = ("practice_id", "config_id")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    config_id: str
+    def __init__(self, practice_id: _Optional[str] = ..., config_id: _Optional[str] = ...) -> None: ...
+
+class GetChangeEventPositionResponse(_message.Message):
+    __slots__ = ("replay_id", "accept_time")
+    REPLAY_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCEPT_TIME_FIELD_NUMBER: _ClassVar[int]
+    replay_id: str
+    accept_time: _timestamp_pb2.Timestamp
+    def __init__(self, replay_id: _Optional[str] = ..., accept_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ResyncChangeEventsRequest(_message.Message):
+    __slots__ = ("practice_id", "config_id", "entity_types", "settle")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPES_FIELD_NUMBER: _ClassVar[int]
+    SETTLE_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    config_id: str
+    entity_types: _containers.RepeatedScalarFieldContainer[_common_pb2.EntityType]
+    settle: _duration_pb2.Duration
+    def __init__(self, practice_id: _Optional[str] = ..., config_id: _Optional[str] = ..., entity_types: _Optional[_Iterable[_Union[_common_pb2.EntityType, str]]] = ..., settle: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class ResyncChangeEventsResponse(_message.Message):
+    __slots__ = ("runs",)
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[SyncRun]
+    def __init__(self, runs: _Optional[_Iterable[_Union[SyncRun, _Mapping]]] = ...) -> None: ...

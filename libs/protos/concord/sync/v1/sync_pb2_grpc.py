@@ -115,6 +115,21 @@ class SyncServiceStub:
                 request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetAvailabilityRequest.SerializeToString,
                 response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetAvailabilityResponse.FromString,
                 _registered_method=True)
+        self.AcceptChangeEvent = channel.unary_unary(
+                '/concord.sync.v1.SyncService/AcceptChangeEvent',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.AcceptChangeEventRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.AcceptChangeEventResponse.FromString,
+                _registered_method=True)
+        self.GetChangeEventPosition = channel.unary_unary(
+                '/concord.sync.v1.SyncService/GetChangeEventPosition',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetChangeEventPositionRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetChangeEventPositionResponse.FromString,
+                _registered_method=True)
+        self.ResyncChangeEvents = channel.unary_unary(
+                '/concord.sync.v1.SyncService/ResyncChangeEvents',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ResyncChangeEventsRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ResyncChangeEventsResponse.FromString,
+                _registered_method=True)
 
 
 class SyncServiceServicer:
@@ -228,6 +243,30 @@ class SyncServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AcceptChangeEvent(self, request, context):
+        """Change Data Capture (the gateway's CDC receiver): records an event the receiver accepted by
+        its replay id, per config, and starts the pull that applies it (or finds one pending that
+        will see it). An event already recorded is DUPLICATE and starts nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetChangeEventPosition(self, request, context):
+        """Where a (re)subscription resumes: the replay id of the last event accepted for the config.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResyncChangeEvents(self, request, context):
+        """The subscriber could not resume (the vendor no longer holds its replay id): pulls each entity
+        in full, from no cursor, and forgets the position. SYNC_ALREADY_RUNNING starts none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -310,6 +349,21 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     servicer.GetAvailability,
                     request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetAvailabilityRequest.FromString,
                     response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetAvailabilityResponse.SerializeToString,
+            ),
+            'AcceptChangeEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptChangeEvent,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.AcceptChangeEventRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.AcceptChangeEventResponse.SerializeToString,
+            ),
+            'GetChangeEventPosition': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetChangeEventPosition,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetChangeEventPositionRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetChangeEventPositionResponse.SerializeToString,
+            ),
+            'ResyncChangeEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResyncChangeEvents,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ResyncChangeEventsRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ResyncChangeEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -745,6 +799,87 @@ class SyncService:
             '/concord.sync.v1.SyncService/GetAvailability',
             concord_dot_sync_dot_v1_dot_sync__pb2.GetAvailabilityRequest.SerializeToString,
             concord_dot_sync_dot_v1_dot_sync__pb2.GetAvailabilityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptChangeEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/AcceptChangeEvent',
+            concord_dot_sync_dot_v1_dot_sync__pb2.AcceptChangeEventRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.AcceptChangeEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetChangeEventPosition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/GetChangeEventPosition',
+            concord_dot_sync_dot_v1_dot_sync__pb2.GetChangeEventPositionRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.GetChangeEventPositionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResyncChangeEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/ResyncChangeEvents',
+            concord_dot_sync_dot_v1_dot_sync__pb2.ResyncChangeEventsRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.ResyncChangeEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,
