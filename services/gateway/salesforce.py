@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from google.protobuf import field_mask_pb2
 from pydantic import BaseModel, ConfigDict
 
 from libs.errors import FailedPrecondition
@@ -22,7 +21,7 @@ from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.registry.v1 import registry_pb2
 from libs.protos.concord.sync.v1 import sync_pb2
 from services.gateway.auth import require
-from services.gateway.deps import Backends, BackendsDep, CallerDep, config_for, find_config
+from services.gateway.deps import Backends, BackendsDep, CallerDep, config_for, find_config, replace_options
 
 SALESFORCE = "salesforce"
 OBJECTS = {
@@ -84,13 +83,7 @@ async def put_appointment_object(body: AppointmentObjectIn, caller: CallerDep, b
             "this config's appointments were already synced with the other object: its links and cursor name it",
             reason="APPOINTMENTS_ALREADY_SYNCED",
         )
-    options = registry_pb2.VendorOptions()
-    options.CopyFrom(config.options)
-    options.salesforce.appointment_object = wanted
-    request = registry_pb2.UpdateIntegrationConfigRequest(
-        config=registry_pb2.IntegrationConfig(
-            config_id=config.config_id, practice_id=caller.practice_id, options=options
-        ),
-        update_mask=field_mask_pb2.FieldMask(paths=["options"]),
-    )
-    return _json((await call(backends.registry.UpdateIntegrationConfig, request)).config)
+    chosen = registry_pb2.SalesforceOptions()
+    chosen.CopyFrom(config.options.salesforce)
+    chosen.appointment_object = wanted
+    return _json(await replace_options(backends, caller, config, "salesforce", chosen))
