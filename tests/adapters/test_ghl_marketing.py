@@ -134,6 +134,16 @@ async def test_switches_off_tag_nothing(ghl: GhlHarness) -> None:
     assert not set((await ghl.stored())[contact_id].get("tags") or []) & {EMAIL_TAG, SMS_TAG}
 
 
+async def test_a_channel_the_hub_has_no_consent_for_keeps_ghls_dnd(ghl: GhlHarness) -> None:
+    record = ghl.new_records(1)[0]
+    contact_id = _written(await ghl.upsert([("r", "", record)], BOTH))[0]
+    await ghl._admin("PATCH", f"/contacts/{contact_id}", json={"dndSettings": {"SMS": {"status": "active"}}})
+    _written(await ghl.upsert([("r", contact_id, {**record, **_consent(sms=None)})], BOTH))
+    stored = (await ghl.stored())[contact_id]
+    assert stored["dndSettings"] == {"SMS": {"status": "active"}, "Email": {"status": "inactive"}}
+    assert EMAIL_TAG in stored["tags"] and SMS_TAG not in stored["tags"]
+
+
 # --- appointments: reminder and follow-up enrolment, the lead score -------------------------------
 
 NOW = MONDAY.timestamp()
