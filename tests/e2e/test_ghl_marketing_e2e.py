@@ -40,18 +40,28 @@ def _consent(patient: dict) -> dict:
     return {k: v for k, v in fhir_patient.project(patient).items() if k in fhir_patient.CONSENT_FIELDS}
 
 
+async def _connected(stack, http: httpx.AsyncClient, practice_id: str, name: str) -> tuple[dict, str]:  # noqa: ANN001
+    """A new practice's admin headers and its GHL location, after the OAuth flow."""
+    admin = {"Authorization": f"Bearer {stack.gateway.issuer.mint(f'{practice_id}-admin', practice_id, 'admin')}"}
+    ok(await http.post("/practice", json={"name": name}, headers=admin), 201)
+    await connect_ghl(http, admin)
+    return admin, ok(await http.get("/integrations/hl/status", headers=admin))["account_id"]
+
+
+async def _campaigner(http: httpx.AsyncClient, sandbox: str, location: str) -> dict:
+    """The pushed patient's contact as the GHL sandbox holds it."""
+    contacts = ok(await http.get(f"{sandbox}/_sandbox/contacts", params={"locationId": location}))["contacts"]
+    (found,) = [c for c in contacts if c.get("lastName") == "Campaigner"]
+    return found
+
+
 async def test_campaign_switches_tag_the_pushed_contact_once_and_off_untags_it(stack) -> None:  # noqa: ANN001
     sandbox = stack.sandboxes["ghl"].url
-    admin = {"Authorization": f"Bearer {stack.gateway.issuer.mint('mkt-push-admin', PRACTICE_ID, 'admin')}"}
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=300) as http:
-        ok(await http.post("/practice", json={"name": "Campaign Clinic"}, headers=admin), 201)
-        await connect_ghl(http, admin)
-        location = ok(await http.get("/integrations/hl/status", headers=admin))["account_id"]
+        admin, location = await _connected(stack, http, PRACTICE_ID, "Campaign Clinic")
 
         async def contact() -> dict:
-            contacts = ok(await http.get(f"{sandbox}/_sandbox/contacts", params={"locationId": location}))["contacts"]
-            (found,) = [c for c in contacts if c.get("lastName") == "Campaigner"]
-            return found
+            return await _campaigner(http, sandbox, location)
 
         async def tags() -> set[str]:
             return set((await contact()).get("tags") or [])
@@ -95,16 +105,12 @@ async def test_campaign_switches_tag_the_pushed_contact_once_and_off_untags_it(s
 
 async def test_a_dnd_set_at_ghl_comes_back_as_the_consent_denied(stack) -> None:  # noqa: ANN001
     sandbox = stack.sandboxes["ghl"].url
-    admin = {"Authorization": f"Bearer {stack.gateway.issuer.mint('mkt-dnd-admin', 'marketing-dnd-e2e', 'admin')}"}
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=300) as http:
-        ok(await http.post("/practice", json={"name": "Opt-out Clinic"}, headers=admin), 201)
-        await connect_ghl(http, admin)
-        location = ok(await http.get("/integrations/hl/status", headers=admin))["account_id"]
+        admin, location = await _connected(stack, http, "marketing-dnd-e2e", "Opt-out Clinic")
         ok(await http.put("/integrations/hl/marketing", json={"email_campaigns": True}, headers=admin))
         patient = ok(await http.post("/patients", json=_patient("Opt", "Boston", sms=None), headers=admin), 201)
         assert (await run_sync(http, admin, "push"))["records_created"] == 1
-        contacts = ok(await http.get(f"{sandbox}/_sandbox/contacts", params={"locationId": location}))["contacts"]
-        (contact,) = [c for c in contacts if c.get("lastName") == "Campaigner"]
+        contact = await _campaigner(http, sandbox, location)
         assert "concord:email-campaigns" in contact["tags"]
 
         # The patient unsubscribes from GHL's emails (GHL turns the channel's DND on), and texts STOP.
@@ -119,20 +125,16 @@ async def test_a_dnd_set_at_ghl_comes_back_as_the_consent_denied(stack) -> None:
         hub["address"][0]["city"] = "Quincy"
         ok(await http.put(f"/patients/{patient['id']}", json=hub, headers=admin))
         assert (await run_sync(http, admin, "push"))["records_failed"] == 0
-        contacts = ok(await http.get(f"{sandbox}/_sandbox/contacts", params={"locationId": location}))["contacts"]
-        (contact,) = [c for c in contacts if c.get("lastName") == "Campaigner"]
+        contact = await _campaigner(http, sandbox, location)
         assert "concord:email-campaigns" not in contact["tags"]
         assert {setting["status"] for setting in contact["dndSettings"].values()} <= {"active", "permanent"}
 
 
 async def test_reminder_enrolment_and_lead_score_follow_a_pushed_appointment_once(stack) -> None:  # noqa: ANN001
     sandbox = stack.sandboxes["ghl"].url
-    admin = {"Authorization": f"Bearer {stack.gateway.issuer.mint('mkt-appt-admin', 'marketing-appt-e2e', 'admin')}"}
     ghl_state = stack.sandbox_apps["ghl"].state.sandbox
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=300) as http:
-        ok(await http.post("/practice", json={"name": "Reminder Clinic"}, headers=admin), 201)
-        await connect_ghl(http, admin)
-        location = ok(await http.get("/integrations/hl/status", headers=admin))["account_id"]
+        admin, location = await _connected(stack, http, "marketing-appt-e2e", "Reminder Clinic")
         workflows = {w["name"]: w_id for w_id, w in ghl_state.locations[location].workflows.items()}
         token = ok(
             await http.post(
@@ -171,8 +173,7 @@ async def test_reminder_enrolment_and_lead_score_follow_a_pushed_appointment_onc
             return listed["enrollments"]
 
         async def score() -> object:
-            contacts = ok(await http.get(f"{sandbox}/_sandbox/contacts", params={"locationId": location}))["contacts"]
-            (contact,) = [c for c in contacts if c.get("lastName") == "Campaigner"]
+            contact = await _campaigner(http, sandbox, location)
             return {c["id"]: c["value"] for c in contact.get("customFields") or []}.get(field)
 
         async def push_appointments() -> dict:
@@ -198,12 +199,9 @@ async def test_reminder_enrolment_and_lead_score_follow_a_pushed_appointment_onc
 
 async def test_a_booking_a_zap_moves_and_cancels_is_reenrolled_and_then_leaves_the_reminders(stack) -> None:  # noqa: ANN001
     sandbox = stack.sandboxes["ghl"].url
-    admin = {"Authorization": f"Bearer {stack.gateway.issuer.mint('mkt-zap-admin', 'marketing-zap-e2e', 'admin')}"}
     ghl_state = stack.sandbox_apps["ghl"].state.sandbox
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=300) as http:
-        ok(await http.post("/practice", json={"name": "Zapped Clinic"}, headers=admin), 201)
-        await connect_ghl(http, admin)
-        location = ok(await http.get("/integrations/hl/status", headers=admin))["account_id"]
+        admin, location = await _connected(stack, http, "marketing-zap-e2e", "Zapped Clinic")
         reminder = next(w_id for w_id, w in ghl_state.locations[location].workflows.items() if "reminder" in w["name"])
         switches = {"appointment_reminders": True, "reminder_workflow_id": reminder}
         ok(await http.put("/integrations/hl/marketing", json=switches, headers=admin))
