@@ -2,9 +2,18 @@
 projection of it that the sync service merges field by field.
 
 ``project`` reads the fields every vendor shares (primary name, birth date, gender, first phone
-and email, first address); ``apply`` writes them back into a copy of the resource and leaves
-everything else alone, so ``project(apply(p, c)) == {**project(p), **c}``. Errors name the field
-(a FHIR path or a canonical field), never its value.
+and email, first address) and the hub's marketing consent per channel where one is recorded;
+``apply`` writes them back into a copy of the resource and leaves everything else alone, so
+``project(apply(p, c)) == {**project(p), **c}`` (a consent field set to None is absent, not None).
+Errors name the field (a FHIR path or a canonical field), never its value.
+
+Marketing consent (``CONSENT_FIELDS``) is the hub's own record of whether the patient agreed to
+marketing by email and by SMS: one Patient extension per channel (``MARKETING_CONSENT_URL``, a
+complex extension: ``channel`` a ContactPoint.system code, ``email`` or ``sms``; ``decision`` a
+consent provision type, ``permit`` or ``deny``, as R4's Consent.provision.type and R5's
+Consent.decision). An extension, not a Consent resource: one record, one link and one merge, like
+the catalog's price. Absent means nothing is recorded, which allows no marketing. It is not one of
+``CANONICAL_FIELDS`` (the fields field mappings may address); vendors that do not map it leave it alone.
 """
 
 from __future__ import annotations
@@ -35,6 +44,15 @@ CANONICAL_FIELDS = (
     "postal_code",
     "country",
 )
+# The hub's marketing consent per channel: field -> the extension's channel code (ContactPoint.system).
+CONSENT_CHANNELS = {"email_marketing_consent": "email", "sms_marketing_consent": "sms"}
+CONSENT_FIELDS = tuple(CONSENT_CHANNELS)
+# Consent provision types (R4 consent-provision-type; R5 Consent.decision): the projected values.
+PERMIT, DENY = "permit", "deny"
+CONSENT_DECISIONS = (PERMIT, DENY)
+MARKETING_CONSENT_URL = "https://concord.health/fhir/StructureDefinition/marketing-consent"
+# Every field a projection may hold: what the merge compares and apply writes.
+PROJECTED_FIELDS = CANONICAL_FIELDS + CONSENT_FIELDS
 GENDERS = ("male", "female", "other", "unknown")
 INVALID_FHIR_RESOURCE = "INVALID_FHIR_RESOURCE"
 
@@ -126,6 +144,37 @@ def _check_codes(patient: dict) -> None:
                 field=f"telecom[{i}].system",
                 reason=INVALID_FHIR_RESOURCE,
             )
+    _check_consents(patient)
+
+
+def _consent_parts(extension: dict) -> tuple[Any, Any]:
+    """(channel, decision) of a marketing-consent extension, as written (None where missing)."""
+    parts = {part.get("url"): part.get("valueCode") for part in extension.get("extension", [])}
+    return parts.get("channel"), parts.get("decision")
+
+
+def _check_consents(patient: dict) -> None:
+    """A marketing-consent extension names one known channel, once, with a known decision."""
+    seen: set[str] = set()
+    for i, extension in enumerate(patient.get("extension", [])):
+        if extension.get("url") != MARKETING_CONSENT_URL:
+            continue
+        channel, decision = _consent_parts(extension)
+        parts = sorted(part.get("url") or "" for part in extension.get("extension", []))
+        problem = None
+        if parts != ["channel", "decision"]:
+            problem = "must hold exactly a channel and a decision"
+        elif channel not in CONSENT_CHANNELS.values():
+            problem = "channel must be email or sms"
+        elif decision not in CONSENT_DECISIONS:
+            problem = "decision must be permit or deny"
+        elif channel in seen:
+            problem = "repeats a channel: one consent per channel"
+        if problem:
+            raise InvalidArgument(
+                f"extension[{i}] (marketing consent) {problem}", field=f"extension[{i}]", reason=INVALID_FHIR_RESOURCE
+            )
+        seen.add(channel)
 
 
 def normalise_phone(raw: str, region: str = "US", *, field: str = "phone") -> str:
@@ -179,8 +228,16 @@ def _text(value: str | None) -> str | None:
     return (value or "").strip() or None
 
 
+def _consent_index(patient: dict, channel: str) -> int | None:
+    for i, extension in enumerate(patient.get("extension", [])):
+        if extension.get("url") == MARKETING_CONSENT_URL and _consent_parts(extension)[0] == channel:
+            return i
+    return None
+
+
 def project(patient: dict) -> dict[str, str | None]:
-    """The canonical fields of a Patient; None where absent. Never raises on valid FHIR."""
+    """The canonical fields of a Patient, None where absent, and the consent fields it records
+    (only those: a patient without a consent projects as it always did). Never raises on valid FHIR."""
     out: dict[str, str | None] = dict.fromkeys(CANONICAL_FIELDS)
     i = _primary_name(patient)
     if i is not None:
@@ -205,6 +262,10 @@ def project(patient: dict) -> dict[str, str | None]:
         for field, key in _ADDRESS_KEYS.items():
             if key != "line":
                 out[field] = _text(address.get(key))
+    for field, channel in CONSENT_CHANNELS.items():
+        c = _consent_index(patient, channel)
+        if c is not None:
+            out[field] = _consent_parts(patient["extension"][c])[1]
     return out
 
 
@@ -222,6 +283,9 @@ def locate(patient: dict) -> dict[str, str]:
         "email": f"telecom[{k}].value" if k is not None else "telecom",
     }
     paths.update({field: f"{address}{key}" for field, key in _ADDRESS_KEYS.items()})
+    for field, channel in CONSENT_CHANNELS.items():
+        c = _consent_index(patient, channel)
+        paths[field] = f"extension[{c}]" if c is not None else "extension"
     return paths
 
 
@@ -241,19 +305,21 @@ def _canonical_value(field: str, value: str | None) -> str | None:
         raise InvalidArgument("birth_date is not a date", field=field, reason="INVALID_DATE")
     if field == "gender" and value not in GENDERS:
         raise InvalidArgument(f"gender must be one of {', '.join(GENDERS)}", field=field, reason="INVALID_GENDER")
+    if field in CONSENT_CHANNELS and value not in CONSENT_DECISIONS:
+        raise InvalidArgument(f"{field} must be permit or deny", field=field, reason="INVALID_CONSENT")
     return value
 
 
 def apply(patient: dict, changes: dict[str, str | None]) -> dict:
-    """A copy of ``patient`` with the canonical ``changes`` written in; other content is kept."""
-    unknown = sorted(set(changes) - set(CANONICAL_FIELDS))
+    """A copy of ``patient`` with the projected ``changes`` written in; other content is kept."""
+    unknown = sorted(set(changes) - set(PROJECTED_FIELDS))
     if unknown:
         raise InvalidArgument(
             f"{unknown[0]} is not a canonical patient field", field=unknown[0], reason="UNKNOWN_FIELD"
         )
     current = project(patient)
     todo = {field: _canonical_value(field, value) for field, value in changes.items()}
-    todo = {field: value for field, value in todo.items() if value != current[field]}
+    todo = {field: value for field, value in todo.items() if value != current.get(field)}
     result = copy.deepcopy(patient)
     if "given_name" in todo or "family_name" in todo:
         _apply_name(result, todo)
@@ -265,6 +331,9 @@ def apply(patient: dict, changes: dict[str, str | None]) -> dict:
             _apply_telecom(result, field, todo[field])
     if todo.keys() & _ADDRESS_KEYS.keys():
         _apply_address(result, {field: value for field, value in todo.items() if field in _ADDRESS_KEYS})
+    for field, channel in CONSENT_CHANNELS.items():
+        if field in todo:
+            _apply_consent(result, channel, todo[field])
     return result
 
 
@@ -316,3 +385,22 @@ def _apply_address(patient: dict, todo: dict[str, str | None]) -> None:
             patient.pop("address")
         else:
             address["use"] = "old"  # an empty element is not valid FHIR; keeps the next one from surfacing
+
+
+def _apply_consent(patient: dict, channel: str, decision: str | None) -> None:
+    """The channel's consent extension set in place (or removed); other extensions keep their order."""
+    i = _consent_index(patient, channel)
+    if decision is None:
+        if i is not None:
+            del patient["extension"][i]
+            if not patient["extension"]:
+                patient.pop("extension")
+        return
+    extension = {
+        "url": MARKETING_CONSENT_URL,
+        "extension": [{"url": "channel", "valueCode": channel}, {"url": "decision", "valueCode": decision}],
+    }
+    if i is None:
+        patient.setdefault("extension", []).append(extension)
+    else:
+        patient["extension"][i] = extension

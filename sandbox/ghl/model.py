@@ -273,6 +273,9 @@ def _apply(sb: Sandbox, location: Location, contact: dict[str, Any], values: dic
             continue
         if key == "customFields":
             contact["customFields"] = _merge_custom_fields(location, contact["customFields"], value)
+        elif key in ("dndSettings", "inboundDndSettings") and isinstance(value, dict):
+            # Simulator-chosen: per channel, as GHL's contact screen toggles them; a channel not named keeps its setting.
+            contact[key] = {**(contact.get(key) or {}), **value}
         else:
             contact[key] = value
     if "name" not in values and ("firstName" in values or "lastName" in values):

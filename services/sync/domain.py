@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,12 +26,18 @@ class MergeResult:
 
 
 def merge(
-    base: dict[str, str | None], ours: dict[str, str | None], theirs: dict[str, str | None], policy: str
+    base: dict[str, str | None],
+    ours: dict[str, str | None],
+    theirs: dict[str, str | None],
+    policy: str,
+    prevailing: Mapping[str, str] | None = None,
 ) -> MergeResult:
     """Field-level three-way merge of canonical projections.
 
     A field only the vendor changed is taken; a field only the hub changed is kept; a field both
-    changed to different values is a conflict settled by the policy.
+    changed to different values is a conflict settled by the policy, unless one side holds the
+    field's ``prevailing`` value (a revoked consent: ``deny``), which then wins whatever the policy:
+    a patient's opt-out on either side is never undone by the other side's older opt-in.
     """
     changes: dict[str, str | None] = {}
     conflicts = []
@@ -42,7 +49,11 @@ def merge(
             changes[name] = t
             continue
         conflicts.append(name)
-        if policy == VENDOR_WINS:
+        safe = (prevailing or {}).get(name)
+        if safe is not None and safe in (o, t):
+            if t == safe:
+                changes[name] = t
+        elif policy == VENDOR_WINS:
             changes[name] = t
     return MergeResult(changes, tuple(conflicts))
 

@@ -4,8 +4,9 @@ result back. Adding an entity is adding one entry here (and its mappers and adap
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from libs import fhir_appointment, fhir_membership, fhir_patient, fhir_service
@@ -33,6 +34,8 @@ class EntityKind:
     # the hub, "external:<vendor id>" in mapped vendor records); sync translates through its links.
     patient_ref: Callable[[dict], str | None] | None = None
     with_patient_ref: Callable[[dict, str], dict] | None = None
+    # Projected field -> the value that wins a merge conflict whatever the policy (domain.merge).
+    prevailing: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 ENTITIES: dict[str, EntityKind] = {
@@ -45,6 +48,8 @@ ENTITIES: dict[str, EntityKind] = {
         purpose="patient-resource",
         base_purpose="patient-merge-base",
         is_patient=True,
+        # A revoked marketing consent (hub or vendor) is never undone by the other side's conflict.
+        prevailing=MappingProxyType(dict.fromkeys(fhir_patient.CONSENT_FIELDS, fhir_patient.DENY)),
     ),
     APPOINTMENT: EntityKind(
         entity_type=APPOINTMENT,

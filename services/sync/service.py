@@ -210,7 +210,8 @@ class SyncService:
             if not await self._repo.update_record(session, patient_id, row.version + 1, sealed, row.version):
                 raise Aborted("the patient changed concurrently", reason="VERSION_MISMATCH")
             after = fhir_patient.project(resource)
-            changed = sorted(name for name in after if after[name] != before.get(name))
+            # Both sides' names: a consent field is projected only while recorded, so one removed is absent after.
+            changed = sorted(name for name in before.keys() | after.keys() if after.get(name) != before.get(name))
             await self._audit([self._event(practice_id, "patient.update", patient_id, fields=changed)])
             updated = await self._repo.get_record(session, practice_id, PATIENT, patient_id)
         return resource, updated
@@ -458,7 +459,9 @@ class SyncService:
                     created += 1
                     events.append(self._event(page.practice_id, "create", record_id, theirs_view, page, kind=kind))
                     continue
-                result = domain.merge(entry["base"], kind.project(entry["resource"]), theirs_view, page.conflict_policy)
+                result = domain.merge(
+                    entry["base"], kind.project(entry["resource"]), theirs_view, page.conflict_policy, kind.prevailing
+                )
                 if result.changes:
                     entry["version"] += 1
                     entry["resource"] = self._stamp(

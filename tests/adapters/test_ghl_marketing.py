@@ -1,6 +1,7 @@
 """GoHighLevel marketing switches acted on by the push, against the sandbox over real HTTP:
-campaign tags while the contact is not DND, removed when the switch goes off; a second push
-changes nothing; a failed marketing step fails that record alone."""
+campaign tags while the hub's patient consents and the contact is not DND, removed when the
+switch goes off or the consent is revoked; reminder enrolments followed through cancellations,
+no-shows and moves; a second push changes nothing; a failed marketing step fails that record alone."""
 
 from __future__ import annotations
 
@@ -12,12 +13,19 @@ import pytest
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.registry.v1 import registry_pb2 as rpb
 from libs.settings import Settings
-from services.adapters.ghl.marketing import EMAIL_TAG, SMS_TAG, campaign_tags, dnd, lead_score
+from services.adapters.ghl.marketing import EMAIL_TAG, SMS_TAG, Reminder, campaign_tags, consents, dnd, lead_score
+from services.mapping.mappers.ghl import dnd_from_consent
 from tests.adapters.conftest import GhlHarness
 from tests.adapters.test_ghl_appointments import MONDAY, NOTES, Calendars, _open, _slot, _write
 
 BOTH = rpb.VendorOptions(marketing=rpb.MarketingOptions(email_campaigns=True, sms_campaigns=True))
 OFF = rpb.VendorOptions()
+
+
+def _consent(email: str | None = "permit", sms: str | None = "permit") -> dict:
+    """What the GHL mapper writes for a hub patient's marketing consent (dndSettings per channel)."""
+    written = dnd_from_consent({"email_marketing_consent": email, "sms_marketing_consent": sms})
+    return {"dndSettings": written} if written else {}
 
 
 def _written(response: pb.UpsertBatchResponse) -> list[str]:
@@ -33,18 +41,35 @@ def test_dnd_is_all_channels_or_the_channels_own_status() -> None:
     assert not dnd({"dnd": False, "dndSettings": "junk"}, "Email")
 
 
+def test_the_hub_consent_is_read_from_what_the_mapper_wrote() -> None:
+    assert consents(_consent(), "Email") and consents(_consent(), "SMS")
+    assert consents(_consent(sms="deny"), "Email") and not consents(_consent(sms="deny"), "SMS")
+    assert not consents(_consent(None, None), "Email")
+    assert not consents({"dndSettings": "junk"}, "SMS")
+
+
 def test_campaign_tags_are_only_the_change() -> None:
     marketing = BOTH.marketing
-    assert campaign_tags(marketing, {"tags": ["vip"]}) == ([EMAIL_TAG, SMS_TAG], [])
-    assert campaign_tags(marketing, {"tags": [EMAIL_TAG, SMS_TAG]}) == ([], [])
+    allowed = _consent()
+    assert campaign_tags(marketing, {"tags": ["vip"]}, allowed) == ([EMAIL_TAG, SMS_TAG], [])
+    assert campaign_tags(marketing, {"tags": [EMAIL_TAG, SMS_TAG]}, allowed) == ([], [])
     sms_dnd = {"tags": [EMAIL_TAG, SMS_TAG], "dndSettings": {"SMS": {"status": "active"}}}
-    assert campaign_tags(marketing, sms_dnd) == ([], [SMS_TAG])
-    assert campaign_tags(OFF.marketing, {"tags": [EMAIL_TAG, "vip"]}) == ([], [EMAIL_TAG])
-    assert campaign_tags(OFF.marketing, {}) == ([], [])
+    assert campaign_tags(marketing, sms_dnd, allowed) == ([], [SMS_TAG])
+    assert campaign_tags(OFF.marketing, {"tags": [EMAIL_TAG, "vip"]}, allowed) == ([], [EMAIL_TAG])
+    assert campaign_tags(OFF.marketing, {}, allowed) == ([], [])
+
+
+def test_campaign_tags_need_the_hub_consent_and_no_dnd() -> None:
+    marketing = BOTH.marketing
+    tagged = {"tags": [EMAIL_TAG, SMS_TAG]}
+    assert campaign_tags(marketing, {}, _consent(None, None)) == ([], [])  # nothing recorded allows nothing
+    assert campaign_tags(marketing, tagged, _consent(None, None)) == ([], [EMAIL_TAG, SMS_TAG])
+    assert campaign_tags(marketing, tagged, _consent(email="deny")) == ([], [EMAIL_TAG])  # revoked
+    assert campaign_tags(marketing, {**tagged, "dnd": True}, _consent()) == ([], [EMAIL_TAG, SMS_TAG])
 
 
 async def test_switches_on_tag_the_contact_once_and_off_removes_the_tags(ghl: GhlHarness) -> None:
-    record = ghl.new_records(1)[0]
+    record = {**ghl.new_records(1)[0], **_consent()}
     first = await ghl.upsert([("r", "", record)], BOTH)
     contact_id = _written(first)[0]
     assert first.vendor_requests == 2  # the upsert, one tag call for both tags
@@ -66,16 +91,57 @@ async def test_switches_on_tag_the_contact_once_and_off_removes_the_tags(ghl: Gh
     assert still_off.vendor_requests == 1
 
 
-async def test_a_contact_dnd_for_sms_gets_the_email_tag_only(ghl: GhlHarness) -> None:
-    record = {**ghl.new_records(1)[0], "dndSettings": {"SMS": {"status": "active"}}}
+async def test_a_patient_who_denied_sms_gets_the_email_tag_only(ghl: GhlHarness) -> None:
+    record = {**ghl.new_records(1)[0], **_consent(sms="deny")}
     contact_id = _written(await ghl.upsert([("r", "", record)], BOTH))[0]
-    tags = set((await ghl.stored())[contact_id].get("tags") or [])
+    stored = (await ghl.stored())[contact_id]
+    tags = set(stored.get("tags") or [])
     assert EMAIL_TAG in tags and SMS_TAG not in tags
+    assert stored["dndSettings"] == {"Email": {"status": "inactive"}, "SMS": {"status": "active"}}
+
+
+async def test_no_consent_tags_nothing_and_a_revoked_consent_removes_its_tag(ghl: GhlHarness) -> None:
+    record = ghl.new_records(1)[0]
+    first = await ghl.upsert([("r", "", record)], BOTH)
+    contact_id = _written(first)[0]
+    assert first.vendor_requests == 1  # the upsert: no consent recorded, no tag call
+    assert not set((await ghl.stored())[contact_id].get("tags") or []) & {EMAIL_TAG, SMS_TAG}
+
+    _written(await ghl.upsert([("r", contact_id, {**record, **_consent()})], BOTH))
+    assert {EMAIL_TAG, SMS_TAG} <= set((await ghl.stored())[contact_id]["tags"])
+
+    # The patient revokes email marketing in the hub: GHL's Email DND comes on, the email tag goes.
+    revoked = await ghl.upsert([("r", contact_id, {**record, **_consent(email="deny")})], BOTH)
+    _written(revoked)
+    assert revoked.vendor_requests == 2  # the update, one tag removal
+    stored = (await ghl.stored())[contact_id]
+    assert SMS_TAG in stored["tags"] and EMAIL_TAG not in stored["tags"]
+    assert stored["dndSettings"]["Email"] == {"status": "active"}
+
+
+async def test_ghl_dnd_forbids_campaigns_the_hub_consents_to(ghl: GhlHarness) -> None:
+    record = {**ghl.new_records(1)[0], **_consent()}
+    contact_id = _written(await ghl.upsert([("r", "", record)], BOTH))[0]
+    assert {EMAIL_TAG, SMS_TAG} <= set((await ghl.stored())[contact_id]["tags"])
+    # GHL staff turn DND on for every channel; the hub's consent does not lift that flag.
+    await ghl._admin("PATCH", f"/contacts/{contact_id}", json={"dnd": True})
+    _written(await ghl.upsert([("r", contact_id, record)], BOTH))
+    assert not set((await ghl.stored())[contact_id]["tags"]) & {EMAIL_TAG, SMS_TAG}
 
 
 async def test_switches_off_tag_nothing(ghl: GhlHarness) -> None:
     contact_id = _written(await ghl.upsert([("r", "", ghl.new_records(1)[0])], OFF))[0]
     assert not set((await ghl.stored())[contact_id].get("tags") or []) & {EMAIL_TAG, SMS_TAG}
+
+
+async def test_a_channel_the_hub_has_no_consent_for_keeps_ghls_dnd(ghl: GhlHarness) -> None:
+    record = ghl.new_records(1)[0]
+    contact_id = _written(await ghl.upsert([("r", "", record)], BOTH))[0]
+    await ghl._admin("PATCH", f"/contacts/{contact_id}", json={"dndSettings": {"SMS": {"status": "active"}}})
+    _written(await ghl.upsert([("r", contact_id, {**record, **_consent(sms=None)})], BOTH))
+    stored = (await ghl.stored())[contact_id]
+    assert stored["dndSettings"] == {"SMS": {"status": "active"}, "Email": {"status": "inactive"}}
+    assert EMAIL_TAG in stored["tags"] and SMS_TAG not in stored["tags"]
 
 
 # --- appointments: reminder and follow-up enrolment, the lead score -------------------------------
@@ -233,3 +299,151 @@ async def test_an_undefined_score_field_fails_the_record_with_a_reason(cal: Cale
     written = await cal.upsert([("ref-0", "", _write(contact, _slot(1, 15)))], _scoring("no_such_field"))
     assert not written.results[0].success
     assert written.results[0].error_reason == "LEAD_SCORE_FIELD_NOT_FOUND"
+
+
+# --- the reminder enrolment follows the booking: cancelled, no-show, moved ------------------------
+
+LEAVE = "DELETE /contacts/{contactId}/workflow/{workflowId}"
+
+
+async def _enrolled(cal: Calendars) -> list[dict]:
+    listed = await cal.admin("GET", "/enrollments", params={"locationId": cal.ghl.location_id})
+    return listed["enrollments"]
+
+
+async def _markers(cal: Calendars, contact_id: str) -> list[Reminder]:
+    tags = (await cal.ghl.stored())[contact_id].get("tags") or []
+    return [r for r in (Reminder.parse(t) for t in tags) if r is not None]
+
+
+async def _retag(cal: Calendars, method: str, contact_id: str, tag: str) -> None:
+    """A tag call as a GHL user (or an earlier, interrupted push) would make it."""
+    headers = {"Authorization": f"Bearer {cal.token}", "Version": "2021-07-28"}
+    url = f"{cal.ghl.sandbox_url}/contacts/{contact_id}/tags"
+    response = await cal.ghl.http.request(method, url, json={"tags": [tag]}, headers=headers)
+    assert response.status_code < 300, response.text
+
+
+def _at(start: datetime) -> int:
+    return int(start.timestamp())
+
+
+def _same(a: str, b: datetime) -> bool:
+    return datetime.fromisoformat(a) == b
+
+
+async def _reminding(cal: Calendars) -> tuple[rpb.VendorOptions, str]:
+    reminder = (await _workflow_ids(cal))["Appointment reminders"]
+    return _enrolling(reminder=reminder), reminder
+
+
+async def _booked(cal: Calendars, options: rpb.VendorOptions) -> tuple[str, dict, str]:
+    """(contact, the booking as pushed, its GHL event id): a new contact's booking pushed once."""
+    contact = (await cal.contacts(1))[0]
+    booking = _write(contact, _slot(1, 15))
+    written = await cal.upsert([("ref-0", "", booking)], options)
+    assert written.results[0].success, written.results[0].error_message
+    return contact, booking, written.results[0].external_id
+
+
+async def test_a_cancelled_booking_leaves_the_reminder_workflow_once(cal: Calendars) -> None:
+    options, reminder = await _reminding(cal)
+    contact, booking, event_id = await _booked(cal, options)
+    assert [(e["contactId"], e["workflowId"]) for e in await _enrolled(cal)] == [(contact, reminder)]
+    assert await _markers(cal, contact) == [Reminder(event_id.lower(), reminder, _at(_slot(1, 15)))]
+
+    await cal.admin("POST", "/stats/reset")
+    cancelled = {**booking, "appointmentStatus": "cancelled"}
+    gone = await cal.upsert([("ref-0", event_id, cancelled)], options)
+    assert gone.results[0].success, gone.results[0].error_message
+    assert await _enrolled(cal) == []
+    assert await _markers(cal, contact) == []
+    assert await cal.calls(LEAVE) == 1
+
+    # Pushed again (another change to the cancelled booking): nothing left to leave.
+    await cal.admin("POST", "/stats/reset")
+    again = await cal.upsert([("ref-0", event_id, {**cancelled, "title": "Annual physical (cancelled)"})], options)
+    assert again.results[0].success
+    assert await cal.calls(LEAVE) == 0 and await cal.calls(ENROL) == 0
+
+    # A retry after GHL took the removal but before the marker went: removed again, harmlessly, once.
+    marker = Reminder(event_id.lower(), reminder, _at(_slot(1, 15)))
+    await _retag(cal, "POST", contact, marker.tag)
+    await cal.admin("POST", "/stats/reset")
+    retried = await cal.upsert([("ref-0", event_id, cancelled)], options)
+    assert retried.results[0].success, retried.results[0].error_message
+    assert await cal.calls(LEAVE) == 1
+    assert await _enrolled(cal) == [] and await _markers(cal, contact) == []
+
+
+async def test_a_no_show_leaves_the_workflow_even_with_the_switches_off_now(cal: Calendars) -> None:
+    contact, booking, event_id = await _booked(cal, (await _reminding(cal))[0])
+    assert len(await _enrolled(cal)) == 1
+    missed = await cal.upsert([("ref-0", event_id, {**booking, "appointmentStatus": "noshow"})], OFF)
+    assert missed.results[0].success, missed.results[0].error_message
+    assert await _enrolled(cal) == [] and await _markers(cal, contact) == []
+
+
+async def test_a_moved_booking_is_enrolled_again_for_its_new_start(cal: Calendars) -> None:
+    options, reminder = await _reminding(cal)
+    contact, _, event_id = await _booked(cal, options)
+    [before] = await _enrolled(cal)
+
+    await cal.admin("POST", "/stats/reset")
+    moved = _write(contact, _slot(2, 16))
+    done = await cal.upsert([("ref-0", event_id, moved)], options)
+    assert done.results[0].success, done.results[0].error_message
+    [after] = await _enrolled(cal)
+    assert (await cal.calls(LEAVE), await cal.calls(ENROL)) == (1, 1)
+    assert _same(after["eventStartTime"], _slot(2, 16)) and after["enrolledAt"] != before["enrolledAt"]
+    assert await _markers(cal, contact) == [Reminder(event_id.lower(), reminder, _at(_slot(2, 16)))]
+
+    await cal.admin("POST", "/stats/reset")
+    await cal.upsert([("ref-0", event_id, moved)], options)
+    assert (await cal.calls(LEAVE), await cal.calls(ENROL)) == (0, 0)
+
+
+async def test_a_new_reminder_workflow_takes_the_enrolment_from_the_old_one(cal: Calendars) -> None:
+    workflows = await _workflow_ids(cal)
+    old, new = workflows["Appointment reminders"], workflows["Annual physical recall"]
+    _, booking, event_id = await _booked(cal, _enrolling(reminder=old))
+    switched = await cal.upsert([("ref-0", event_id, booking)], _enrolling(reminder=new))
+    assert switched.results[0].success, switched.results[0].error_message
+    assert [e["workflowId"] for e in await _enrolled(cal)] == [new]
+    # Cancelled later: it leaves the workflow it is in, the new one.
+    await cal.upsert([("ref-0", event_id, {**booking, "appointmentStatus": "cancelled"})], _enrolling(reminder=new))
+    assert await _enrolled(cal) == []
+
+
+async def test_cancelling_one_of_two_bookings_keeps_the_other_reminded(cal: Calendars) -> None:
+    options, reminder = await _reminding(cal)
+    contact = (await cal.contacts(1))[0]
+    sooner, later = _write(contact, _slot(1, 15)), _write(contact, _slot(3, 15))
+    written = await cal.upsert([("ref-0", "", sooner)], options)
+    sooner_id = written.results[0].external_id
+    later_id = (await cal.upsert([("ref-1", "", later)], options)).results[0].external_id
+    [enrolment] = await _enrolled(cal)
+    assert _same(enrolment["eventStartTime"], _slot(3, 15))  # GHL keeps one enrolment: the last one made
+
+    # The later booking is cancelled: GHL drops the contact from the workflow, which then takes it
+    # back for the booking still ahead.
+    await cal.upsert([("ref-1", later_id, {**later, "appointmentStatus": "cancelled"})], options)
+    [enrolment] = await _enrolled(cal)
+    assert (enrolment["workflowId"], _same(enrolment["eventStartTime"], _slot(1, 15))) == (reminder, True)
+    assert [m.event_id for m in await _markers(cal, contact)] == [sooner_id.lower()]
+
+    await cal.upsert([("ref-0", sooner_id, {**sooner, "appointmentStatus": "cancelled"})], options)
+    assert await _enrolled(cal) == [] and await _markers(cal, contact) == []
+
+
+async def test_a_workflow_ghl_no_longer_has_counts_as_left(cal: Calendars) -> None:
+    options, _ = await _reminding(cal)
+    contact, booking, event_id = await _booked(cal, options)
+    [marker] = await _markers(cal, contact)
+    # As if the reminder workflow had since been deleted at GHL: the marker names one GHL lacks.
+    gone = Reminder(marker.event_id, "00000000-0000-4000-8000-000000000000", marker.start)
+    await _retag(cal, "DELETE", contact, marker.tag)
+    await _retag(cal, "POST", contact, gone.tag)
+    cancelled = await cal.upsert([("ref-0", event_id, {**booking, "appointmentStatus": "cancelled"})], options)
+    assert cancelled.results[0].success, cancelled.results[0].error_message
+    assert await _markers(cal, contact) == []

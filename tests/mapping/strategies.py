@@ -6,7 +6,7 @@ from datetime import date
 
 from hypothesis import strategies as st
 
-from libs.fhir_patient import CANONICAL_FIELDS, GENDERS
+from libs.fhir_patient import CANONICAL_FIELDS, CONSENT_DECISIONS, CONSENT_FIELDS, GENDERS, apply
 
 word = st.text(st.characters(categories=("Lu", "Ll")), min_size=1, max_size=10)
 words = st.lists(word, min_size=1, max_size=3).map(" ".join)
@@ -92,3 +92,14 @@ canonical_values = {
     "country": country_code,
 }
 changes = st.fixed_dictionaries({}, optional={field: _maybe(canonical_values[field]) for field in CANONICAL_FIELDS})
+
+# The hub's marketing consent (libs.fhir_patient CONSENT_FIELDS): changes to it, and patients holding one.
+consent_changes = st.fixed_dictionaries(
+    {}, optional={field: _maybe(st.sampled_from(CONSENT_DECISIONS)) for field in CONSENT_FIELDS}
+)
+
+
+@st.composite
+def consenting_patients(draw: st.DrawFn, birth_date: st.SearchStrategy = fhir_date) -> dict:
+    """A patient of ``patients`` with a consent recorded for some channels (maybe none)."""
+    return apply(draw(patients(birth_date)), draw(consent_changes))

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from libs.errors import InvalidArgument
 from libs.fhir_patient import (
     CANONICAL_FIELDS,
+    CONSENT_FIELDS,
+    MARKETING_CONSENT_URL,
     apply,
     locate,
     normalise_email,
@@ -18,7 +20,7 @@ from libs.fhir_patient import (
     parse_patient,
     project,
 )
-from tests.mapping.strategies import changes, patients
+from tests.mapping.strategies import changes, consent_changes, consenting_patients, patients
 from tests.mapping.synthea import synthea_patients
 
 SYNTHEA = synthea_patients()
@@ -179,3 +181,86 @@ def test_apply_of_the_own_projection_changes_nothing(patient: dict) -> None:
 def test_synthea_projection_round_trips_through_apply_on_an_empty_patient(resource: dict) -> None:
     fields = project(parse_patient(resource))
     assert project(apply({"resourceType": "Patient"}, fields)) == fields
+
+
+# --- marketing consent: a Patient extension per channel -------------------------------------------
+
+CONSENTED = {
+    "resourceType": "Patient",
+    "extension": [
+        {"url": "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName", "valueString": "X"},
+        {
+            "url": MARKETING_CONSENT_URL,
+            "extension": [{"url": "channel", "valueCode": "sms"}, {"url": "decision", "valueCode": "deny"}],
+        },
+    ],
+}
+
+
+def test_consent_is_projected_only_where_recorded() -> None:
+    assert project(parse_patient(CONSENTED))["sms_marketing_consent"] == "deny"
+    assert "email_marketing_consent" not in project(parse_patient(CONSENTED))
+    assert not set(project(SYNTHEA[0])) - set(CANONICAL_FIELDS)  # a patient without one projects as before
+    assert locate(CONSENTED)["sms_marketing_consent"] == "extension[1]"
+
+
+def test_apply_sets_replaces_and_removes_a_channels_consent_and_keeps_other_extensions() -> None:
+    granted = apply(CONSENTED, {"email_marketing_consent": "permit", "sms_marketing_consent": "permit"})
+    assert parse_patient(granted) == granted
+    assert {k: v for k, v in project(granted).items() if k in CONSENT_FIELDS} == {
+        "email_marketing_consent": "permit",
+        "sms_marketing_consent": "permit",
+    }
+    assert granted["extension"][0] == CONSENTED["extension"][0]
+    assert len(granted["extension"]) == 3  # the sms one replaced in place, the email one added
+    cleared = apply(granted, {"email_marketing_consent": None, "sms_marketing_consent": None})
+    assert cleared["extension"] == CONSENTED["extension"][:1]
+    assert "extension" not in apply(
+        {"resourceType": "Patient", "extension": CONSENTED["extension"][1:]}, {"sms_marketing_consent": None}
+    )
+    with pytest.raises(InvalidArgument) as error:
+        apply(CONSENTED, {"email_marketing_consent": "opted-in"})
+    assert (error.value.field, error.value.reason) == ("email_marketing_consent", "INVALID_CONSENT")
+    assert "opted-in" not in error.value.message
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [{"url": "channel", "valueCode": "fax"}, {"url": "decision", "valueCode": "permit"}],
+        [{"url": "channel", "valueCode": "email"}, {"url": "decision", "valueCode": "maybe"}],
+        [{"url": "channel", "valueCode": "email"}],
+        [
+            {"url": "channel", "valueCode": "email"},
+            {"url": "decision", "valueCode": "deny"},
+            {"url": "by", "valueCode": "x"},
+        ],
+    ],
+)
+def test_a_malformed_consent_extension_is_refused_naming_it(parts: list[dict]) -> None:
+    resource = {"resourceType": "Patient", "extension": [{"url": MARKETING_CONSENT_URL, "extension": parts}]}
+    with pytest.raises(InvalidArgument) as error:
+        parse_patient(resource)
+    assert (error.value.field, error.value.reason) == ("extension[0]", "INVALID_FHIR_RESOURCE")
+    for value in ("fax", "maybe"):
+        assert value not in error.value.message
+
+
+def test_one_consent_per_channel() -> None:
+    twice = {"resourceType": "Patient", "extension": [CONSENTED["extension"][1]] * 2}
+    with pytest.raises(InvalidArgument) as error:
+        parse_patient(twice)
+    assert error.value.field == "extension[1]"
+
+
+@settings(max_examples=200, deadline=None)
+@given(patient=consenting_patients(), change=consent_changes)
+def test_project_of_apply_holds_the_consent_changes(patient: dict, change: dict) -> None:
+    patient = parse_patient(patient)
+    changed = apply(patient, change)
+    assert parse_patient(changed) == changed
+    expected = {**project(patient), **change}
+    assert project(changed) == {k: v for k, v in expected.items() if v is not None or k in CANONICAL_FIELDS}
+    others = [e for e in patient.get("extension", []) if e["url"] != MARKETING_CONSENT_URL]
+    assert others == [e for e in changed.get("extension", []) if e["url"] != MARKETING_CONSENT_URL]
+    assert apply(changed, project(changed)) == changed

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 
-from libs.fhir_patient import parse_patient, project
+from libs.fhir_patient import CONSENT_FIELDS, apply, parse_patient, project
 from services.mapping.domain import RecordInvalid
 from services.mapping.mappers.ghl import CONTACT_ID_SYSTEM, GhlPatientMapper
-from tests.mapping.strategies import full_date, patients
+from tests.mapping.strategies import consenting_patients, full_date, patients
 from tests.mapping.synthea import synthea_patients
 
 MAPPER = GhlPatientMapper()
@@ -218,3 +218,58 @@ def test_hub_ghl_hub_round_trip_keeps_what_ghl_carries(patient: dict) -> None:
     assert set(contact) <= WRITE_FIELDS
     expected = {**fields, "gender": None if fields["gender"] == "unknown" else fields["gender"]}
     assert project(MAPPER.to_hub(contact).resource) == expected
+
+
+# --- marketing consent <-> dndSettings ------------------------------------------------------------
+
+
+def _consenting(email: str | None, sms: str | None) -> dict:
+    patient = {"resourceType": "Patient", "name": [{"use": "official", "family": "Okafor"}]}
+    return apply(patient, {"email_marketing_consent": email, "sms_marketing_consent": sms})
+
+
+def _consent(resource: dict) -> dict:
+    return {k: v for k, v in project(resource).items() if k in CONSENT_FIELDS}
+
+
+def test_hub_consent_goes_to_ghl_as_dnd_per_channel() -> None:
+    both = MAPPER.to_vendor(_consenting("permit", "deny"))
+    assert both["dndSettings"] == {"Email": {"status": "inactive"}, "SMS": {"status": "active"}}
+    # A channel without a consent is not sent: GHL keeps its own setting for it.
+    assert MAPPER.to_vendor(_consenting(None, "permit"))["dndSettings"] == {"SMS": {"status": "inactive"}}
+    assert "dndSettings" not in MAPPER.to_vendor(_consenting(None, None))
+
+
+def test_ghl_dnd_on_reads_as_the_consent_denied_and_dnd_off_as_no_consent() -> None:
+    contact = {
+        **CONTACT,
+        "dnd": True,
+        "dndSettings": {"Email": {"status": "permanent", "code": "103"}, "SMS": {"status": "inactive"}},
+    }
+    assert _consent(MAPPER.to_hub(contact).resource) == {"email_marketing_consent": "deny"}
+    sms_only = {
+        **CONTACT,
+        "dndSettings": {"SMS": {"status": "active", "message": "STOP"}, "Call": {"status": "active"}},
+    }
+    assert _consent(MAPPER.to_hub(sms_only).resource) == {"sms_marketing_consent": "deny"}
+    # GHL's default (every channel inactive), the all-channels flag, or junk: no consent either way.
+    for dnd in ({"dndSettings": {"Email": {"status": "inactive"}}}, {"dnd": True}, {"dndSettings": "junk"}):
+        assert _consent(MAPPER.to_hub({**CONTACT, **dnd}).resource) == {}
+
+
+def test_a_denied_consent_round_trips_and_a_permit_reads_back_as_nothing_recorded() -> None:
+    for email, sms in (("deny", "deny"), ("deny", None), ("permit", "deny"), ("permit", "permit")):
+        back = _consent(MAPPER.to_hub(MAPPER.to_vendor(_consenting(email, sms))).resource)
+        assert back == {f: d for f, d in zip(CONSENT_FIELDS, (email, sms), strict=True) if d == "deny"}
+
+
+@settings(max_examples=100, deadline=None)
+@given(patient=consenting_patients(birth_date=full_date))
+def test_consent_never_changes_what_else_goes_to_ghl(patient: dict) -> None:
+    fields = project(parse_patient(patient))
+    if fields["given_name"] is None and fields["family_name"] is None:
+        return
+    without = apply(patient, dict.fromkeys(CONSENT_FIELDS))
+    contact = MAPPER.to_vendor(patient)
+    assert {k: v for k, v in contact.items() if k != "dndSettings"} == MAPPER.to_vendor(without)
+    assert set(contact) <= WRITE_FIELDS

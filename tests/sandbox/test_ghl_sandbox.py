@@ -311,6 +311,16 @@ async def test_create_get_update_delete(client: httpx.AsyncClient, headers: dict
     assert updated.json()["succeded"] is True
     assert updated.json()["contact"]["city"] == "Boston"
     assert updated.json()["contact"]["dateUpdated"] > contact["dateUpdated"]  # same fake millisecond
+    # dndSettings change per channel: a write naming one channel leaves the others as they were.
+    url = f"/contacts/{contact['id']}"
+    await client.put(
+        url, json={"dndSettings": {"SMS": {"status": "active"}, "Email": {"status": "active"}}}, headers=headers
+    )
+    email_only = await client.put(url, json={"dndSettings": {"Email": {"status": "inactive"}}}, headers=headers)
+    assert check("contacts.json", email_only).json()["contact"]["dndSettings"] == {
+        "SMS": {"status": "active"},
+        "Email": {"status": "inactive"},
+    }
     not_updatable = await client.put(f"/contacts/{contact['id']}", json={"companyName": "X"}, headers=headers)
     assert check("contacts.json", not_updatable).json()["message"] == ["property companyName should not exist"]
 

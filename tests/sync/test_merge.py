@@ -6,8 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from libs import fhir_patient
-from libs.fhir_patient import CANONICAL_FIELDS
+from libs.fhir_patient import CANONICAL_FIELDS, CONSENT_FIELDS
 from services.sync.domain import HUB_WINS, VENDOR_WINS, merge
+from services.sync.entities import ENTITIES, PATIENT
 
 # Few values per field, so that sides often agree, and often differ.
 VALUES = {
@@ -89,3 +90,38 @@ def test_nothing_changed_merges_to_nothing(base: dict, policy: str) -> None:
 def test_a_vendor_record_equal_to_the_hub_is_never_a_conflict(base: dict, ours: dict, policy: str) -> None:
     result = merge(base, ours, dict(ours), policy)
     assert result.changes == {} and result.conflicts == ()
+
+
+# A revoked marketing consent prevails: the patient entity's merge rule (services/sync/entities.py).
+PREVAILING = ENTITIES[PATIENT].prevailing
+consents = st.fixed_dictionaries({field: st.none() | st.sampled_from(["permit", "deny"]) for field in CONSENT_FIELDS})
+
+
+@given(consents, consents, consents, policies)
+def test_a_revoked_consent_wins_any_conflict_whatever_the_policy(
+    base: dict, ours: dict, theirs: dict, policy: str
+) -> None:
+    result = merge(base, ours, theirs, policy, PREVAILING)
+    merged = {**ours, **result.changes}
+    for name in CONSENT_FIELDS:
+        b, o, t = base[name], ours[name], theirs[name]
+        if o != b and t != b and o != t:
+            assert name in result.conflicts
+            if "deny" in (o, t):
+                assert merged[name] == "deny"
+            else:
+                assert merged[name] == (t if policy == VENDOR_WINS else o)
+        else:
+            assert merged[name] == expected_one(b, o, t)
+
+
+def expected_one(b: object, o: object, t: object) -> object:
+    """No conflict: the side that changed it (the vendor's when the hub did not)."""
+    return t if o == b else o
+
+
+@given(projections, projections, projections, policies)
+def test_the_prevailing_rule_leaves_the_canonical_fields_alone(
+    base: dict, ours: dict, theirs: dict, policy: str
+) -> None:
+    assert merge(base, ours, theirs, policy, PREVAILING) == merge(base, ours, theirs, policy)

@@ -110,7 +110,7 @@ class Contacts:
                 return refused(item, error, record)
             contact = body.get("contact") or {}
             try:
-                contact = await marketing.apply_to_contact(client, request.options.marketing, contact)
+                contact = await marketing.apply_to_contact(client, request.options.marketing, contact, record)
             except GhlError as error:
                 if not error.about_the_record:
                     raise

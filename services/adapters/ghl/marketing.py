@@ -1,15 +1,21 @@
-"""The config's marketing switches (registry MarketingOptions) applied to a pushed contact:
-campaign tags GHL campaigns key on, added only while the contact is not DND for that channel and
-removed when the switch goes off (or DND comes on). Looks before it writes: a second push of an
-unchanged contact makes no call."""
+"""The config's marketing switches (registry MarketingOptions) applied to a pushed record.
+
+Contacts: campaign tags GHL campaigns key on, added only while the hub's patient consents to
+marketing on that channel and GHL's DND does not forbid it, removed when the switch goes off,
+the consent is revoked or DND comes on. Appointments: enrolment in the reminder and follow-up
+workflows, the reminder left when the booking is cancelled, missed or invalid and redone when it
+moves; the lead score. Looks before it writes: a second push of an unchanged record makes no
+marketing call."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from libs.protos.concord.registry.v1 import registry_pb2
 from services.adapters.ghl import schemas
-from services.adapters.ghl.client import GhlClient
+from services.adapters.ghl.client import GhlClient, GhlError
 
 EMAIL_TAG = "concord:email-campaigns"
 SMS_TAG = "concord:sms-campaigns"
@@ -26,13 +32,26 @@ def dnd(contact: dict[str, Any], channel: str) -> bool:
     return isinstance(status, dict) and status.get("status") in DND_STATUSES
 
 
-def campaign_tags(marketing: registry_pb2.MarketingOptions, contact: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(to add, to remove): each campaign tag is wanted while its switch is on and the contact
-    is not DND for its channel; only a change from the contact's current tags is returned."""
+def consents(written: dict[str, Any], channel: str) -> bool:
+    """Whether the hub's patient consents to marketing on channel ("Email" or "SMS"), read from
+    the contact as the push wrote it: the GHL mapper writes the hub's consent as that channel's
+    DND lifted (`dndSettings.<channel>.status` inactive) and nothing at all when the hub has none
+    (services/mapping/mappers/ghl.py, dnd_from_consent)."""
+    settings = written.get("dndSettings")
+    setting = settings.get(channel) if isinstance(settings, dict) else None
+    return isinstance(setting, dict) and setting.get("status") == "inactive"
+
+
+def campaign_tags(
+    marketing: registry_pb2.MarketingOptions, contact: dict[str, Any], written: dict[str, Any]
+) -> tuple[list[str], list[str]]:
+    """(to add, to remove): each campaign tag is wanted while its switch is on, the hub consents
+    for its channel (``written``: the push's write body) and the contact GHL returned is not DND
+    for it; only a change from the contact's current tags is returned."""
     current = {t for t in contact.get("tags") or [] if isinstance(t, str)}
     wanted = {
-        EMAIL_TAG: marketing.email_campaigns and not dnd(contact, "Email"),
-        SMS_TAG: marketing.sms_campaigns and not dnd(contact, "SMS"),
+        EMAIL_TAG: marketing.email_campaigns and consents(written, "Email") and not dnd(contact, "Email"),
+        SMS_TAG: marketing.sms_campaigns and consents(written, "SMS") and not dnd(contact, "SMS"),
     }
     add = [tag for tag, on in wanted.items() if on and tag not in current]
     remove = [tag for tag, on in wanted.items() if not on and tag in current]
@@ -40,10 +59,11 @@ def campaign_tags(marketing: registry_pb2.MarketingOptions, contact: dict[str, A
 
 
 async def apply_to_contact(
-    client: GhlClient, marketing: registry_pb2.MarketingOptions, contact: dict[str, Any]
+    client: GhlClient, marketing: registry_pb2.MarketingOptions, contact: dict[str, Any], written: dict[str, Any]
 ) -> dict[str, Any]:
-    """Brings the contact's campaign tags in line with the switches; returns the contact as it now is."""
-    add, remove = campaign_tags(marketing, contact)
+    """Brings the contact's campaign tags in line with the switches and the hub's consent (as
+    ``written`` by the push); returns the contact as it now is."""
+    add, remove = campaign_tags(marketing, contact, written)
     if not (add or remove):
         return contact
     tags = contact.get("tags") or []
@@ -60,6 +80,8 @@ async def apply_to_contact(
 BOOKED = frozenset({"new", "confirmed"})
 FULFILLED = "showed"
 NO_SHOW = "noshow"
+# Statuses after which a booking's reminders must stop: the contact leaves the reminder workflow.
+ENDED = frozenset({"cancelled", NO_SHOW, "invalid"})
 DAY = 86_400.0
 
 
@@ -93,20 +115,32 @@ def lead_score(events: list[dict[str, Any]], now: float) -> int:
 
 
 def enrolment_tag(kind: str, event_id: str) -> str:
-    """The contact's record that this appointment enrolled it (GHL lists no enrolments): GHL
-    lower-cases tags, so the tag is compared lower-cased."""
+    """The contact's record that this appointment enrolled it in the follow-up sequence (GHL lists
+    no enrolments): GHL lower-cases tags, so the tag is compared lower-cased."""
     return f"concord:{kind}:{event_id}".lower()
 
 
-def _workflows(marketing: registry_pb2.MarketingOptions, event: dict[str, Any]) -> list[tuple[str, str]]:
-    """(kind, workflow id) the appointment's status calls for under the switches."""
-    status = event.get("appointmentStatus")
-    wanted = []
-    if marketing.appointment_reminders and status in BOOKED:
-        wanted.append(("reminder", marketing.reminder_workflow_id))
-    if marketing.follow_up_sequences and status == FULFILLED:
-        wanted.append(("follow-up", marketing.follow_up_workflow_id))
-    return wanted
+@dataclass(frozen=True)
+class Reminder:
+    """One reminder enrolment as the contact's marker tag records it (GHL lists no enrolments):
+    the booking, the workflow it was put in and the start it was enrolled for (epoch s), so a
+    cancelled booking leaves the very workflow it entered and a moved one is enrolled again.
+    Lower-cased, as GHL stores tags."""
+
+    event_id: str
+    workflow_id: str
+    start: int
+
+    @property
+    def tag(self) -> str:
+        return f"concord:reminder:{self.event_id}:{self.workflow_id}:{self.start}".lower()
+
+    @classmethod
+    def parse(cls, tag: str) -> Reminder | None:
+        parts = tag.lower().split(":")
+        if len(parts) == 5 and parts[:2] == ["concord", "reminder"] and parts[4].isdigit():
+            return cls(parts[2], parts[3], int(parts[4]))
+        return None
 
 
 class ScoreField:
@@ -134,6 +168,73 @@ class MarketingRefused(Exception):
         self.message = message
 
 
+async def _enrol(client: GhlClient, contact_id: str, workflow_id: str, start: Any) -> None:
+    await client.request("POST", f"/contacts/{contact_id}/workflow/{workflow_id}", json={"eventStartTime": start})
+
+
+async def _leave(client: GhlClient, contact_id: str, workflow_id: str) -> None:
+    """DELETE /contacts/{contactId}/workflow/{workflowId} (its body is CreateWorkflowDto, required
+    by the spec, nothing in it needed). GHL answers success for a contact not enrolled, so this is
+    safe to repeat; a workflow GHL no longer has holds no one, so its "not found" is done too."""
+    try:
+        await client.request("DELETE", f"/contacts/{contact_id}/workflow/{workflow_id}", json={})
+    except GhlError as error:
+        text = error.message.casefold()
+        if not (error.status == 400 and "workflow" in text and "not found" in text):
+            raise
+
+
+async def _tag(client: GhlClient, contact_id: str, method: str, tags: list[str]) -> None:
+    await client.request(method, f"/contacts/{contact_id}/tags", json={"tags": tags})
+
+
+def _configured(marketing: registry_pb2.MarketingOptions, workflow_id: str) -> str:
+    """The workflow id as the config spells it, when a (lower-cased) marker names the configured one."""
+    configured = marketing.reminder_workflow_id
+    return configured if configured.lower() == workflow_id else workflow_id
+
+
+async def _follow_reminder(
+    client: GhlClient,
+    marketing: registry_pb2.MarketingOptions,
+    event: dict[str, Any],
+    contact_id: str,
+    tags: set[str],
+    now: float,
+) -> None:
+    """Keeps the contact's reminder enrolment for this booking as its status and start call for:
+    enrolled once while booked (switch on); enrolled again when the booking moves or the
+    configured workflow changes; removed from the workflow it entered once the booking is
+    cancelled, a no-show or invalid. GHL holds one enrolment per contact and workflow, so leaving
+    it for this booking enrols the contact again for its earliest booking still ahead that is
+    enrolled there. Each step is safe to repeat, in an order that a retry after any of them
+    finishes: leave, enrol, tag the new marker, untag the old ones."""
+    event_id = str(event["id"]).lower()
+    start_ms = schemas.epoch_ms(event.get("startTime"))
+    held = [r for r in (Reminder.parse(t) for t in tags) if r is not None]
+    mine = [r for r in held if r.event_id == event_id]
+    wanted = None
+    if marketing.appointment_reminders and event.get("appointmentStatus") in BOOKED and start_ms is not None:
+        wanted = Reminder(event_id, marketing.reminder_workflow_id.lower(), start_ms // 1000)
+    if wanted is not None and wanted in mine:
+        if stale := [r.tag for r in mine if r != wanted]:
+            await _tag(client, contact_id, "DELETE", stale)
+        return
+    for old in mine:
+        await _leave(client, contact_id, _configured(marketing, old.workflow_id))
+    if wanted is not None:
+        await _enrol(client, contact_id, marketing.reminder_workflow_id, event.get("startTime"))
+        await _tag(client, contact_id, "POST", [wanted.tag])
+    else:
+        for workflow_id in sorted({r.workflow_id for r in mine}):
+            ahead = [r.start for r in held if r.event_id != event_id and r.workflow_id == workflow_id and r.start > now]
+            if ahead:
+                start = datetime.fromtimestamp(min(ahead), UTC).isoformat()
+                await _enrol(client, contact_id, _configured(marketing, workflow_id), start)
+    if mine:
+        await _tag(client, contact_id, "DELETE", [r.tag for r in mine])
+
+
 async def apply_to_appointment(
     client: GhlClient,
     marketing: registry_pb2.MarketingOptions,
@@ -141,23 +242,25 @@ async def apply_to_appointment(
     score_field: ScoreField | None,
     now: float,
 ) -> None:
-    """Enrols the appointment's contact in the workflow its status calls for, once per appointment
-    (the enrolment tag is looked for first), and keeps the lead score field current (written only
-    when it differs)."""
-    workflows = _workflows(marketing, event)
+    """Follows the booking's reminder enrolment (_follow_reminder), enrols its contact in the
+    follow-up sequence once it is kept (once per appointment: the enrolment tag is looked for
+    first), and keeps the lead score field current (written only when it differs). A booking that
+    ended is looked at whatever the switches: an enrolment made while they were on still has to go."""
+    status = event.get("appointmentStatus")
+    reminding = (marketing.appointment_reminders and status in BOOKED) or status in ENDED
+    following_up = marketing.follow_up_sequences and status == FULFILLED
     contact_id = event.get("contactId")
-    if not (workflows or marketing.lead_scoring) or not isinstance(contact_id, str):
+    if not (reminding or following_up or marketing.lead_scoring) or not isinstance(contact_id, str):
         return
     contact = (await client.request("GET", f"/contacts/{contact_id}")).get("contact") or {}
     tags = {t.lower() for t in contact.get("tags") or [] if isinstance(t, str)}
-    for kind, workflow_id in workflows:
-        tag = enrolment_tag(kind, str(event["id"]))
-        if tag in tags:
-            continue
-        await client.request(
-            "POST", f"/contacts/{contact_id}/workflow/{workflow_id}", json={"eventStartTime": event.get("startTime")}
-        )
-        await client.request("POST", f"/contacts/{contact_id}/tags", json={"tags": [tag]})
+    if reminding:
+        await _follow_reminder(client, marketing, event, contact_id, tags, now)
+    if following_up:
+        tag = enrolment_tag("follow-up", str(event["id"]))
+        if tag not in tags:
+            await _enrol(client, contact_id, marketing.follow_up_workflow_id, event.get("startTime"))
+            await _tag(client, contact_id, "POST", [tag])
     if not marketing.lead_scoring:
         return
     if score_field is None or score_field.id is None:

@@ -9,7 +9,17 @@ from collections.abc import Callable
 from datetime import date, datetime
 
 from libs.errors import InvalidArgument
-from libs.fhir_patient import apply, locate, normalise_email, normalise_phone, parse_patient, project
+from libs.fhir_patient import (
+    CONSENT_FIELDS,
+    DENY,
+    PERMIT,
+    apply,
+    locate,
+    normalise_email,
+    normalise_phone,
+    parse_patient,
+    project,
+)
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
 from services.mapping.rules import FieldRule, rules_from
 from services.mapping.schema import VendorField, VendorSchema, string
@@ -32,6 +42,10 @@ FIELDS = {
     "country": "country",
 }
 GENDERS = ("male", "female", "other")
+# The hub's marketing consent per channel <-> that channel of GHL's dndSettings (DndSettingsSchema).
+DND_CHANNELS = dict(zip(CONSENT_FIELDS, ("Email", "SMS"), strict=True))
+# DndSettingSchema statuses that stop messages on a channel: read as the consent denied.
+DND_ON = frozenset({"active", "permanent"})
 _FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -65,6 +79,30 @@ _INBOUND: dict[str, Callable[[str, str], str]] = {
     "gender": _inbound_gender,
     "country": _inbound_country,
 }
+
+
+def consent_from_dnd(contact: dict) -> dict[str, str]:
+    """The hub consent GHL's dndSettings say something about: a channel whose DND is on (active,
+    permanent) is the consent denied. A DND that is off (inactive) is no consent: GHL fills every
+    channel with inactive by default, and the all-channels `dnd` flag is not per channel; what
+    does not read as a status is ignored rather than failing the contact."""
+    settings = contact.get("dndSettings")
+    found = {}
+    for field, channel in DND_CHANNELS.items():
+        setting = settings.get(channel) if isinstance(settings, dict) else None
+        if isinstance(setting, dict) and setting.get("status") in DND_ON:
+            found[field] = DENY
+    return found
+
+
+def dnd_from_consent(values: dict[str, str | None]) -> dict[str, dict[str, str]]:
+    """dndSettings for the channels the hub has a consent for: permit lifts the channel's DND
+    (inactive), deny sets it (active); a channel without one is not sent, so GHL keeps its own."""
+    return {
+        channel: {"status": "inactive" if values[field] == PERMIT else "active"}
+        for field, channel in DND_CHANNELS.items()
+        if values.get(field) in (PERMIT, DENY)
+    }
 
 
 _OUTBOUND: dict[str, Callable[[str, str], str | None]] = {
@@ -148,6 +186,7 @@ class GhlPatientMapper:
                 errors.append(FieldError("firstName", "MISSING_NAME", "the contact has no firstName, lastName or name"))
         if errors:
             raise RecordInvalid(errors, contact_id)
+        values.update(consent_from_dnd(contact))
         skeleton: dict = {"resourceType": "Patient"}
         if contact_id:
             skeleton["identifier"] = [{"system": CONTACT_ID_SYSTEM, "value": contact_id}]
@@ -185,6 +224,8 @@ class GhlPatientMapper:
                 contact[ghl_field] = value
         if errors:
             raise RecordInvalid(errors)
+        if dnd := dnd_from_consent(values):
+            contact["dndSettings"] = dnd
         if patient.get("deceasedBoolean") or "deceasedDateTime" in patient:
             contact["dnd"] = True  # no marketing messages to a deceased patient's number or address
         return contact
