@@ -3,6 +3,8 @@ EMR sandbox into the hub, then pushed to the Salesforce and Zenoti sandboxes."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 
 from services.demo import run_sync, run_vendors_demo
@@ -34,6 +36,9 @@ async def test_emr_patients_reach_salesforce_and_zenoti_once(stack) -> None:  # 
     # Change Data Capture: the demo's Salesforce UI edit reached the hub without a sync call.
     assert result.realtime["patient_id"]
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=600) as http:
+        # ... and so did the scheduler's ServiceAppointment move (the demo waited for exactly this start).
+        moved = (await http.get(f"/appointments/{result.realtime['appointment_id']}", headers=headers)).json()
+        assert datetime.fromisoformat(moved["start"].replace("Z", "+00:00")) == datetime(2031, 5, 5, 15, tzinfo=UTC)
         sender = stack.sandbox_apps["salesforce"].state.sandbox.sender
         await sender.drain()
         runs_before = (await http.get("/integrations/salesforce/patients/status", headers=headers)).json()["runs"]
