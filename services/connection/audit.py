@@ -14,8 +14,8 @@ that may be stolen must not wait for the audit service.
 
 from __future__ import annotations
 
+from libs.audit_events import caller_event
 from libs.grpc_client import call
-from libs.identity import current_caller
 from libs.protos.concord.audit.v1 import audit_pb2, audit_pb2_grpc
 
 CREATE = "credential.create"
@@ -31,18 +31,9 @@ class CredentialAudit:
     async def record(
         self, action: str, resource: str, practice_id: str, integration_type: str, *, by_system: bool = False
     ) -> None:
-        caller = current_caller()
-        event = audit_pb2.AuditEvent(
-            practice_id=practice_id,
-            user_id=SYSTEM_USER if by_system or not caller.user_id else caller.user_id,
-            action=action,
-            resource=resource,
-            integration_type=integration_type,
-            success=True,
-            ip_address=caller.ip_address,
-            user_agent=caller.user_agent,
-            correlation_id=caller.request_id,
-        )
+        event = caller_event(practice_id, action, resource, integration_type, SYSTEM_USER)
+        if by_system:
+            event.user_id = SYSTEM_USER
         await call(self._audit.Record, audit_pb2.RecordRequest(events=[event]))
 
 

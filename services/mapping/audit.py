@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from libs.audit_events import caller_event
 from libs.grpc_client import call
-from libs.identity import current_caller
 from libs.protos.concord.audit.v1 import audit_pb2, audit_pb2_grpc
 from services.mapping.configs import ConfigRef
 from services.mapping.rules import ENTITIES
@@ -36,18 +36,14 @@ class MappingAudit:
         self._audit = audit
 
     async def record(self, config: ConfigRef, fields: list[str], *, version: int = 0, success: bool) -> None:
-        caller = current_caller()
         resource = f"IntegrationConfig/{config.config_id}"
-        event = audit_pb2.AuditEvent(
-            practice_id=config.practice_id,
-            user_id=caller.user_id or SYSTEM_USER,
-            action=ACTION,
-            resource=f"{resource}/_history/{version}" if success else resource,
-            integration_type=config.integration_type,
+        event = caller_event(
+            config.practice_id,
+            ACTION,
+            f"{resource}/_history/{version}" if success else resource,
+            config.integration_type,
+            SYSTEM_USER,
             data_accessed=fields,
             success=success,
-            ip_address=caller.ip_address,
-            user_agent=caller.user_agent,
-            correlation_id=caller.request_id,
         )
         await call(self._audit.Record, audit_pb2.RecordRequest(events=[event]))
