@@ -30,6 +30,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "postgres_only: runs only on the PostgreSQL variant of `settings`")
     config.addinivalue_line("markers", "burst_limit: needs a vendor with a per-window rate limit")
     config.addinivalue_line("markers", "token_refresh: needs a vendor whose access tokens expire and refresh")
+    config.addinivalue_line("markers", "writable: needs an entity Concord may write at the vendor")
+    config.addinivalue_line("markers", "pull_only: needs an entity the vendor only gives (pushes refused)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

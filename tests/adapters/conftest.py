@@ -2,8 +2,11 @@
 connection services over real gRPC, a config connected through the vendor's real OAuth flow, and
 the adapter under test calling the connection service for its tokens.
 
-The suite's tests talk only to `AdapterHarness`. A new vendor adds a subclass and one entry in
-`VENDORS`; every generic test then runs against it too.
+The suite's tests (test_shared_suite.py) talk only to an `EntityCase`: one entity of one vendor,
+on an `AdapterHarness` (the vendor, connected). A new vendor adds tests/adapters/harness_<vendor>.py
+with a harness subclass and `open_harness`; its patients are a case at once, and each further
+entity it syncs is one entry of its module's `ENTITIES`. Every generic test then runs against each
+(vendor, entity).
 """
 
 from __future__ import annotations
@@ -100,37 +103,9 @@ class AdapterHarness:
         return await self.adapter.upsert_batch(request)
 
     # --- vendor specifics, implemented per vendor --------------------------------------------------
-
-    def record_id(self, record: dict) -> str:
-        raise NotImplementedError
-
-    async def seed(self, count: int) -> list[str]:
-        """Creates `count` records at the vendor, as its users would; returns their ids."""
-        raise NotImplementedError
-
-    async def edit(self, external_id: str) -> None:
-        """A vendor user edits the record (its modification time moves on)."""
-        raise NotImplementedError
-
-    async def stored(self) -> dict[str, dict]:
-        """Every record the vendor holds for this account, by id."""
-        raise NotImplementedError
-
-    def new_records(self, count: int) -> list[dict]:
-        """Valid records the vendor has not seen, each with its own matching identifiers."""
-        raise NotImplementedError
-
-    def changed(self, record: dict) -> dict:
-        """The same record with a field changed that updates by id accept."""
-        raise NotImplementedError
-
-    def changed_value(self, stored: dict) -> Any:
-        """What `changed` changed, as the vendor stores it."""
-        raise NotImplementedError
-
-    def malformed(self, record: dict) -> list[tuple[dict, str]]:
-        """Variants of `record` the vendor refuses, each with the offending value."""
-        raise NotImplementedError
+    # Its patients: each harness implements EntityCase's hooks (record_id, seed, edit, stored,
+    # new_records, changed, changed_value, malformed) for patients; PatientCase hands them on.
+    # The connection, below: tokens and faults.
 
     async def expire_access_tokens(self) -> None:
         raise NotImplementedError
@@ -150,6 +125,126 @@ class AdapterHarness:
 
     async def clear_faults(self) -> None:
         raise NotImplementedError
+
+    # The status of the vendor's "slow down" answer (Salesforce says 403 REQUEST_LIMIT_EXCEEDED).
+    rate_limited_status = 429
+
+    async def storm(self, requests: int) -> None:
+        """The vendor answers the next `requests` API calls with its rate-limit response."""
+        response = await self.http.post(f"{self.sandbox_url}/_sandbox/faults", json={"rate_limit_storm": requests})
+        assert response.status_code < 300, response.text
+
+
+@dataclass
+class EntityCase:
+    """One entity of one connected vendor, as the generic suite drives it: the sync service's
+    requests for that entity (with the config's options) and the vendor-side hooks to seed, edit
+    and read what the vendor holds. Subclasses implement the hooks for their entity."""
+
+    harness: AdapterHarness
+    entity: int = PATIENT
+    options: rpb.VendorOptions | None = None
+    writable: bool = True  # False: the vendor is the source of truth; pushes are refused
+    # How many records the paging test seeds, and the page size it asks for.
+    paging_records: int = 250
+    paging_size: int = 100
+
+    @property
+    def vendor(self) -> str:
+        return self.harness.vendor
+
+    async def fetch(self, cursor: str = "", page_size: int = 100) -> pb.FetchChangesResponse:
+        request = pb.FetchChangesRequest(
+            config_id=self.harness.config_id,
+            entity_type=self.entity,
+            cursor=cursor,
+            page_size=page_size,
+            options=self.options,
+        )
+        return await self.harness.adapter.fetch_changes(request)
+
+    async def upsert(self, items: list[tuple[str, str, dict]]) -> pb.UpsertBatchResponse:
+        """items: (ref, external_id or "", record), the record as the mapper made it."""
+        request = pb.UpsertBatchRequest(
+            config_id=self.harness.config_id,
+            entity_type=self.entity,
+            items=[pb.UpsertItem(ref=ref, external_id=eid, record=struct(rec)) for ref, eid, rec in items],
+            options=self.options,
+        )
+        return await self.harness.adapter.upsert_batch(request)
+
+    def expected_pages(self, records: int, page_size: int) -> int:
+        """The pages a full read of `records` records takes (a window sweep says otherwise)."""
+        return -(-records // page_size)
+
+    # --- vendor-side hooks for this entity ---------------------------------------------------------
+
+    def record_id(self, record: dict) -> str:
+        raise NotImplementedError
+
+    async def seed(self, count: int) -> list[str]:
+        """Creates `count` records at the vendor, as its users would; returns their ids."""
+        raise NotImplementedError
+
+    async def edit(self, external_id: str) -> None:
+        """A vendor user edits the record (its modification time moves on)."""
+        raise NotImplementedError
+
+    async def stored(self) -> dict[str, dict]:
+        """Every record of this entity the vendor holds for this account, by id."""
+        raise NotImplementedError
+
+    def new_records(self, count: int) -> list[dict]:
+        """Valid records the vendor has not seen, each with its own matching identifiers."""
+        raise NotImplementedError
+
+    def changed(self, record: dict) -> dict:
+        """The same record with a field changed that updates by id accept."""
+        raise NotImplementedError
+
+    def changed_value(self, stored: dict) -> Any:
+        """What `changed` changed, as the vendor stores it."""
+        raise NotImplementedError
+
+    def malformed(self, record: dict) -> list[tuple[dict, str]]:
+        """Variants of `record` the vendor refuses, each with the offending value."""
+        raise NotImplementedError
+
+
+@dataclass
+class PatientCase(EntityCase):
+    """Patients: the harness's own hooks."""
+
+    def record_id(self, record: dict) -> str:
+        return self.harness.record_id(record)
+
+    async def seed(self, count: int) -> list[str]:
+        return await self.harness.seed(count)
+
+    async def edit(self, external_id: str) -> None:
+        await self.harness.edit(external_id)
+
+    async def stored(self) -> dict[str, dict]:
+        return await self.harness.stored()
+
+    def new_records(self, count: int) -> list[dict]:
+        return self.harness.new_records(count)
+
+    def changed(self, record: dict) -> dict:
+        return self.harness.changed(record)
+
+    def changed_value(self, stored: dict) -> Any:
+        return self.harness.changed_value(stored)
+
+    def malformed(self, record: dict) -> list[tuple[dict, str]]:
+        return self.harness.malformed(record)
+
+
+async def patient_case(harness: AdapterHarness) -> EntityCase:
+    return PatientCase(harness)
+
+
+MakeCase = Callable[[AdapterHarness], Awaitable[EntityCase]]
 
 
 @dataclass
@@ -303,26 +398,37 @@ async def _connect(
 
 
 OpenHarness = Callable[..., Awaitable[AdapterHarness]]
+OpenCase = Callable[..., Awaitable[EntityCase]]
 # Vendors whose harness says BURST_LIMIT = False (no per-window limit to wait out) or
 # REFRESHES_TOKENS = False (API-key vendors): the suite's tests of those are not collected for them.
 WITHOUT_BURST_LIMIT: set[str] = set()
 WITHOUT_TOKEN_REFRESH: set[str] = set()
 # Records one vendor write call carries (1 where the vendor has no batch write).
 RECORDS_PER_WRITE_CALL: dict[str, int] = {"ghl": 1}
+# "<vendor>-<entity>" -> (vendor, what makes the case on an opened harness); and which are pull-only.
+CASES: dict[str, tuple[str, MakeCase]] = {"ghl-patient": ("ghl", patient_case)}
+PULL_ONLY: set[str] = set()
 
 
 def _discover_harnesses() -> dict[str, Callable[..., Awaitable[AdapterHarness]]]:
-    """Each vendor's harness lives in tests/adapters/harness_<vendor>.py, exposing VENDOR and
-    open_harness(stack, settings, http, rate_limit); the generic suite runs against every one."""
+    """Each vendor's harness lives in tests/adapters/harness_<vendor>.py, exposing VENDOR,
+    open_harness(stack, settings, http, rate_limit) and optionally ENTITIES (entity name -> an
+    async function making its EntityCase on the harness; patients are a case unless it says
+    otherwise) and PULL_ONLY (entity names the vendor only gives); the generic suite runs against
+    every (vendor, entity)."""
     found = {}
     for path in sorted(Path(__file__).parent.glob("harness_*.py")):
         module = importlib.import_module(f"tests.adapters.{path.stem}")
-        found[module.VENDOR] = module.open_harness
+        vendor = module.VENDOR
+        found[vendor] = module.open_harness
         if not getattr(module, "BURST_LIMIT", True):
-            WITHOUT_BURST_LIMIT.add(module.VENDOR)
+            WITHOUT_BURST_LIMIT.add(vendor)
         if not getattr(module, "REFRESHES_TOKENS", True):
-            WITHOUT_TOKEN_REFRESH.add(module.VENDOR)
-        RECORDS_PER_WRITE_CALL[module.VENDOR] = getattr(module, "RECORDS_PER_WRITE_CALL", 1)
+            WITHOUT_TOKEN_REFRESH.add(vendor)
+        RECORDS_PER_WRITE_CALL[vendor] = getattr(module, "RECORDS_PER_WRITE_CALL", 1)
+        for entity, make in {"patient": patient_case, **getattr(module, "ENTITIES", {})}.items():
+            CASES[f"{vendor}-{entity}"] = (vendor, make)
+        PULL_ONLY.update(f"{vendor}-{entity}" for entity in getattr(module, "PULL_ONLY", ()))
     return found
 
 
@@ -332,13 +438,30 @@ def write_calls(vendor: str, records: int) -> int:
     return -(-records // per_call)
 
 
+def _vendor_and_case(item: pytest.Item) -> tuple[str | None, str | None]:
+    params = getattr(item, "callspec", None)
+    if params is None:
+        return None, None
+    case_id = params.params.get("case_id")
+    if case_id is not None:
+        return CASES[case_id][0], case_id
+    return params.params.get("vendor"), None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked for a capability a (vendor, entity) lacks are deselected for it, never skipped:
+    burst_limit, token_refresh (per vendor), writable and pull_only (per entity)."""
     keep, drop = [], []
     for item in items:
-        vendor = getattr(item, "callspec", None) and item.callspec.params.get("vendor")
-        burst = item.get_closest_marker("burst_limit") is not None and vendor in WITHOUT_BURST_LIMIT
-        refresh = item.get_closest_marker("token_refresh") is not None and vendor in WITHOUT_TOKEN_REFRESH
-        (drop if burst or refresh else keep).append(item)
+        vendor, case_id = _vendor_and_case(item)
+        marked = {mark.name for mark in item.iter_markers()}
+        refused = (
+            ("burst_limit" in marked and vendor in WITHOUT_BURST_LIMIT)
+            or ("token_refresh" in marked and vendor in WITHOUT_TOKEN_REFRESH)
+            or ("writable" in marked and case_id in PULL_ONLY)
+            or ("pull_only" in marked and case_id is not None and case_id not in PULL_ONLY)
+        )
+        (drop if refused else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -349,6 +472,11 @@ VENDORS: dict[str, Callable[..., Awaitable[AdapterHarness]]] = {"ghl": _open_ghl
 
 @pytest.fixture(params=sorted(VENDORS))
 def vendor(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(params=sorted(CASES))
+def case_id(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
@@ -374,6 +502,24 @@ async def open_harness(vendor: str, settings: Settings) -> AsyncIterator[OpenHar
 @pytest.fixture
 async def harness(open_harness: OpenHarness) -> AdapterHarness:
     return await open_harness()
+
+
+@pytest.fixture
+async def open_case(case_id: str, settings: Settings) -> AsyncIterator[OpenCase]:
+    """`await open_case(rate_limit=(requests, per_seconds))`: the case on a harness whose sandbox
+    enforces that limit (the vendor's own by default)."""
+    vendor, make = CASES[case_id]
+    async with _harnesses(vendor, settings) as open_one:
+
+        async def open_one_case(rate_limit: tuple[int, float] | None = None) -> EntityCase:
+            return await make(await open_one(rate_limit))
+
+        yield open_one_case
+
+
+@pytest.fixture
+async def case(open_case: OpenCase) -> EntityCase:
+    return await open_case()
 
 
 @pytest.fixture

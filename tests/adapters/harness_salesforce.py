@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -30,7 +31,7 @@ from sandbox.salesforce.settings import ConnectedAppRegistration, SalesforceSand
 from sandbox.salesforce.state import Sandbox
 from services.adapters import AdapterContext
 from services.adapters.salesforce import SalesforceAdapter
-from services.adapters.salesforce.client import API_VERSION
+from services.adapters.salesforce.client import API_VERSION, AllowancePolicy
 from tests.adapters.conftest import CLIENT_ID, CLIENT_SECRET, PRACTICE_ID, REDIRECT_URI, AdapterHarness, _start_services
 
 VENDOR = "salesforce"
@@ -99,6 +100,7 @@ class SalesforceHarness(AdapterHarness):
     # The config's options as the sync service sends them with each request (its appointment object).
     options: rpb.VendorOptions = field(default_factory=rpb.VendorOptions)
     _seeded: itertools.count = field(default_factory=itertools.count, repr=False)
+    rate_limited_status = 403  # REQUEST_LIMIT_EXCEEDED
 
     @property
     def org_id(self) -> str:
@@ -286,10 +288,14 @@ async def open_harness(
 
     locators = BrokenQueryLocators()
     # Retries after a 5xx back off 20 ms, not 0.5 s: the suite waits for retries, not for outages.
+    # Salesforce's limit is a daily allowance, not a window (rate_limit has nothing to shape); the
+    # suite's rate-limit tests retry a deferred batch at once where Temporal would wait the backoff.
+    allowance = None if rate_limit is None else AllowancePolicy(backoff=timedelta(0))
     adapter = SalesforceAdapter(
         AdapterContext(settings, connections),
         http=httpx.AsyncClient(transport=locators, timeout=30),
         backoff_seconds=0.02,
+        allowance=allowance,
     )
     stack.push_async_callback(adapter.aclose)
     return SalesforceHarness(
