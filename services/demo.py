@@ -34,6 +34,7 @@ PRACTICE_ID = "demo-practice"
 _tracer = trace.get_tracer("concord.demo")
 EDITED_CITY = "Providence"
 REALTIME_CITY = "Woonsocket"
+FRONT_DESK_CITY = "Pawtucket"
 # Pub/Sub API's error code for a replay id Salesforce will not resume from (older than 72 h).
 REPLAY_ID_CORRUPTED = "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted"
 
@@ -164,6 +165,7 @@ class VendorsResult:
     appointments_pulled: dict[str, Any] = field(default_factory=dict)
     appointments_pushed: dict[str, Any] = field(default_factory=dict)
     realtime: dict[str, Any] = field(default_factory=dict)
+    front_desk: dict[str, Any] = field(default_factory=dict)
 
 
 async def run_vendors_demo(stack: Stack, practice_id: str = "demo-emr-practice") -> VendorsResult:
@@ -194,6 +196,7 @@ async def run_vendors_demo(stack: Stack, practice_id: str = "demo-emr-practice")
             calls[vendor] = sum(
                 n for key, n in stats.items() if not key.split(" ", 1)[-1].startswith(("/_sandbox", "/services/oauth2"))
             )
+        front_desk = await zenoti_front_desk(stack, http, headers) if "zenoti" in targets else {}
         # The EMR's appointments (past visits and bookings) follow their patients to Salesforce.
         visits = await run_sync(http, headers, "pull", vendor="fhir", entity="appointments")
         if visits["status"] != "succeeded" or not visits["records_created"]:
@@ -204,7 +207,28 @@ async def run_vendors_demo(stack: Stack, practice_id: str = "demo-emr-practice")
             if booked["status"] != "succeeded" or booked["records_created"] != visits["records_created"]:
                 raise DemoError(f"the Salesforce appointment push ended {booked['status']}")
         realtime = await salesforce_realtime(stack, http, headers) if "salesforce" in targets else {}
-    return VendorsResult(pulled, pushed, calls, time.perf_counter() - began, visits, booked, realtime)
+    return VendorsResult(pulled, pushed, calls, time.perf_counter() - began, visits, booked, realtime, front_desk)
+
+
+async def zenoti_front_desk(stack: Stack, http: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
+    """A receptionist corrects one guest's city in Zenoti; the next pull brings that change, and
+    only it, into the hub (the other guests are as Concord wrote them)."""
+    zenoti = stack.vendors["zenoti"]
+    base = stack.sandboxes["zenoti"].url
+    api_key = {"Authorization": f"apikey {zenoti.connect['api_key']}"}
+    center = {"center_id": zenoti.connect["account_id"], "size": 100}
+    # The newest guest: Salesforce's receptionist (salesforce_realtime) edits the oldest account,
+    # and an edit of one patient on both sides is a conflict, which is not this step's story.
+    guest = _check(await http.get(f"{base}/v1/guests", params=center, headers=api_key), 200, "guests")["guests"][-1]
+    edit = {"address_info": {"city": FRONT_DESK_CITY}}
+    _check(await http.patch(f"{base}/_sandbox/guests/{guest['id']}", json=edit), 200, "front desk edit")
+    pulled = await run_sync(http, headers, "pull", vendor="zenoti")
+    if pulled["status"] != "succeeded" or pulled["records_created"] or pulled["records_updated"] != 1:
+        raise DemoError(
+            f"the Zenoti pull ended {pulled['status']}: {pulled['records_created']} created,"
+            f" {pulled['records_updated']} updated (expected the one edited guest)"
+        )
+    return {"pulled": pulled, "patient_id": await _find_patient_in_city(http, headers, FRONT_DESK_CITY)}
 
 
 async def salesforce_realtime(stack: Stack, http: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
@@ -446,6 +470,12 @@ def print_vendors_summary(result: VendorsResult, console: Console) -> None:
     for vendor, run in result.pushed.items():
         table.add_row(f"pushed to {vendor} (created)", f"{run['records_succeeded']} ({run['records_created']})")
         table.add_row(f"{vendor} API calls", str(result.vendor_calls[vendor]))
+    if result.front_desk:
+        run = result.front_desk["pulled"]
+        table.add_row(
+            "Zenoti front-desk edit pulled into the hub (guests read, updated)",
+            f"{run['records_processed']}, {run['records_updated']}",
+        )
     table.add_row("appointments pulled from the FHIR EMR", str(result.appointments_pulled["records_created"]))
     if result.appointments_pushed:
         run = result.appointments_pushed

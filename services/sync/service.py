@@ -479,7 +479,12 @@ class SyncService:
                         )
                     )
                 entry["base"] = theirs_view
-                if kind.project(entry["resource"]) == theirs_view:
+                # In step with the vendor afterwards: when the hub held nothing unsent to it before
+                # this page (only the vendor's changes were applied; fields the vendor cannot hold
+                # make no difference), or when it now reads exactly as the vendor's record. Else the
+                # next push would send the vendor its own change back.
+                nothing_unsent = entry["synced_version"] == entry["stored_version"]
+                if nothing_unsent or kind.project(entry["resource"]) == theirs_view:
                     entry["synced_version"] = entry["version"]
                 entry["touched"] = True
             new_rows, new_links = [], []

@@ -1,5 +1,6 @@
 """The EMR as the source, through the gateway and the real stack: patients pulled from the FHIR R4
-EMR sandbox into the hub, then pushed to the Salesforce and Zenoti sandboxes."""
+EMR sandbox into the hub, then pushed to the Salesforce and Zenoti sandboxes; edits made at Zenoti's
+front desk and in Salesforce come back and go on to the other vendor."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ async def test_emr_patients_reach_salesforce_and_zenoti_once(stack) -> None:  # 
     assert result.pushed["salesforce"]["records_created"] == pulled
     assert result.vendor_calls["salesforce"] <= 2  # one sObject Collections call per 200 records (+ auth)
     assert result.pushed["zenoti"]["records_created"] == pulled
+    # A guest edited at Zenoti's front desk: the pull reads every guest, updates only that patient.
+    assert result.front_desk["pulled"]["records_processed"] == pulled
+    assert (result.front_desk["pulled"]["records_created"], result.front_desk["pulled"]["records_updated"]) == (0, 1)
     visits = result.appointments_pulled["records_created"]
     assert visits > pulled  # past visits and bookings of those patients
     assert result.appointments_pushed["records_created"] == visits
@@ -25,11 +29,18 @@ async def test_emr_patients_reach_salesforce_and_zenoti_once(stack) -> None:  # 
     token = stack.gateway.issuer.mint("demo-admin", "demo-emr-practice", "admin")
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=600) as http:
+        # The front desk's edit pulled from Zenoti goes on to Salesforce, and only it ...
+        edited = (await http.get(f"/patients/{result.front_desk['patient_id']}", headers=headers)).json()
+        assert edited["address"][0]["city"] == "Pawtucket"
         again = await run_sync(http, headers, "push", vendor="salesforce")
-        assert (again["records_created"], again["records_updated"], again["vendor_requests"]) == (0, 0, 0)
-        # The one change Salesforce sent in real time (below) goes on to Zenoti, and only it.
+        assert (again["records_created"], again["records_updated"]) == (0, 1)
+        # ... and the one change Salesforce sent in real time (below) goes on to Zenoti, and only it:
+        # neither goes back to the vendor it came from.
         again = await run_sync(http, headers, "push", vendor="zenoti")
         assert (again["records_created"], again["records_updated"]) == (0, 1)
+        for vendor in ("salesforce", "zenoti"):
+            again = await run_sync(http, headers, "push", vendor=vendor)
+            assert (again["records_created"], again["records_updated"], again["vendor_requests"]) == (0, 0, 0)
         again = await run_sync(http, headers, "pull", vendor="fhir")
         assert again["records_created"] == 0 and again["records_updated"] == 0
 
