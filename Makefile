@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA_DIR ?= var
+# Test processes (pytest-xdist): the suite's stacks mostly wait on I/O; each worker holds its own
+# database connections, so more workers than cores mostly costs PostgreSQL connections.
+TEST_WORKERS ?= 2
 
 .PHONY: demo up test lint protos breaking bench clean venv
 
@@ -27,7 +30,7 @@ up: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/buf lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
