@@ -15,15 +15,18 @@ import copy
 import functools
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from libs import fhir_service
 from libs.asgi import serve_asgi
 from libs.grpc_client import call, open_channel
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
+from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.connection.v1 import connection_pb2 as cpb
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
 from libs.protos.concord.registry.v1 import registry_pb2 as rpb
@@ -34,8 +37,9 @@ from sandbox.fhir.settings import ClientRegistration, FhirSandboxSettings
 from sandbox.fhir.state import Sandbox as FhirSandboxState
 from services.adapters import AdapterContext
 from services.adapters.fhir import FhirAdapter
-from services.adapters.fhir.resources import PATIENT
-from tests.adapters.conftest import PRACTICE_ID, AdapterHarness, _start_services, plain, struct
+from services.adapters.fhir.resources import APPOINTMENT, PATIENT
+from services.mapping.mappers.fhir_services import FhirServiceMapper
+from tests.adapters.conftest import PRACTICE_ID, AdapterHarness, EntityCase, _start_services, plain, struct
 
 VENDOR = "fhir"
 CLIENT_ID = "concord-adapter-tests"
@@ -105,18 +109,22 @@ class FhirHarness(AdapterHarness):
         raise AssertionError("the sandbox kept refusing the front desk")
 
     async def create_patients(self, patients: list[dict], tenant: str | None = None) -> list[str]:
+        return await self.create_resources("Patient", patients, tenant)
+
+    async def create_resources(self, kind: str, resources: list[dict], tenant: str | None = None) -> list[str]:
+        """The EMR's users create these; their ids in the order the EMR made them."""
         gate = asyncio.Semaphore(25)  # in flight together: each POST waits out localhost's delayed ACK
 
-        async def create(patient: dict) -> str:
+        async def create(resource: dict) -> str:
             async with gate:
-                response = await self.ehr("POST", "Patient", tenant, json=patient)
+                response = await self.ehr("POST", kind, tenant, json=resource)
             assert response.status_code == 201, response.text
             return response.json()["id"]
 
-        ids = await asyncio.gather(*(create(p) for p in patients))
+        ids = await asyncio.gather(*(create(r) for r in resources))
         assert self.sandbox is not None
         stored = self.sandbox.tenants[tenant or self.tenant]
-        return sorted(ids, key=lambda i: stored.resource("Patient", i)["meta"]["lastUpdated"])  # as the EMR made them
+        return sorted(ids, key=lambda i: stored.resource(kind, i)["meta"]["lastUpdated"])
 
     async def seed(self, count: int) -> list[str]:
         return await self.create_patients(
@@ -319,3 +327,129 @@ async def fetch_run(harness: FhirHarness, entity_type: int, cursor: str, size: i
         if not page.has_more:
             return records, cursor
     raise AssertionError("has_more never turned false")
+
+
+# --- the suite's other entities: Appointment and HealthcareService ---------------------------------------
+
+
+@dataclass
+class FhirResourceCase(EntityCase):
+    """A FHIR resource type other than Patient, written as its mapper writes it (the hub's id as an
+    identifier, for conditional creates) and edited by the EMR's users."""
+
+    kind: str = ""
+    edit_patch: dict = field(default_factory=dict)
+
+    @property
+    def fhir(self) -> FhirHarness:
+        assert isinstance(self.harness, FhirHarness)
+        return self.harness
+
+    def record_id(self, record: dict) -> str:
+        return record["id"]
+
+    def resource(self, i: int, hub_id: str | None) -> dict:
+        raise NotImplementedError
+
+    async def seed(self, count: int) -> list[str]:
+        return await self.fhir.create_resources(self.kind, [self.resource(i, None) for i in range(count)])
+
+    async def edit(self, external_id: str) -> None:
+        await self.fhir._admin(
+            "PATCH", f"/resources/{self.kind}/{external_id}", params={"tenant": self.fhir.tenant}, json=self.edit_patch
+        )
+
+    async def stored(self) -> dict[str, dict]:
+        assert self.fhir.sandbox is not None
+        return {r["id"]: r for r in self.fhir.sandbox.tenants[self.fhir.tenant].live(self.kind)}
+
+    def new_records(self, count: int) -> list[dict]:
+        return [self.resource(i, str(uuid.uuid4())) for i in range(count)]
+
+
+def appointment(patient_id: str, hub_id: str | None, start: datetime, minutes: int = 30) -> dict:
+    """As the mapper writes it: the EMR's patient reference and the hub's id as an identifier."""
+    instant = "%Y-%m-%dT%H:%M:%SZ"
+    record = {
+        "resourceType": "Appointment",
+        "status": "booked",
+        "serviceType": [{"coding": [{"system": "http://snomed.info/sct", "code": "394814009"}], "text": "General"}],
+        "start": start.strftime(instant),
+        "end": (start + timedelta(minutes=minutes)).strftime(instant),
+        "participant": [{"actor": {"reference": f"Patient/{patient_id}"}, "status": "accepted"}],
+    }
+    if hub_id:
+        record["identifier"] = [{"use": "secondary", "system": APPOINTMENT.hub_system, "value": hub_id}]
+    return record
+
+
+@dataclass
+class FhirAppointmentCase(FhirResourceCase):
+    patient_id: str = ""
+
+    def resource(self, i: int, hub_id: str | None) -> dict:
+        start = datetime(2024, 6, 3, 9, tzinfo=UTC) + timedelta(minutes=15 * i)  # a quarter-hour apart
+        return appointment(self.patient_id, hub_id, start, minutes=10)
+
+    def changed(self, record: dict) -> dict:
+        return {**record, "status": "fulfilled"}
+
+    def changed_value(self, stored: dict) -> Any:
+        return stored.get("status")
+
+    def malformed(self, record: dict) -> list[tuple[dict, str]]:
+        return [
+            ({**record, "status": "teal-and-violet"}, "teal-and-violet"),  # outside the required binding
+            ({**record, "start": "2024-13-45T09:00:00Z"}, "2024-13-45T09:00:00Z"),  # not an instant
+        ]
+
+
+@dataclass
+class FhirServiceCase(FhirResourceCase):
+    def resource(self, i: int, hub_id: str | None) -> dict:
+        item = fhir_service.catalog_item(
+            name=f"Treatment {i}",
+            service_code=f"T{i:04d}",
+            category_code="c-facials",
+            category_name="Facials",
+            duration_minutes=30 + i % 4 * 15,
+            price=100.0 + i,
+            currency="USD",
+        )
+        return FhirServiceMapper().to_vendor({**item, "id": hub_id} if hub_id else item)
+
+    def changed(self, record: dict) -> dict:
+        return {**record, "comment": f"Changed {record['name']}"}
+
+    def changed_value(self, stored: dict) -> Any:
+        return stored.get("comment")
+
+    def malformed(self, record: dict) -> list[tuple[dict, str]]:
+        return [
+            ({**record, "active": "teal-and-violet"}, "teal-and-violet"),  # not a boolean
+            ({**record, "telecom": [{"system": "pigeon", "value": "x"}]}, "pigeon"),  # outside the binding
+        ]
+
+
+async def _appointment_case(harness: AdapterHarness) -> EntityCase:
+    assert isinstance(harness, FhirHarness)
+    await grant_scopes(harness, "system/Patient.cruds system/Appointment.cruds")
+    (patient_id,) = await harness.seed(1)
+    return FhirAppointmentCase(
+        harness,
+        entity=common_pb2.ENTITY_TYPE_APPOINTMENT,
+        kind="Appointment",
+        edit_patch={"comment": "Moved by the front desk"},
+        patient_id=patient_id,
+    )
+
+
+async def _service_case(harness: AdapterHarness) -> EntityCase:
+    assert isinstance(harness, FhirHarness)
+    await grant_scopes(harness, "system/Patient.cruds system/HealthcareService.cruds")
+    return FhirServiceCase(
+        harness, entity=common_pb2.ENTITY_TYPE_SERVICE, kind="HealthcareService", edit_patch={"active": False}
+    )
+
+
+ENTITIES = {"appointment": _appointment_case, "service": _service_case}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ from libs.protos.concord.connection.v1 import connection_pb2 as cpb
 from libs.settings import Settings
 from services.adapters.fhir.resources import APPOINTMENT
 from tests.adapters.conftest import plain, struct
-from tests.adapters.harness_fhir import CLIENT_ID, FhirHarness, keys, open_fhir_harness
+from tests.adapters.harness_fhir import CLIENT_ID, FhirHarness, appointment, keys, open_fhir_harness
 
 APPOINTMENTS = common_pb2.ENTITY_TYPE_APPOINTMENT
 
@@ -48,18 +49,7 @@ async def fhir(settings: Settings) -> AsyncIterator[FhirHarness]:
 
 
 def _appointment(patient_id: str, hub_id: str | None = None, hour: int = 9) -> dict:
-    """As the mapper writes it: the EMR's patient reference and the hub's id as an identifier."""
-    appointment = {
-        "resourceType": "Appointment",
-        "status": "booked",
-        "serviceType": [{"coding": [{"system": "http://snomed.info/sct", "code": "394814009"}], "text": "General"}],
-        "start": f"2024-06-03T{hour:02d}:00:00Z",
-        "end": f"2024-06-03T{hour:02d}:30:00Z",
-        "participant": [{"actor": {"reference": f"Patient/{patient_id}"}, "status": "accepted"}],
-    }
-    if hub_id:
-        appointment["identifier"] = [{"use": "secondary", "system": APPOINTMENT.hub_system, "value": hub_id}]
-    return appointment
+    return appointment(patient_id, hub_id, datetime(2024, 6, 3, hour, tzinfo=UTC))
 
 
 async def _upsert(fhir: FhirHarness, items: list[tuple[str, str, dict]]) -> dict[str, pb.UpsertResult]:
