@@ -148,6 +148,12 @@ class EntityCase:
     # How many records the paging test seeds, and the page size it asks for.
     paging_records: int = 250
     paging_size: int = 100
+    # How many records the fault tests (5xx, malformed pages) seed and read 10 a page.
+    fault_records: int = 40
+    # True where every pass returns every record (the vendor keeps no modification time for the
+    # entity and a record left unlinked must come again, e.g. Zenoti memberships): a pass after
+    # an edit returns everything, not only what changed.
+    full_passes: bool = False
 
     @property
     def vendor(self) -> str:

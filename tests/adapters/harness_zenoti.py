@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from libs.asgi import serve_asgi
 from libs.grpc_client import call, open_channel
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
+from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.connection.v1 import connection_pb2 as cpb
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
 from libs.protos.concord.registry.v1 import registry_pb2 as rpb
@@ -23,12 +26,12 @@ from libs.protos.concord.registry.v1 import registry_pb2_grpc
 from libs.settings import Settings
 from sandbox.zenoti import render
 from sandbox.zenoti.app import create_app
-from sandbox.zenoti.model import Org
+from sandbox.zenoti.model import GuestMembership, Org, Service
 from sandbox.zenoti.settings import OrgConfig, ZenotiSandboxSettings
 from sandbox.zenoti.state import Sandbox
 from services.adapters import AdapterContext
 from services.adapters.zenoti import ZenotiAdapter
-from tests.adapters.conftest import PRACTICE_ID, AdapterHarness, _start_services
+from tests.adapters.conftest import PRACTICE_ID, AdapterHarness, EntityCase, _start_services
 
 VENDOR = "zenoti"
 # An API key is the whole credential: the suite's token-refresh test is not collected for it.
@@ -233,3 +236,104 @@ async def fetch_failure(harness: ZenotiHarness, content: bytes, entity_type: int
     finally:
         await adapter.aclose()
     raise AssertionError("the pull accepted the answer")
+
+
+# --- the suite's other entities: the service catalog and guest memberships, both pull only ---------
+
+
+@dataclass
+class ZenotiBackOfficeCase(EntityCase):
+    """An entity Zenoti's back office or front desk keeps and its public API only lists."""
+
+    @property
+    def zenoti(self) -> ZenotiHarness:
+        assert isinstance(self.harness, ZenotiHarness)
+        return self.harness
+
+    def record_id(self, record: dict) -> str:
+        return record["id"]
+
+
+@dataclass
+class ZenotiCatalogCase(ZenotiBackOfficeCase):
+    """The center's service catalog. The case starts from an empty catalog so that the suite's
+    counts are its own."""
+
+    def __post_init__(self) -> None:
+        self.zenoti.org.services.clear()
+
+    async def seed(self, count: int) -> list[str]:
+        org = self.zenoti.org
+        category = next(iter(org.categories.values()))
+        made = [
+            Service(str(uuid.uuid4()), f"S{i:04d}", f"Treatment {i}", 30 + i % 4 * 15, category.id, 100.0 + i, True)
+            for i in range(count)
+        ]
+        org.services.update((service.id, service) for service in made)
+        return [service.id for service in made]
+
+    async def edit(self, external_id: str) -> None:
+        self.zenoti.org.services[external_id].base_price += 10  # the back office changes a price
+
+    async def stored(self) -> dict[str, dict]:
+        org = self.zenoti.org
+        center = org.centers[self.zenoti.center_id]
+        return {s.id: render.service(org, s, center) for s in org.services.values()}
+
+
+@dataclass
+class ZenotiMembershipCase(ZenotiBackOfficeCase):
+    """Memberships the center's guests hold, one each (the pass pages by guests, and the suite
+    holds each page to its size). Every pass is a full pass (services/adapters/zenoti/memberships.py),
+    and each costs one call per guest under the 60-a-minute pacer: the case keeps its counts small."""
+
+    async def seed(self, count: int) -> list[str]:
+        org = self.zenoti.org
+        plan = next(iter(org.memberships.values()))
+        guests = await self.zenoti.seed(count)
+        today = datetime.now(UTC).date()
+        made = [
+            GuestMembership(
+                str(uuid.uuid4()),
+                guest,
+                plan.id,
+                self.zenoti.center_id,
+                today,
+                today + timedelta(days=365),
+                "Active",
+                str(uuid.uuid4()),
+            )
+            for guest in guests
+        ]
+        org.guest_memberships.update((membership.id, membership) for membership in made)
+        return [membership.id for membership in made]
+
+    async def edit(self, external_id: str) -> None:
+        self.zenoti.org.guest_memberships[external_id].status = "Cancelled"  # cancelled at the front desk
+
+    async def stored(self) -> dict[str, dict]:
+        org = self.zenoti.org
+        return {m.id: render.guest_membership(org, m) for m in org.guest_memberships.values()}
+
+
+async def _service_case(harness: AdapterHarness) -> EntityCase:
+    return ZenotiCatalogCase(
+        harness, entity=common_pb2.ENTITY_TYPE_SERVICE, writable=False, paging_records=40, paging_size=15
+    )
+
+
+async def _membership_case(harness: AdapterHarness) -> EntityCase:
+    # A pass over n guests costs about n + page size + pages calls; each test stays under 57 a minute.
+    return ZenotiMembershipCase(
+        harness,
+        entity=common_pb2.ENTITY_TYPE_MEMBERSHIP,
+        writable=False,
+        paging_records=6,
+        paging_size=4,
+        fault_records=8,
+        full_passes=True,
+    )
+
+
+ENTITIES = {"service": _service_case, "membership": _membership_case}
+PULL_ONLY = ("service", "membership")

@@ -4,6 +4,7 @@ the second time, a cancellation comes through alone, pushes are refused as READ_
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,18 +15,31 @@ from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.common.v1 import common_pb2
 from libs.settings import Settings
 from sandbox.zenoti.settings import OrgConfig
+from services.adapters import AdapterContext
+from services.adapters.zenoti import ZenotiAdapter
+from services.adapters.zenoti.client import Pacer, Pacers
 from services.mapping.mappers.zenoti_memberships import ZenotiMembershipMapper
 from tests.adapters.conftest import plain, struct
 from tests.adapters.harness_zenoti import ZenotiHarness
-from tests.adapters.test_zenoti_adapter import ACCOUNT, _zenoti
+from tests.adapters.test_zenoti_adapter import ACCOUNT, FakeTime, _zenoti
 
 MEMBERSHIP = common_pb2.ENTITY_TYPE_MEMBERSHIP
 
 
 @pytest.fixture
 async def zenoti(settings: Settings) -> AsyncIterator[ZenotiHarness]:
-    async with _zenoti(settings, org=OrgConfig(account_name=ACCOUNT, seed=True)) as (harness, _):
-        yield harness
+    """The seeded organisation on a fake clock shared by the sandbox's 60-a-minute bucket and the
+    adapter's pacer: a pass over its guests costs more calls than a minute allows, and the pacer's
+    waits move the clock instead of taking real minutes."""
+    fake = FakeTime()
+    async with _zenoti(settings, org=OrgConfig(account_name=ACCOUNT, seed=True), clock=fake.clock) as (harness, stack):
+        adapter = ZenotiAdapter(
+            AdapterContext(harness.settings, harness.connections),
+            http=fake.http(),
+            pacers=Pacers(factory=lambda: Pacer(clock=fake.clock, sleep=fake.sleep)),
+        )
+        stack.push_async_callback(adapter.aclose)
+        yield dataclasses.replace(harness, adapter=adapter)
 
 
 async def _pass(zenoti: ZenotiHarness, cursor: str, size: int) -> tuple[list[dict], str, int]:
