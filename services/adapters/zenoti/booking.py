@@ -71,7 +71,9 @@ class Intent:
     @classmethod
     def of(cls, record: dict) -> Intent:
         raw = record.get("start_time_utc")
-        start = datetime.fromisoformat(raw).replace(tzinfo=UTC) if isinstance(raw, str) and raw else None
+        start = _utc_of(record)
+        if raw and start is None:  # this record fails alone; the message names no value
+            raise refused("INVALID_START_TIME", "start_time_utc is not a date and time")
         notes = record.get("notes")
         return cls(
             guest_id=str(record.get("guest_id") or ""),
