@@ -13,14 +13,16 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import uvicorn
 from starlette.applications import Starlette
 
+from libs import fhir_appointment as fa
 from libs.grpc_client import call, open_channel
+from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.connection.v1 import connection_pb2 as cpb
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
 from libs.protos.concord.registry.v1 import registry_pb2 as rpb
@@ -32,7 +34,17 @@ from sandbox.salesforce.state import Sandbox
 from services.adapters import AdapterContext
 from services.adapters.salesforce import SalesforceAdapter
 from services.adapters.salesforce.client import API_VERSION, AllowancePolicy
-from tests.adapters.conftest import CLIENT_ID, CLIENT_SECRET, PRACTICE_ID, REDIRECT_URI, AdapterHarness, _start_services
+from services.mapping.mappers.salesforce_appointments import SalesforceAppointmentMapper
+from services.mapping.mappers.salesforce_events import SalesforceEventMapper
+from tests.adapters.conftest import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    PRACTICE_ID,
+    REDIRECT_URI,
+    AdapterHarness,
+    EntityCase,
+    _start_services,
+)
 
 VENDOR = "salesforce"
 # No per-window limit to wait out: its daily allowance (pacing, REQUEST_LIMIT_EXCEEDED) is tested
@@ -49,6 +61,26 @@ UPSERT_ROUTE = "PATCH /services/data/{version}/composite/sobjects/{sobject}/{fie
 UPDATE_ROUTE = "PATCH /services/data/{version}/composite/sobjects"
 COMPOSITE_ROUTE = "POST /services/data/{version}/composite"
 QUERY_ROUTE = "GET /services/data/{version}/query"
+APPOINTMENT = common_pb2.ENTITY_TYPE_APPOINTMENT
+APPOINTMENT_EXTERNAL_ID = "Concord_Appointment_Id__c"  # on ServiceAppointment and Event alike
+NOTES = "Discuss Zyxwvut biopsy results"  # PHI canary
+
+
+def hub_appointments(accounts: list[str], count: int, prefix: str = "hub-appt") -> list[dict]:
+    """Hub appointments as MapToVendor gets them: the patient as a logical reference to its account."""
+    return [
+        {
+            "resourceType": "Appointment",
+            "id": f"{prefix}-{i:04d}",
+            "status": "booked",
+            "start": f"2026-03-{2 + i % 20:02d}T{9 + i % 8:02d}:00:00Z",
+            "end": f"2026-03-{2 + i % 20:02d}T{9 + i % 8:02d}:30:00Z",
+            "serviceType": [{"text": "Annual physical"}],
+            "description": NOTES,
+            "participant": [{"actor": fa.external_actor(accounts[i % len(accounts)]), "status": "accepted"}],
+        }
+        for i in range(count)
+    ]
 
 
 class OrgClock:
@@ -311,3 +343,170 @@ async def open_harness(
         locators=locators,
         options=config.config.options,
     )
+
+
+# --- the suite's other entities: appointments, as ServiceAppointments or calendar Events -------------
+
+
+@dataclass
+class SalesforceAppointmentCase(EntityCase):
+    """Appointments under the Person Accounts the case seeds first: made and edited by the org's
+    users through the UI routes (the org's clock a second on, so SystemModstamps move), written by
+    the adapter as the config's mapper writes them (the hub's id in Concord_Appointment_Id__c)."""
+
+    sobject: str = ""
+    accounts: list[str] = field(default_factory=list)
+    edit_patch: dict = field(default_factory=dict)
+    _seeded: itertools.count = field(default_factory=itertools.count, repr=False)
+    _batches: itertools.count = field(default_factory=itertools.count, repr=False)
+
+    @property
+    def sf(self) -> SalesforceHarness:
+        assert isinstance(self.harness, SalesforceHarness)
+        return self.harness
+
+    def record_id(self, record: dict) -> str:
+        return record["Id"]
+
+    def ui_record(self, n: int, start: str, end: str) -> dict:
+        """What a user enters in the UI for the n-th seeded appointment (no Concord id)."""
+        raise NotImplementedError
+
+    def to_vendor(self, appointment: dict) -> dict:
+        raise NotImplementedError
+
+    async def seed(self, count: int) -> list[str]:
+        """Appointments a scheduler books in one second, a quarter-hour apart, over the accounts."""
+        self.sf.clock.tick()
+        ids = []
+        for n in itertools.islice(self._seeded, count):
+            start = datetime(2026, 4, 6, 8, tzinfo=UTC) + timedelta(minutes=15 * n)
+            start_text, end_text = (_rest_datetime(t) for t in (start, start + timedelta(minutes=15)))
+            record = self.ui_record(n, start_text, end_text)
+            ids.append((await self.sf._admin("POST", f"/records/{self.sobject}", json=record))["Id"])
+        return ids
+
+    async def edit(self, external_id: str) -> None:
+        self.sf.clock.tick()
+        await self.sf._admin("PATCH", f"/records/{self.sobject}/{external_id}", json=self.edit_patch)
+
+    async def stored(self) -> dict[str, dict]:
+        return {r["Id"]: r for r in await self.sf._admin("GET", f"/records/{self.sobject}")}
+
+    def new_records(self, count: int) -> list[dict]:
+        prefix = f"suite-{self.sobject.lower()}-{next(self._batches)}"
+        return [self.to_vendor(a) for a in hub_appointments(self.accounts, count, prefix)]
+
+    def _own(self, record: dict, suffix: str, **changes: Any) -> dict:
+        # Each variant is its own appointment: variants sharing an external id would fail as duplicates.
+        return {**record, **changes, APPOINTMENT_EXTERNAL_ID: f"{record[APPOINTMENT_EXTERNAL_ID]}-{suffix}"}
+
+
+def _rest_datetime(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+# Not a date: the sandbox refuses it with JSON_PARSER_ERROR, whose message quotes it.
+NOT_AN_INSTANT = "2026-13-45T09:00:00Z"
+# Longer than Subject's 255 characters (STRING_TOO_LONG quotes it), and PHI.
+TOO_LONG_SUBJECT = "Zyxwvut biopsy follow-up " * 11
+
+
+@dataclass
+class ServiceAppointmentCase(SalesforceAppointmentCase):
+    """Salesforce Scheduler's ServiceAppointment, a config's default appointment object."""
+
+    def ui_record(self, n: int, start: str, end: str) -> dict:
+        return {
+            "ParentRecordId": self.accounts[n % len(self.accounts)],
+            "Status": "Scheduled",
+            "SchedStartTime": start,
+            "SchedEndTime": end,
+            "Subject": "Annual physical",
+            "AppointmentType": "In Person",
+        }
+
+    def to_vendor(self, appointment: dict) -> dict:
+        return SalesforceAppointmentMapper().to_vendor(appointment)
+
+    def changed(self, record: dict) -> dict:
+        return {**record, "Status": "Completed"}  # the hub marks it fulfilled
+
+    def changed_value(self, stored: dict) -> Any:
+        return stored.get("Status")
+
+    def malformed(self, record: dict) -> list[tuple[dict, str]]:
+        return [
+            # Status is a restricted picklist: INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST.
+            (self._own(record, "status", Status="teal-and-violet"), "teal-and-violet"),
+            (self._own(record, "start", SchedStartTime=NOT_AN_INSTANT), NOT_AN_INSTANT),
+            (self._own(record, "subject", Subject=TOO_LONG_SUBJECT), TOO_LONG_SUBJECT),
+            # Scheduled End before Scheduled Start: FIELD_INTEGRITY_EXCEPTION.
+            (self._own(record, "end", SchedEndTime="2026-02-01T07:15:00Z"), "2026-02-01T07:15:00Z"),
+        ]
+
+
+@dataclass
+class CalendarEventCase(SalesforceAppointmentCase):
+    """Lightning calendar Events, for a config whose options choose SALESFORCE_APPOINTMENT_OBJECT_EVENT."""
+
+    def ui_record(self, n: int, start: str, end: str) -> dict:
+        return {
+            "WhatId": self.accounts[n % len(self.accounts)],
+            "Subject": "Meeting",
+            "StartDateTime": start,
+            "EndDateTime": end,
+            "IsAllDayEvent": False,
+        }
+
+    def to_vendor(self, appointment: dict) -> dict:
+        return SalesforceEventMapper().to_vendor(appointment)
+
+    def changed(self, record: dict) -> dict:
+        return {**record, "Subject": f"Follow-up {record[APPOINTMENT_EXTERNAL_ID]}"}
+
+    def changed_value(self, stored: dict) -> Any:
+        return stored.get("Subject")
+
+    def malformed(self, record: dict) -> list[tuple[dict, str]]:
+        return [
+            # Show Time As is a restricted picklist: INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST.
+            (self._own(record, "show-as", ShowAs="teal-and-violet"), "teal-and-violet"),
+            (self._own(record, "start", StartDateTime=NOT_AN_INSTANT), NOT_AN_INSTANT),
+            (self._own(record, "subject", Subject=TOO_LONG_SUBJECT), TOO_LONG_SUBJECT),
+            # Ends before it starts: FIELD_INTEGRITY_EXCEPTION.
+            (self._own(record, "end", EndDateTime="2026-02-01T07:15:00Z"), "2026-02-01T07:15:00Z"),
+        ]
+
+
+async def _accounts(harness: AdapterHarness) -> list[str]:
+    assert isinstance(harness, SalesforceHarness)
+    return await harness.seed(3)  # the patients the appointments belong to
+
+
+async def _service_appointment_case(harness: AdapterHarness) -> EntityCase:
+    default = rpb.SalesforceOptions(appointment_object=rpb.SALESFORCE_APPOINTMENT_OBJECT_UNSPECIFIED)
+    return ServiceAppointmentCase(
+        harness,
+        entity=APPOINTMENT,
+        options=rpb.VendorOptions(salesforce=default),
+        sobject="ServiceAppointment",
+        accounts=await _accounts(harness),
+        edit_patch={"Status": "Dispatched"},  # a dispatcher sends the clinician
+    )
+
+
+async def _calendar_event_case(harness: AdapterHarness) -> EntityCase:
+    events = rpb.SalesforceOptions(appointment_object=rpb.SALESFORCE_APPOINTMENT_OBJECT_EVENT)
+    return CalendarEventCase(
+        harness,
+        entity=APPOINTMENT,
+        options=rpb.VendorOptions(salesforce=events),
+        sobject="Event",
+        accounts=await _accounts(harness),
+        # The front desk drags it in the Lightning calendar; the sandbox keeps its duration.
+        edit_patch={"StartDateTime": "2026-05-04T13:00:00.000+0000"},
+    )
+
+
+ENTITIES = {"appointment": _service_appointment_case, "event": _calendar_event_case}

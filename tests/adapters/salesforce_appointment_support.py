@@ -5,31 +5,16 @@ from __future__ import annotations
 
 from libs import fhir_appointment as fa
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
-from libs.protos.concord.common.v1 import common_pb2
 from services.mapping.domain import Mapper
 from tests.adapters.conftest import plain, struct
-from tests.adapters.harness_salesforce import UPDATE_ROUTE, SalesforceHarness
+from tests.adapters.harness_salesforce import APPOINTMENT, APPOINTMENT_EXTERNAL_ID, UPDATE_ROUTE, SalesforceHarness
 
-APPOINTMENT = common_pb2.ENTITY_TYPE_APPOINTMENT
-EXTERNAL_ID = "Concord_Appointment_Id__c"
-NOTES = "Discuss Zyxwvut biopsy results"  # PHI canary
+# Hub appointments and their constants live in harness_salesforce.py (its suite cases write them
+# too, and this module imports that one); re-exported here for the appointment tests.
+from tests.adapters.harness_salesforce import NOTES as NOTES
+from tests.adapters.harness_salesforce import hub_appointments as hub_appointments
 
-
-def hub_appointments(accounts: list[str], count: int, prefix: str = "hub-appt") -> list[dict]:
-    """Hub appointments as MapToVendor gets them: the patient as a logical reference to its account."""
-    return [
-        {
-            "resourceType": "Appointment",
-            "id": f"{prefix}-{i:04d}",
-            "status": "booked",
-            "start": f"2026-03-{2 + i % 20:02d}T{9 + i % 8:02d}:00:00Z",
-            "end": f"2026-03-{2 + i % 20:02d}T{9 + i % 8:02d}:30:00Z",
-            "serviceType": [{"text": "Annual physical"}],
-            "description": NOTES,
-            "participant": [{"actor": fa.external_actor(accounts[i % len(accounts)]), "status": "accepted"}],
-        }
-        for i in range(count)
-    ]
+EXTERNAL_ID = APPOINTMENT_EXTERNAL_ID
 
 
 async def upsert(sf: SalesforceHarness, entries: list[tuple[str, dict]]) -> pb.UpsertBatchResponse:
