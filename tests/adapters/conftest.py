@@ -12,7 +12,6 @@ entity it syncs is one entry of its module's `ENTITIES`. Every generic test then
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,7 +23,6 @@ import httpx
 import pytest
 from google.protobuf import json_format, struct_pb2
 
-from libs.asgi import RunningAsgi, serve_asgi
 from libs.grpc_client import call, open_channel
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.common.v1 import common_pb2
@@ -33,11 +31,7 @@ from libs.protos.concord.connection.v1 import connection_pb2_grpc
 from libs.protos.concord.registry.v1 import registry_pb2 as rpb
 from libs.protos.concord.registry.v1 import registry_pb2_grpc
 from libs.settings import Settings
-from sandbox.ghl.app import create_app as create_ghl_sandbox
-from sandbox.ghl.settings import AppRegistration, GhlSandboxSettings
-from sandbox.ghl.state import Sandbox as GhlSandboxState
 from services.adapters import Adapter, AdapterContext
-from services.adapters.ghl import GhlAdapter
 from services.connection.server import start as start_connection
 from services.connection.settings import ConnectionSettings
 from services.registry.server import start as start_registry
@@ -253,97 +247,6 @@ async def patient_case(harness: AdapterHarness) -> EntityCase:
 MakeCase = Callable[[AdapterHarness], Awaitable[EntityCase]]
 
 
-@dataclass
-class GhlHarness(AdapterHarness):
-    location_id: str = ""
-    sandbox: GhlSandboxState | None = field(default=None, repr=False)  # the simulator's memory
-
-    def record_id(self, record: dict) -> str:
-        return record["id"]
-
-    async def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self.http.request(method, f"{self.sandbox_url}/_sandbox{path}", **kwargs)
-        assert response.status_code < 300, response.text
-        return response.json()
-
-    async def seed(self, count: int) -> list[str]:
-        return (await self._admin("POST", "/seed", json={"locationId": self.location_id, "count": count}))["ids"]
-
-    async def edit(self, external_id: str) -> None:
-        await self._admin("PATCH", f"/contacts/{external_id}", json={"city": "Edited Springs"})
-
-    async def stored(self) -> dict[str, dict]:
-        listed = await self._admin("GET", "/contacts", params={"locationId": self.location_id})
-        return {c["id"]: c for c in listed["contacts"]}
-
-    def new_records(self, count: int) -> list[dict]:
-        return [
-            {
-                "firstName": f"Adapter{i}",
-                "lastName": "Suite",
-                "email": f"adapter.suite.{i}@example.com",
-                "phone": f"+1617555{i:04d}",
-                "dateOfBirth": "1980-02-29",
-                "gender": "female",
-                "city": "Boston",
-                "country": "US",
-            }
-            for i in range(count)
-        ]
-
-    def changed(self, record: dict) -> dict:
-        return {**record, "city": f"Moved {record['firstName']}"}
-
-    def changed_value(self, stored: dict) -> Any:
-        return stored.get("city")
-
-    def malformed(self, record: dict) -> list[tuple[dict, str]]:
-        return [
-            ({**record, "email": "not-an-email"}, "not-an-email"),
-            ({**record, "favouriteColour": "teal-and-violet"}, "teal-and-violet"),
-        ]
-
-    async def expire_access_tokens(self) -> None:
-        await self._admin("POST", "/faults", json={"expire_all_tokens": True})
-
-    async def revoke_tokens(self) -> None:
-        await self._admin("POST", "/faults", json={"revoke_tokens": True})
-
-    async def live_refresh_tokens(self) -> set[str]:
-        return set(self.sandbox.refresh_tokens)
-
-    async def token_requests(self) -> int:
-        return (await self._admin("GET", "/stats")).get("POST /oauth/token", 0)
-
-    async def inject(self, *, server_error_rate: float = 0.0, malformed_pages: bool = False) -> None:
-        await self._admin(
-            "POST", "/faults", json={"status_5xx_rate": server_error_rate, "malformed_next_page": malformed_pages}
-        )
-
-    async def clear_faults(self) -> None:
-        await self._admin("DELETE", "/faults")
-
-
-async def _open_ghl(
-    stack: contextlib.AsyncExitStack, settings: Settings, http: httpx.AsyncClient, rate_limit: tuple[int, float] | None
-) -> GhlHarness:
-    limits = {} if rate_limit is None else {"burst_limit": rate_limit[0], "burst_window_ms": int(rate_limit[1] * 1000)}
-    app = create_ghl_sandbox(
-        GhlSandboxSettings(apps=[AppRegistration(CLIENT_ID, CLIENT_SECRET, [REDIRECT_URI])], **limits)
-    )
-    served: RunningAsgi = await serve_asgi(app)
-    stack.push_async_callback(served.stop)
-    settings = await _start_services(stack, settings, "ghl", served.url)
-    state: GhlSandboxState = app.state.sandbox
-    # Retries after a 5xx back off 20 ms, not 0.5 s: the suite waits for retries, not for outages.
-    adapter = functools.partial(GhlAdapter, backoff_seconds=0.02)
-    return GhlHarness(
-        **await _connect(stack, settings, "ghl", served.url, http, adapter),
-        location_id=state.apps[CLIENT_ID].location_id,
-        sandbox=state,
-    )
-
-
 async def _start_services(stack: contextlib.AsyncExitStack, settings: Settings, vendor: str, url: str) -> Settings:
     """The registry (pointing the vendor's endpoints at its sandbox) and the connection service."""
     registry = await start_registry(settings.model_copy(update={"vendor_base_urls": {vendor: url}}))
@@ -410,9 +313,9 @@ OpenCase = Callable[..., Awaitable[EntityCase]]
 WITHOUT_BURST_LIMIT: set[str] = set()
 WITHOUT_TOKEN_REFRESH: set[str] = set()
 # Records one vendor write call carries (1 where the vendor has no batch write).
-RECORDS_PER_WRITE_CALL: dict[str, int] = {"ghl": 1}
+RECORDS_PER_WRITE_CALL: dict[str, int] = {}
 # "<vendor>-<entity>" -> (vendor, what makes the case on an opened harness); and which are pull-only.
-CASES: dict[str, tuple[str, MakeCase]] = {"ghl-patient": ("ghl", patient_case)}
+CASES: dict[str, tuple[str, MakeCase]] = {}
 PULL_ONLY: set[str] = set()
 
 
@@ -473,7 +376,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
-VENDORS: dict[str, Callable[..., Awaitable[AdapterHarness]]] = {"ghl": _open_ghl, **_discover_harnesses()}
+VENDORS: dict[str, Callable[..., Awaitable[AdapterHarness]]] = _discover_harnesses()
 
 
 @pytest.fixture(params=sorted(VENDORS))
@@ -529,9 +432,7 @@ async def case(open_case: OpenCase) -> EntityCase:
 
 
 @pytest.fixture
-async def ghl(settings: Settings) -> AsyncIterator[GhlHarness]:
-    """For the GoHighLevel-only tests, whatever vendors the shared suite runs."""
+async def ghl(settings: Settings) -> AsyncIterator[AdapterHarness]:
+    """For the GoHighLevel-only tests, whatever vendors the shared suite runs: a harness_ghl.GhlHarness."""
     async with _harnesses("ghl", settings) as open_one:
-        harness = await open_one()
-        assert isinstance(harness, GhlHarness)
-        yield harness
+        yield await open_one()

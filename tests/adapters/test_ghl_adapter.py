@@ -23,7 +23,8 @@ from services.adapters import AdapterContext, task_queue
 from services.adapters.ghl import GhlAdapter
 from services.adapters.ghl.client import GhlPacer as Pacer
 from services.adapters.worker import build_worker
-from tests.adapters.conftest import PATIENT, AdapterHarness, GhlHarness, plain, struct
+from tests.adapters.conftest import PATIENT, AdapterHarness, plain, struct
+from tests.adapters.harness_ghl import GhlHarness
 from tests.adapters.test_shared_suite import assert_all_written
 
 # --- GoHighLevel specifics -------------------------------------------------------------------------

@@ -34,12 +34,12 @@ from tests.adapters.conftest import (
     CLIENT_ID,
     CLIENT_SECRET,
     REDIRECT_URI,
-    GhlHarness,
     _connect,
     _start_services,
     plain,
     struct,
 )
+from tests.adapters.harness_ghl import GhlHarness
 from tests.sandbox.support import FakeClock
 
 APPOINTMENT = common_pb2.ENTITY_TYPE_APPOINTMENT

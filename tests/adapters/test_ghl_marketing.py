@@ -15,7 +15,7 @@ from libs.protos.concord.registry.v1 import registry_pb2 as rpb
 from libs.settings import Settings
 from services.adapters.ghl.marketing import EMAIL_TAG, SMS_TAG, Reminder, campaign_tags, consents, dnd, lead_score
 from services.mapping.mappers.ghl import dnd_from_consent
-from tests.adapters.conftest import GhlHarness
+from tests.adapters.harness_ghl import GhlHarness
 from tests.adapters.test_ghl_appointments import MONDAY, NOTES, Calendars, _open, _slot, _write
 
 BOTH = rpb.VendorOptions(marketing=rpb.MarketingOptions(email_campaigns=True, sms_campaigns=True))

@@ -7,7 +7,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
-from tests.adapters.conftest import GhlHarness
+from tests.adapters.harness_ghl import GhlHarness
 
 CANARY = "Canary-Zyxwvut-4471"  # PHI planted in bodies: must never come back in an error
 

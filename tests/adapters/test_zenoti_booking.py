@@ -59,7 +59,9 @@ async def _upsert(
         pb.UpsertBatchRequest(
             config_id=harness.config_id,
             entity_type=APPOINTMENT,
-            items=[pb.UpsertItem(ref=str(n), external_id=eid, record=struct(rec)) for n, (eid, rec) in enumerate(items)],
+            items=[
+                pb.UpsertItem(ref=str(n), external_id=eid, record=struct(rec)) for n, (eid, rec) in enumerate(items)
+            ],
             options=options,
         )
     )
