@@ -6,7 +6,8 @@ The suite's tests (test_shared_suite.py) talk only to an `EntityCase`: one entit
 on an `AdapterHarness` (the vendor, connected). A new vendor adds tests/adapters/harness_<vendor>.py
 with a harness subclass and `open_harness`; its patients are a case at once, and each further
 entity it syncs is one entry of its module's `ENTITIES`. Every generic test then runs against each
-(vendor, entity).
+(vendor, entity). Zapier has no harness: it keeps no records to page or write back (its README says
+where its deliveries are tested).
 """
 
 from __future__ import annotations
