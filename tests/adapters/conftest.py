@@ -115,19 +115,28 @@ class AdapterHarness:
         """Requests made to the vendor's token endpoint so far."""
         raise NotImplementedError
 
+    # --- the sandbox's admin API (every simulator serves one under /_sandbox) -----------------------
+
+    async def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self.http.request(method, f"{self.sandbox_url}/_sandbox{path}", **kwargs)
+        assert response.status_code < 300, response.text
+        return response.json() if response.content else None
+
     async def inject(self, *, server_error_rate: float = 0.0, malformed_pages: bool = False) -> None:
-        raise NotImplementedError
+        """5xx answers at that rate; the next non-empty list page malformed in the vendor's way."""
+        await self._admin(
+            "POST", "/faults", json={"status_5xx_rate": server_error_rate, "malformed_page": malformed_pages}
+        )
 
     async def clear_faults(self) -> None:
-        raise NotImplementedError
+        await self._admin("DELETE", "/faults")
 
     # The status of the vendor's "slow down" answer (Salesforce says 403 REQUEST_LIMIT_EXCEEDED).
     rate_limited_status = 429
 
     async def storm(self, requests: int) -> None:
         """The vendor answers the next `requests` API calls with its rate-limit response."""
-        response = await self.http.post(f"{self.sandbox_url}/_sandbox/faults", json={"rate_limit_storm": requests})
-        assert response.status_code < 300, response.text
+        await self._admin("POST", "/faults", json={"rate_limit_storm": requests})
 
 
 @dataclass

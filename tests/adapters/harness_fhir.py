@@ -85,11 +85,6 @@ class FhirHarness(AdapterHarness):
     def record_id(self, record: dict) -> str:
         return record["id"]
 
-    async def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self.http.request(method, f"{self.sandbox_url}/_sandbox{path}", **kwargs)
-        assert response.status_code < 300, response.text
-        return response.json()
-
     async def ehr(self, method: str, path: str, tenant: str | None = None, **kwargs: Any) -> httpx.Response:
         """A request of the EMR's own front-desk app, through whatever faults are switched on."""
         url = f"{self.sandbox_url}/fhir/{tenant or self.tenant}/{path}"
@@ -207,14 +202,6 @@ class FhirHarness(AdapterHarness):
 
     async def token_requests(self) -> int:
         return (await self._admin("GET", "/stats")).get("POST /auth/token", 0)
-
-    async def inject(self, *, server_error_rate: float = 0.0, malformed_pages: bool = False) -> None:
-        await self._admin(
-            "POST", "/faults", json={"status_5xx_rate": server_error_rate, "malformed_page": malformed_pages}
-        )
-
-    async def clear_faults(self) -> None:
-        await self._admin("DELETE", "/faults")
 
 
 async def open_fhir_harness(

@@ -46,11 +46,6 @@ class GhlHarness(AdapterHarness):
     def record_id(self, record: dict) -> str:
         return record["id"]
 
-    async def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self.http.request(method, f"{self.sandbox_url}/_sandbox{path}", **kwargs)
-        assert response.status_code < 300, response.text
-        return response.json()
-
     async def seed(self, count: int) -> list[str]:
         return (await self._admin("POST", "/seed", json={"locationId": self.location_id, "count": count}))["ids"]
 
@@ -99,14 +94,6 @@ class GhlHarness(AdapterHarness):
 
     async def token_requests(self) -> int:
         return (await self._admin("GET", "/stats")).get("POST /oauth/token", 0)
-
-    async def inject(self, *, server_error_rate: float = 0.0, malformed_pages: bool = False) -> None:
-        await self._admin(
-            "POST", "/faults", json={"status_5xx_rate": server_error_rate, "malformed_next_page": malformed_pages}
-        )
-
-    async def clear_faults(self) -> None:
-        await self._admin("DELETE", "/faults")
 
 
 async def open_harness(

@@ -141,11 +141,6 @@ class SalesforceHarness(AdapterHarness):
     def record_id(self, record: dict) -> str:
         return record["Id"]
 
-    async def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self.http.request(method, f"{self.sandbox_url}/_sandbox{path}", **kwargs)
-        assert response.status_code < 300, response.text
-        return response.json() if response.content else None
-
     async def seed(self, count: int) -> list[str]:
         """Person Accounts made by a user in the UI, all in one second (so they share a SystemModstamp)."""
         self.clock.tick()

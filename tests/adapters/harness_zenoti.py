@@ -56,11 +56,6 @@ class ZenotiHarness(AdapterHarness):
     def record_id(self, record: dict) -> str:
         return record["id"]
 
-    async def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self.http.request(method, f"{self.sandbox_url}/_sandbox{path}", **kwargs)
-        assert response.status_code < 300, response.text
-        return response.json()
-
     async def seed(self, count: int) -> list[str]:
         """Front-desk staff add guests: through the API with the limit lifted, so the suite's own
         calls still meet a full bucket."""
@@ -149,14 +144,6 @@ class ZenotiHarness(AdapterHarness):
 
     async def token_requests(self) -> int:
         raise NotImplementedError(NO_TOKENS)
-
-    async def inject(self, *, server_error_rate: float = 0.0, malformed_pages: bool = False) -> None:
-        await self._admin(
-            "POST", "/faults", json={"status_5xx_rate": server_error_rate, "malformed_page": malformed_pages}
-        )
-
-    async def clear_faults(self) -> None:
-        await self._admin("DELETE", "/faults")
 
 
 async def connect_api_key(
