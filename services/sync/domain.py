@@ -9,6 +9,12 @@ from typing import Any
 
 HUB_WINS = "CONFLICT_POLICY_HUB_WINS"
 VENDOR_WINS = "CONFLICT_POLICY_VENDOR_WINS"
+NEWEST_WINS = "CONFLICT_POLICY_NEWEST_WINS"
+MANUAL_REVIEW = "CONFLICT_POLICY_MANUAL_REVIEW"
+POLICIES = (HUB_WINS, VENDOR_WINS, NEWEST_WINS, MANUAL_REVIEW)
+# Two modification times closer than this do not say which edit came last: the sides' clocks may
+# disagree by that much. A time further than this ahead of the hub's clock is not believed either.
+CLOCK_SKEW = timedelta(minutes=2)
 
 PULL = "SYNC_DIRECTION_PULL"
 PUSH = "SYNC_DIRECTION_PUSH"
@@ -23,6 +29,28 @@ class MergeResult:
     changes: dict[str, str | None]
     # Fields both sides changed to different values.
     conflicts: tuple[str, ...]
+    # Conflicting fields no rule could settle: they keep the hub's value and wait in the review queue.
+    held: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Clocks:
+    """Each side's modification time of the record, and the hub's clock now (newest_wins)."""
+
+    ours: datetime | None
+    theirs: datetime | None
+    now: datetime
+
+    def newer(self) -> str | None:
+        """ "ours" or "theirs" when the times tell which edit came last beyond any skew; else None."""
+        if self.ours is None or self.theirs is None:
+            return None
+        horizon = self.now + CLOCK_SKEW
+        if self.ours > horizon or self.theirs > horizon:
+            return None  # a clock running ahead: its times order nothing
+        if abs(self.ours - self.theirs) <= CLOCK_SKEW:
+            return None
+        return "theirs" if self.theirs > self.ours else "ours"
 
 
 def merge(
@@ -31,16 +59,24 @@ def merge(
     theirs: dict[str, str | None],
     policy: str,
     prevailing: Mapping[str, str] | None = None,
+    *,
+    field_policies: Mapping[str, str] | None = None,
+    clocks: Clocks | None = None,
 ) -> MergeResult:
     """Field-level three-way merge of canonical projections.
 
     A field only the vendor changed is taken; a field only the hub changed is kept; a field both
-    changed to different values is a conflict settled by the policy, unless one side holds the
-    field's ``prevailing`` value (a revoked consent: ``deny``), which then wins whatever the policy:
-    a patient's opt-out on either side is never undone by the other side's older opt-in.
+    changed to different values is a conflict, settled by the field's policy (``field_policies``,
+    else ``policy``), unless one side holds the field's ``prevailing`` value (a revoked consent:
+    ``deny``), which then wins whatever the policy: a patient's opt-out on either side is never
+    undone by the other side's older opt-in.
+
+    hub_wins keeps ours, vendor_wins takes theirs, newest_wins takes the side modified last when
+    ``clocks`` tell it beyond CLOCK_SKEW, and manual_review holds the field; a newest_wins conflict
+    the clocks cannot order is held too, rather than guessed. A held field keeps the hub's value.
     """
     changes: dict[str, str | None] = {}
-    conflicts = []
+    conflicts, held = [], []
     for name in sorted(set(base) | set(ours) | set(theirs)):
         b, o, t = base.get(name), ours.get(name), theirs.get(name)
         if t == b or o == t:
@@ -53,9 +89,16 @@ def merge(
         if safe is not None and safe in (o, t):
             if t == safe:
                 changes[name] = t
-        elif policy == VENDOR_WINS:
+            continue
+        rule = (field_policies or {}).get(name) or policy
+        if rule == NEWEST_WINS:
+            newer = clocks.newer() if clocks is not None else None
+            rule = {"theirs": VENDOR_WINS, "ours": HUB_WINS}.get(newer or "", MANUAL_REVIEW)
+        if rule == VENDOR_WINS:
             changes[name] = t
-    return MergeResult(changes, tuple(conflicts))
+        elif rule == MANUAL_REVIEW:
+            held.append(name)
+    return MergeResult(changes, tuple(conflicts), tuple(held))
 
 
 def pulls(direction: str) -> bool:

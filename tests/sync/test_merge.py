@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from libs import fhir_patient
 from libs.fhir_patient import CANONICAL_FIELDS, CONSENT_FIELDS
-from services.sync.domain import HUB_WINS, VENDOR_WINS, merge
+from services.sync.domain import CLOCK_SKEW, HUB_WINS, MANUAL_REVIEW, NEWEST_WINS, POLICIES, VENDOR_WINS, Clocks, merge
 from services.sync.entities import ENTITIES, PATIENT
 
 # Few values per field, so that sides often agree, and often differ.
@@ -125,3 +127,65 @@ def test_the_prevailing_rule_leaves_the_canonical_fields_alone(
     base: dict, ours: dict, theirs: dict, policy: str
 ) -> None:
     assert merge(base, ours, theirs, policy, PREVAILING) == merge(base, ours, theirs, policy)
+
+
+# --- every policy, per-field overrides, newest_wins and its clock-skew guard ----------------------------
+
+NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+all_policies = st.sampled_from(POLICIES)
+# Modification times around now: some far apart, some within the skew, some ahead of the hub's clock.
+instants = st.none() | st.integers(min_value=-600, max_value=300).map(lambda s: NOW + timedelta(seconds=s))
+clocks = st.builds(Clocks, instants, instants, st.just(NOW))
+overrides = st.dictionaries(st.sampled_from(sorted(CANONICAL_FIELDS)), all_policies, max_size=4)
+
+
+def settle(rule: str, clocks: Clocks) -> str:
+    """What a conflict under ``rule`` does: the side that wins, or "held"."""
+    if rule == NEWEST_WINS:
+        ours, theirs = clocks.ours, clocks.theirs
+        ahead = NOW + CLOCK_SKEW
+        if ours is None or theirs is None or ours > ahead or theirs > ahead or abs(ours - theirs) <= CLOCK_SKEW:
+            return "held"
+        return "theirs" if theirs > ours else "ours"
+    return {HUB_WINS: "ours", VENDOR_WINS: "theirs", MANUAL_REVIEW: "held"}[rule]
+
+
+@given(projections, projections, projections, all_policies, overrides, clocks)
+def test_every_conflict_follows_its_fields_rule_and_no_one_sided_change_is_lost(
+    base: dict, ours: dict, theirs: dict, policy: str, per_field: dict, clocks: Clocks
+) -> None:
+    result = merge(base, ours, theirs, policy, field_policies=per_field, clocks=clocks)
+    merged = {**ours, **result.changes}
+    assert set(result.held) <= set(result.conflicts)
+    for name in CANONICAL_FIELDS:
+        b, o, t = base[name], ours[name], theirs[name]
+        if o == b or t == b or o == t:  # one side changed it, or none, or both alike
+            assert name not in result.conflicts
+            assert merged[name] == (t if o == b else o)
+            continue
+        assert name in result.conflicts
+        outcome = settle(per_field.get(name, policy), clocks)
+        assert (name in result.held) == (outcome == "held")
+        assert merged[name] == (t if outcome == "theirs" else o)  # a held field keeps the hub's value
+
+
+@given(projections, projections, projections, st.integers(min_value=0, max_value=120))
+def test_newest_wins_never_orders_edits_closer_than_the_skew(base: dict, ours: dict, theirs: dict, gap: int) -> None:
+    both = Clocks(NOW - timedelta(minutes=5), NOW - timedelta(minutes=5) + timedelta(seconds=gap), NOW)
+    result = merge(base, ours, theirs, NEWEST_WINS, clocks=both)
+    assert set(result.held) == set(result.conflicts)
+    assert not set(result.changes) & set(result.conflicts)
+
+
+@given(projections, projections, projections)
+def test_newest_wins_takes_the_later_side_and_distrusts_a_clock_running_ahead(
+    base: dict, ours: dict, theirs: dict
+) -> None:
+    later_vendor = merge(base, ours, theirs, NEWEST_WINS, clocks=Clocks(NOW - timedelta(hours=1), NOW, NOW))
+    later_hub = merge(base, ours, theirs, NEWEST_WINS, clocks=Clocks(NOW, NOW - timedelta(hours=1), NOW))
+    ahead = merge(base, ours, theirs, NEWEST_WINS, clocks=Clocks(NOW, NOW + timedelta(hours=1), NOW))
+    for name in later_vendor.conflicts:
+        assert later_vendor.changes[name] == theirs[name] and name not in later_vendor.held
+        assert name not in later_hub.changes and name not in later_hub.held
+        assert name in ahead.held and name not in ahead.changes
+    assert later_vendor.conflicts == later_hub.conflicts == ahead.conflicts
