@@ -33,9 +33,12 @@ def _errors(errors: list[FieldError]) -> list[pb.FieldError]:
 
 def hub_result_to_proto(result: HubResult) -> pb.HubMappingResult:
     resource_json = json.dumps(result.resource, ensure_ascii=False) if result.resource is not None else ""
-    return pb.HubMappingResult(
+    message = pb.HubMappingResult(
         resource_json=resource_json, errors=_errors(result.errors), external_id=result.external_id
     )
+    if result.modified_at is not None:
+        message.modified_time.FromDatetime(result.modified_at)
+    return message
 
 
 def vendor_result_to_proto(result: VendorResult) -> pb.VendorMappingResult:

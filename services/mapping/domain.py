@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from libs.errors import InvalidArgument
@@ -38,6 +39,8 @@ class HubResult:
     resource: dict | None = None
     external_id: str = ""
     errors: list[FieldError] = field(default_factory=list)
+    # The vendor's modification time of the record (the mapper's ``modified_field``), zone-aware.
+    modified_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ class Mapper(Protocol):
 
     Optional, read by services.mapping.rules: ``default_field_mappings()`` (what the code does, as
     rules), ``vendor_schema`` (the fields an override may name, typed), ``required_hub_fields``,
-    ``read_vendor_field`` / ``write_vendor_field`` (for records a dotted path cannot address)."""
+    ``read_vendor_field`` / ``write_vendor_field`` (for records a dotted path cannot address),
+    ``modified_field`` (the dotted path of the vendor's modification time of a record)."""
 
     integration_type: str
     entity_type: str

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar
 
 from libs.errors import InvalidArgument, NotFound
@@ -280,11 +282,28 @@ def _required_config(config_id: str) -> str:
 
 def _to_hub(mapper: Mapper, record: dict, defaults: list[FieldRule], overrides: list[FieldRule]) -> HubResult:
     try:
-        return rules.to_hub(mapper, record, defaults, overrides)
+        result = rules.to_hub(mapper, record, defaults, overrides)
+        return dataclasses.replace(result, modified_at=modified_at(mapper, record))
     except RecordInvalid as invalid:
         return HubResult(external_id=invalid.external_id, errors=invalid.errors)
     except Exception as exc:  # one broken record must not fail the batch
         return HubResult(errors=[_unexpected(exc)])
+
+
+def modified_at(mapper: Mapper, record: dict) -> datetime | None:
+    """The record's modification time at the vendor, by the mapper's ``modified_field``; None when
+    the mapper names none, or the value is not an ISO 8601 time with a zone (a wall-clock time
+    orders nothing across systems)."""
+    value: object = record
+    for part in getattr(mapper, "modified_field", "").split("."):
+        value = value.get(part) if isinstance(value, dict) and part else None
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _to_vendor(mapper: Mapper, document: str, defaults: list[FieldRule], overrides: list[FieldRule]) -> VendorResult:

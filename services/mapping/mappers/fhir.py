@@ -115,6 +115,7 @@ ELEMENTS = Elements(
 class FhirPatientMapper:
     integration_type = "fhir"
     entity_type = "ENTITY_TYPE_PATIENT"
+    modified_field = "meta.lastUpdated"  # the vendor's modification time (newest_wins)
     vendor_schema = ELEMENTS.schema
 
     def default_field_mappings(self) -> list[FieldRule]:

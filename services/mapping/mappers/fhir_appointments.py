@@ -88,6 +88,7 @@ ELEMENTS = Elements(
 class FhirAppointmentMapper:
     integration_type = "fhir"
     entity_type = "ENTITY_TYPE_APPOINTMENT"
+    modified_field = "meta.lastUpdated"  # the vendor's modification time (newest_wins)
     vendor_schema = ELEMENTS.schema
 
     def default_field_mappings(self) -> list[FieldRule]:

@@ -35,6 +35,7 @@ def parsed(resource: dict, external_id: str = "") -> dict:
 class FhirServiceMapper:
     integration_type = "fhir"
     entity_type = "ENTITY_TYPE_SERVICE"
+    modified_field = "meta.lastUpdated"  # the vendor's modification time (newest_wins)
 
     def to_hub(self, record: dict) -> HubResult:
         emr_id = record.get("id")

@@ -149,6 +149,7 @@ VENDOR_SCHEMA = VendorSchema(
 class GhlPatientMapper:
     integration_type = "ghl"
     entity_type = "ENTITY_TYPE_PATIENT"
+    modified_field = "dateUpdated"  # the vendor's modification time (newest_wins)
     vendor_schema = VENDOR_SCHEMA
 
     def default_field_mappings(self) -> list[FieldRule]:

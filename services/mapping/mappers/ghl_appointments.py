@@ -88,6 +88,7 @@ def _text(event: dict, field: str, errors: list[FieldError]) -> str | None:
 class GhlAppointmentMapper:
     integration_type = "ghl"
     entity_type = "ENTITY_TYPE_APPOINTMENT"
+    modified_field = "dateUpdated"  # the vendor's modification time (newest_wins)
     required_hub_fields = frozenset({"status", "start"})
 
     def default_field_mappings(self) -> list[FieldRule]:

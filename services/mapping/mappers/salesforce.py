@@ -120,6 +120,7 @@ DEFAULT_TRANSFORMS = {
 class SalesforcePatientMapper:
     integration_type = "salesforce"
     entity_type = "ENTITY_TYPE_PATIENT"
+    modified_field = "LastModifiedDate"  # the vendor's modification time (newest_wins)
     # Person Account fields an override may write: the mapped ones, and any custom field (…__c).
     vendor_schema = VendorSchema(VENDOR_FIELDS, custom_suffix="__c")
 

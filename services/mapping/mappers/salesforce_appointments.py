@@ -121,6 +121,7 @@ def inbound(appointment: dict[str, Any], record_id: str, id_system: str, texts: 
 class SalesforceAppointmentMapper:
     integration_type = "salesforce"
     entity_type = "ENTITY_TYPE_APPOINTMENT"
+    modified_field = "LastModifiedDate"  # the vendor's modification time (newest_wins)
     # ServiceAppointment fields an override may write, as its describe types them: the mapped ones,
     # and any custom field (…__c). Status is a restricted picklist; AppointmentType is not.
     vendor_schema = VendorSchema(

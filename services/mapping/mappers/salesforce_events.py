@@ -30,6 +30,7 @@ class SalesforceEventMapper:
 
     integration_type = "salesforce"
     entity_type = "ENTITY_TYPE_APPOINTMENT"
+    modified_field = "LastModifiedDate"  # the vendor's modification time (newest_wins)
     # Event fields an override may write: the mapped ones, Location, and any custom field (…__c).
     vendor_fields = frozenset({"StartDateTime", "EndDateTime", "Subject", "Description", "Location"})
     custom_field_suffix = "__c"

@@ -1,6 +1,9 @@
+import datetime
+
 from libs.protos.concord.common.v1 import common_pb2 as _common_pb2
 from libs.protos.concord.registry.v1 import registry_pb2 as _registry_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -57,14 +60,16 @@ class MapToHubRequest(_message.Message):
     def __init__(self, integration_type: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., vendor_records: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., config_id: _Optional[str] = ..., options: _Optional[_Union[_registry_pb2.VendorOptions, _Mapping]] = ...) -> None: ...
 
 class HubMappingResult(_message.Message):
-    __slots__ = ("resource_json", "errors", "external_id")
+    __slots__ = ("resource_json", "errors", "external_id", "modified_time")
     RESOURCE_JSON_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    MODIFIED_TIME_FIELD_NUMBER: _ClassVar[int]
     resource_json: str
     errors: _containers.RepeatedCompositeFieldContainer[FieldError]
     external_id: str
-    def __init__(self, resource_json: _Optional[str] = ..., errors: _Optional[_Iterable[_Union[FieldError, _Mapping]]] = ..., external_id: _Optional[str] = ...) -> None: ...
+    modified_time: _timestamp_pb2.Timestamp
+    def __init__(self, resource_json: _Optional[str] = ..., errors: _Optional[_Iterable[_Union[FieldError, _Mapping]]] = ..., external_id: _Optional[str] = ..., modified_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class MapToHubResponse(_message.Message):
     __slots__ = ("results", "mapping_version")
