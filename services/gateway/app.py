@@ -92,6 +92,10 @@ class SyncSettingsIn(BaseModel):
     sync_frequency: Literal["real_time", "hourly", "daily", "manual"] | None = None
     conflict_policy: Literal["hub_wins", "vendor_wins", "newest_wins", "manual_review"] | None = None
     active: bool | None = None
+    # "<entity>.<field>" -> policy, replacing the config's whole map ({} clears it).
+    field_conflict_policies: (
+        dict[str, Literal["hub_wins", "vendor_wins", "newest_wins", "manual_review"]] | None
+    ) = Field(None, max_length=200)
 
 
 def _patient_json(patient: sync_pb2.Patient) -> dict[str, Any]:
@@ -216,6 +220,9 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
             "sync_direction": enum_out("sync_direction", config.sync_direction),
             "sync_frequency": enum_out("sync_frequency", config.sync_frequency),
             "conflict_policy": enum_out("conflict_policy", config.conflict_policy),
+            "field_conflict_policies": {
+                key: enum_out("conflict_policy", value) for key, value in sorted(config.field_conflict_policies.items())
+            },
         }
 
     @app.post("/integrations/{slug}/refresh", summary="Refresh the vendor access token now")
@@ -280,6 +287,10 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
         if body.active is not None:
             changes.active = body.active
             mask.append("active")
+        if body.field_conflict_policies is not None:
+            for key, value in body.field_conflict_policies.items():
+                changes.field_conflict_policies[key] = enum_in("conflict_policy", value)
+            mask.append("field_conflict_policies")
         if not mask:
             raise InvalidArgument("name at least one setting to change", field="body", reason="EMPTY_UPDATE")
         updated = (
@@ -296,6 +307,9 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
             "sync_direction": enum_out("sync_direction", updated.sync_direction),
             "sync_frequency": enum_out("sync_frequency", updated.sync_frequency),
             "conflict_policy": enum_out("conflict_policy", updated.conflict_policy),
+            "field_conflict_policies": {
+                key: enum_out("conflict_policy", value) for key, value in sorted(updated.field_conflict_policies.items())
+            },
         }
 
     @app.get("/sync-runs/{run_id}", summary="One sync run; wait=true blocks until it ends")

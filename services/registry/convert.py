@@ -35,6 +35,9 @@ def config_from_proto(message: registry_pb2.IntegrationConfig) -> IntegrationCon
         active=message.active,
         enabled_entities=[common_pb2.EntityType.Name(e) for e in message.enabled_entities],
         options=json_format.MessageToDict(message.options, preserving_proto_field_name=True),
+        field_conflict_policies={
+            key: enum_name(common_pb2.ConflictPolicy, value) for key, value in message.field_conflict_policies.items()
+        },
     )
 
 
@@ -51,4 +54,7 @@ def config_to_proto(config: IntegrationConfig) -> registry_pb2.IntegrationConfig
         options=json_format.ParseDict(config.options or {}, registry_pb2.VendorOptions(), ignore_unknown_fields=True),
         create_time=timestamp(config.created_at),
         update_time=timestamp(config.updated_at),
+        field_conflict_policies={
+            key: common_pb2.ConflictPolicy.Value(value) for key, value in config.field_conflict_policies.items()
+        },
     )

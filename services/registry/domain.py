@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from libs.errors import InvalidArgument
+from libs.merge_fields import FIELD_KEYS
 
 PRACTICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 DIRECTIONS = ("SYNC_DIRECTION_PUSH", "SYNC_DIRECTION_PULL", "SYNC_DIRECTION_BIDIRECTIONAL")
@@ -19,9 +20,15 @@ POLICIES = (
     "CONFLICT_POLICY_NEWEST_WINS",
     "CONFLICT_POLICY_MANUAL_REVIEW",
 )
-# Policies the sync service applies today; the others arrive with the three-way merge issue.
-SUPPORTED_POLICIES = ("CONFLICT_POLICY_HUB_WINS", "CONFLICT_POLICY_VENDOR_WINS")
-MUTABLE_FIELDS = ("sync_direction", "sync_frequency", "conflict_policy", "active", "enabled_entities", "options")
+MUTABLE_FIELDS = (
+    "sync_direction",
+    "sync_frequency",
+    "conflict_policy",
+    "active",
+    "enabled_entities",
+    "options",
+    "field_conflict_policies",
+)
 # SalesforceAppointmentObject names without it are the keys of a definition's extra.appointment_objects.
 APPOINTMENT_OBJECT_PREFIX = "SALESFORCE_APPOINTMENT_OBJECT_"
 # A switch that is on needs the vendor id it acts with.
@@ -52,6 +59,8 @@ class IntegrationConfig:
     options: dict = field(default_factory=dict)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # "<entity>.<field>" -> ConflictPolicy name (libs/merge_fields.py).
+    field_conflict_policies: dict[str, str] = field(default_factory=dict)
 
 
 def validate_practice(practice_id: str, name: str) -> None:
@@ -78,12 +87,14 @@ def validate_config(config: IntegrationConfig, capabilities: list[str]) -> None:
     _one_of(config.sync_direction, DIRECTIONS, "sync_direction")
     _one_of(config.sync_frequency, FREQUENCIES, "sync_frequency")
     _one_of(config.conflict_policy, POLICIES, "conflict_policy")
-    if config.conflict_policy not in SUPPORTED_POLICIES:
-        raise InvalidArgument(
-            f"conflict_policy {config.conflict_policy} is not supported yet",
-            field="conflict_policy",
-            reason="UNSUPPORTED_CONFLICT_POLICY",
-        )
+    for key, policy in config.field_conflict_policies.items():
+        if key not in FIELD_KEYS:
+            raise InvalidArgument(
+                "field_conflict_policies keys must be <entity>.<field> of the hub's merge fields, e.g. patient.email",
+                field="field_conflict_policies",
+                reason="UNKNOWN_MERGE_FIELD",
+            )
+        _one_of(policy, POLICIES, "field_conflict_policies")
     for entity in config.enabled_entities:
         if entity not in capabilities:
             raise InvalidArgument(

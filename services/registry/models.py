@@ -36,5 +36,6 @@ configs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("options", JSON, nullable=False, default=dict),
+    Column("field_conflict_policies", JSON, nullable=False, default=dict),
     UniqueConstraint("practice_id", "integration_type"),
 )

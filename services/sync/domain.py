@@ -128,6 +128,8 @@ class SyncRunInput:
     direction: str
     conflict_policy: str
     page_size: int = 100
+    # The config's per-field overrides, "<entity>.<field>" -> policy (libs/merge_fields.py).
+    field_policies: dict = field(default_factory=dict)
     push_batch_size: int = 100
     # Pull pages handled before continue-as-new keeps the history small.
     pages_per_execution: int = 50
@@ -160,6 +162,7 @@ class PullPage:
     entity_type: str = "ENTITY_TYPE_PATIENT"
     # The options the page was read with (SyncRunInput.options), for MapToHub.
     options: dict = field(default_factory=dict)
+    field_policies: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -98,3 +98,30 @@ change_events = Table(
     Column("accepted_at", DateTime(timezone=True), nullable=False),
     Index("ix_sync_change_events_config_accepted", "config_id", "accepted_at"),
 )
+
+# Conflicting fields no rule settled (manual_review, or newest_wins with clocks that order nothing):
+# one open item per (config, entity, record, field); the hub keeps its value and the record is not
+# pushed to that config until every open item of it is resolved. The three values (base, hub,
+# vendor) and the sides' modification times are encrypted together; the rest of the record never
+# enters the queue.
+review_items = Table(
+    "sync_review_items",
+    metadata,
+    Column("review_id", String(36), primary_key=True),
+    Column("practice_id", String(64), nullable=False),
+    Column("config_id", String(36), nullable=False),
+    Column("entity_type", String(32), nullable=False),
+    Column("record_id", String(36), nullable=False),
+    Column("external_id", String(128), nullable=False),
+    Column("field", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # OPEN, RESOLVED
+    Column("values_enc", LargeBinary, nullable=False),
+    Column("run_id", String(36), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("resolved_by", String(128), nullable=False, default=""),
+    Column("resolution", String(16), nullable=False, default=""),  # hub, vendor, value
+    Index("ix_sync_review_items_practice_status", "practice_id", "status", "created_at"),
+    Index("ix_sync_review_items_record", "config_id", "entity_type", "record_id", "status"),
+)

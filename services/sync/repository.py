@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sync import models
@@ -13,6 +13,8 @@ from services.sync.domain import RUNNING, final_status
 
 REC, L, C, R = models.records, models.links, models.cursors, models.sync_logs
 CE = models.change_events
+RV = models.review_items
+OPEN, RESOLVED = "OPEN", "RESOLVED"
 
 
 def now() -> datetime:
@@ -85,6 +87,13 @@ class SyncRepository:
                 REC.c.entity_type == entity_type,
                 REC.c.record_id > after,
                 (L.c.record_id.is_(None)) | (L.c.synced_version < REC.c.version),
+                # A record with a field waiting in the review queue for this config waits with it.
+                ~exists().where(
+                    RV.c.config_id == config_id,
+                    RV.c.entity_type == entity_type,
+                    RV.c.record_id == REC.c.record_id,
+                    RV.c.status == OPEN,
+                ),
             )
             .order_by(REC.c.record_id)
             .limit(limit)
@@ -216,3 +225,50 @@ class SyncRepository:
 
     async def delete_change_events(self, session: AsyncSession, config_id: str, before: datetime) -> None:
         await session.execute(delete(CE).where(CE.c.config_id == config_id, CE.c.accepted_at < before))
+
+    # The manual review queue
+
+    async def open_reviews(
+        self, session: AsyncSession, config_id: str, entity_type: str, record_ids: list[str]
+    ) -> dict[tuple[str, str], Any]:
+        """Open items of these records for this config, by (record id, field)."""
+        if not record_ids:
+            return {}
+        rows = await session.execute(
+            select(RV).where(
+                RV.c.config_id == config_id,
+                RV.c.entity_type == entity_type,
+                RV.c.record_id.in_(record_ids),
+                RV.c.status == OPEN,
+            )
+        )
+        return {(row.record_id, row.field): row for row in rows}
+
+    async def insert_reviews(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await session.execute(RV.insert(), rows)
+
+    async def update_review(self, session: AsyncSession, review_id: str, **values: Any) -> None:
+        await session.execute(update(RV).where(RV.c.review_id == review_id).values(updated_at=now(), **values))
+
+    async def get_review(self, session: AsyncSession, practice_id: str, review_id: str, *, lock: bool = False):  # noqa: ANN201
+        query = select(RV).where(RV.c.practice_id == practice_id, RV.c.review_id == review_id)
+        if lock:
+            query = query.with_for_update()
+        return (await session.execute(query)).first()
+
+    async def list_reviews(
+        self, session: AsyncSession, practice_id: str, config_id: str, status: str, after: str, limit: int
+    ) -> list[Any]:
+        """Oldest first; ``after`` is the last item's "<created_at iso>|<review id>"."""
+        query = select(RV).where(RV.c.practice_id == practice_id)
+        if config_id:
+            query = query.where(RV.c.config_id == config_id)
+        if status:
+            query = query.where(RV.c.status == status)
+        if after:
+            created, _, review_id = after.partition("|")
+            stamp = datetime.fromisoformat(created)
+            query = query.where((RV.c.created_at > stamp) | ((RV.c.created_at == stamp) & (RV.c.review_id > review_id)))
+        rows = await session.execute(query.order_by(RV.c.created_at, RV.c.review_id).limit(limit))
+        return list(rows)

@@ -19,6 +19,7 @@ from libs.crypto import EnvelopeCipher
 from libs.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from libs.grpc_client import call
 from libs.identity import current_caller
+from libs.merge_fields import field_policies_for
 from libs.protos.concord.adapter.v1 import adapter_pb2
 from libs.protos.concord.audit.v1 import audit_pb2, audit_pb2_grpc
 from libs.protos.concord.common.v1 import common_pb2
@@ -45,6 +46,8 @@ from services.sync.messaging import MessageInput, message_workflow_id, send_fail
 from services.sync.repository import SyncRepository, now
 
 SYNC_USER = "system:sync"
+# Associated data of a review item's ciphertext (its three values of one field): never rename.
+REVIEW_PURPOSE = "review-item-values"
 MAX_IMPORT = 5000
 # Records a vendor may send in one ApplyVendorRecords call.
 MAX_APPLY = 100
@@ -295,6 +298,7 @@ class SyncService:
             practice_id=practice_id,
             integration_type=config.integration_type,
             conflict_policy=common_pb2.ConflictPolicy.Name(config.conflict_policy),
+            field_policies=_field_policies(config),
             records=records,
             # Inbound records move no cursor: the page keeps the one the config's pulls use.
             next_cursor=cursor,
@@ -352,6 +356,7 @@ class SyncService:
             entity_type=kind.entity_type,
             direction=direction,
             conflict_policy=common_pb2.ConflictPolicy.Name(config.conflict_policy),
+            field_policies=_field_policies(config),
             push_batch_size=push_batch_size,
             options=_options_json(config),
             from_start=from_start,
@@ -408,12 +413,17 @@ class SyncService:
         mapped = await self._map_to_hub(page.integration_type, kind, page.records, page.config_id, page.options)
         failures: list[dict[str, str]] = []
         usable = []
+        modified: dict[str, datetime] = {}  # the vendor's modification time of each record, when it has one
         for raw, result in zip(page.records, mapped, strict=True):
             ref = result.external_id or str(raw.get("id", ""))
             if result.errors or not result.external_id:
                 failures.extend(_failures(ref, result.errors) or [_failure(ref, "", "MISSING_ID", "record has no id")])
             else:
                 usable.append((result.external_id, json.loads(result.resource_json)))
+                if result.HasField("modified_time"):
+                    modified[result.external_id] = result.modified_time.ToDatetime(UTC)
+        field_policies = field_policies_for(kind.entity_type, page.field_policies)
+        held_items: list[dict[str, Any]] = []
         events = []
         async with self._sessions() as session, session.begin():
             usable, unlinked = await self._to_hub_refs(session, page.config_id, kind, usable)
@@ -440,6 +450,7 @@ class SyncService:
                     "resource": await self._open(page.practice_id, row.resource_enc, kind),
                     "base": await self._cipher.decrypt_json(page.practice_id, link.base_enc, kind.base_purpose),
                     "new": False,
+                    "modified": _aware(row.updated_at),
                 }
             created = updated = 0
             for ext, theirs in usable:
@@ -459,9 +470,32 @@ class SyncService:
                     created += 1
                     events.append(self._event(page.practice_id, "create", record_id, theirs_view, page, kind=kind))
                     continue
+                ours_view = kind.project(entry["resource"])
+                clocks = domain.Clocks(entry["modified"], modified.get(ext), datetime.now(UTC))
                 result = domain.merge(
-                    entry["base"], kind.project(entry["resource"]), theirs_view, page.conflict_policy, kind.prevailing
+                    entry["base"],
+                    ours_view,
+                    theirs_view,
+                    page.conflict_policy,
+                    kind.prevailing,
+                    field_policies=field_policies,
+                    clocks=clocks,
                 )
+                for name in result.held:
+                    held_items.append(
+                        {
+                            "record_id": entry["record_id"],
+                            "external_id": ext,
+                            "field": name,
+                            "values": {
+                                "base": entry["base"].get(name),
+                                "hub": ours_view.get(name),
+                                "vendor": theirs_view.get(name),
+                                "hub_modified": _iso(clocks.ours),
+                                "vendor_modified": _iso(clocks.theirs),
+                            },
+                        }
+                    )
                 if result.changes:
                     entry["version"] += 1
                     entry["resource"] = self._stamp(
@@ -518,10 +552,54 @@ class SyncService:
                 )
             await self._repo.insert_records(session, new_rows)
             await self._repo.insert_links(session, new_links)
+            events += await self._hold_for_review(session, page, kind, held_items)
             await self._repo.set_cursor(session, page.config_id, kind.entity_type, page.next_cursor)
             counts.update(records_succeeded=len(usable), records_created=created, records_updated=updated)
             await self._repo.add_to_run(session, page.run_id, counts, failures)
             await self._audit(events)
+
+    async def _hold_for_review(
+        self, session: Any, page: PullPage, kind: EntityKind, held: list[dict[str, Any]]
+    ) -> list[audit_pb2.AuditEvent]:
+        """Opens a review item per held field, or brings an open one up to the vendor's latest value."""
+        if not held:
+            return []
+        open_items = await self._repo.open_reviews(
+            session, page.config_id, kind.entity_type, sorted({h["record_id"] for h in held})
+        )
+        stamp = datetime.now(UTC)
+        new_rows, events = [], []
+        for item in held:
+            sealed = await self._cipher.encrypt_json(page.practice_id, item["values"], REVIEW_PURPOSE)
+            current = open_items.get((item["record_id"], item["field"]))
+            if current is not None:
+                await self._repo.update_review(session, current.review_id, values_enc=sealed, run_id=page.run_id)
+            else:
+                new_rows.append(
+                    {
+                        "review_id": str(uuid.uuid4()),
+                        "practice_id": page.practice_id,
+                        "config_id": page.config_id,
+                        "entity_type": kind.entity_type,
+                        "record_id": item["record_id"],
+                        "external_id": item["external_id"],
+                        "field": item["field"],
+                        "status": "OPEN",
+                        "values_enc": sealed,
+                        "run_id": page.run_id,
+                        "created_at": stamp,
+                        "updated_at": stamp,
+                        "resolved_by": "",
+                        "resolution": "",
+                    }
+                )
+            events.append(
+                self._event(
+                    page.practice_id, "review.hold", item["record_id"], fields=[item["field"]], page=page, kind=kind
+                )
+            )
+        await self._repo.insert_reviews(session, new_rows)
+        return events
 
     async def prepare_push_batch(self, request: PushBatchRequest) -> PushBatch:
         kind = kind_of(request.entity_type)
@@ -906,6 +984,19 @@ class SyncService:
     async def _audit(self, events: list[audit_pb2.AuditEvent]) -> None:
         if events:
             await call(self._peers.audit.Record, audit_pb2.RecordRequest(events=events))
+
+
+def _field_policies(config: registry_pb2.IntegrationConfig) -> dict[str, str]:
+    return {key: common_pb2.ConflictPolicy.Name(value) for key, value in config.field_conflict_policies.items()}
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back timestamps without their zone; they were written in UTC."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
 
 
 def _failure(ref: str, field: str, reason: str, message: str) -> dict[str, str]:

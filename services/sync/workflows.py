@@ -99,6 +99,7 @@ class PatientSyncWorkflow:
                     practice_id=run.practice_id,
                     integration_type=run.integration_type,
                     conflict_policy=run.conflict_policy,
+                    field_policies=run.field_policies,
                     records=[json_format.MessageToDict(r) for r in page.records],
                     next_cursor=page.next_cursor,
                     vendor_requests=page.vendor_requests,

@@ -77,17 +77,37 @@ async def test_bad_input_gets_invalid_argument_naming_the_field(stub) -> None:  
     assert error.value.reason == "INVALID_PRACTICE_ID"
 
     config = await _practice_and_config(stub)
-    changes = pb.IntegrationConfig(config_id=config.config_id, conflict_policy=common_pb2.CONFLICT_POLICY_MANUAL_REVIEW)
-    with pytest.raises(InvalidArgument) as error:
-        await call(
-            stub.UpdateIntegrationConfig,
-            pb.UpdateIntegrationConfigRequest(
-                config=changes, update_mask=field_mask_pb2.FieldMask(paths=["conflict_policy"])
-            ),
-        )
-    assert error.value.field == "conflict_policy"
+    mask = field_mask_pb2.FieldMask(paths=["field_conflict_policies"])
+    for policies, reason in (
+        ({"patient.favourite_colour": common_pb2.CONFLICT_POLICY_VENDOR_WINS}, "UNKNOWN_MERGE_FIELD"),
+        ({"email": common_pb2.CONFLICT_POLICY_VENDOR_WINS}, "UNKNOWN_MERGE_FIELD"),  # no entity named
+        ({"patient.email": common_pb2.CONFLICT_POLICY_UNSPECIFIED}, "INVALID_ENUM"),
+    ):
+        changes = pb.IntegrationConfig(config_id=config.config_id, field_conflict_policies=policies)
+        with pytest.raises(InvalidArgument) as error:
+            await call(
+                stub.UpdateIntegrationConfig, pb.UpdateIntegrationConfigRequest(config=changes, update_mask=mask)
+            )
+        assert (error.value.field, error.value.reason) == ("field_conflict_policies", reason)
+        assert "favourite" not in str(error.value)
     still = await call(stub.GetIntegrationConfig, pb.GetIntegrationConfigRequest(config_id=config.config_id))
-    assert still.config.conflict_policy == common_pb2.CONFLICT_POLICY_HUB_WINS
+    assert dict(still.config.field_conflict_policies) == {}
+
+    # Every policy is a config's, and each field may have its own.
+    policies = {
+        "patient.email": common_pb2.CONFLICT_POLICY_VENDOR_WINS,
+        "appointment.start": common_pb2.CONFLICT_POLICY_MANUAL_REVIEW,
+    }
+    changes = pb.IntegrationConfig(
+        config_id=config.config_id,
+        conflict_policy=common_pb2.CONFLICT_POLICY_NEWEST_WINS,
+        field_conflict_policies=policies,
+    )
+    both = field_mask_pb2.FieldMask(paths=["conflict_policy", "field_conflict_policies"])
+    await call(stub.UpdateIntegrationConfig, pb.UpdateIntegrationConfigRequest(config=changes, update_mask=both))
+    now = await call(stub.GetIntegrationConfig, pb.GetIntegrationConfigRequest(config_id=config.config_id))
+    assert now.config.conflict_policy == common_pb2.CONFLICT_POLICY_NEWEST_WINS
+    assert dict(now.config.field_conflict_policies) == policies
 
     with pytest.raises(InvalidArgument) as error:
         await call(stub.ListIntegrationConfigs, pb.ListIntegrationConfigsRequest(practice_id="p1", page_token="%%%"))

@@ -90,7 +90,14 @@ class IntegrationDefinition(_message.Message):
     def __init__(self, integration_type: _Optional[str] = ..., name: _Optional[str] = ..., category: _Optional[str] = ..., version: _Optional[str] = ..., capabilities: _Optional[_Iterable[_Union[_common_pb2.EntityType, str]]] = ..., auth_kind: _Optional[_Union[AuthKind, str]] = ..., pkce_supported: _Optional[bool] = ..., scopes: _Optional[_Iterable[str]] = ..., endpoints: _Optional[_Union[Endpoints, _Mapping]] = ..., baa_required: _Optional[bool] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., supported_auth_kinds: _Optional[_Iterable[_Union[AuthKind, str]]] = ...) -> None: ...
 
 class IntegrationConfig(_message.Message):
-    __slots__ = ("config_id", "practice_id", "integration_type", "sync_direction", "sync_frequency", "conflict_policy", "active", "enabled_entities", "create_time", "update_time", "options")
+    __slots__ = ("config_id", "practice_id", "integration_type", "sync_direction", "sync_frequency", "conflict_policy", "active", "enabled_entities", "create_time", "update_time", "options", "field_conflict_policies")
+    class FieldConflictPoliciesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _common_pb2.ConflictPolicy
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_common_pb2.ConflictPolicy, str]] = ...) -> None: ...
     CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
     PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
     INTEGRATION_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +109,7 @@ class IntegrationConfig(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    FIELD_CONFLICT_POLICIES_FIELD_NUMBER: _ClassVar[int]
     config_id: str
     practice_id: str
     integration_type: str
@@ -113,7 +121,8 @@ class IntegrationConfig(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     options: VendorOptions
-    def __init__(self, config_id: _Optional[str] = ..., practice_id: _Optional[str] = ..., integration_type: _Optional[str] = ..., sync_direction: _Optional[_Union[_common_pb2.SyncDirection, str]] = ..., sync_frequency: _Optional[_Union[_common_pb2.SyncFrequency, str]] = ..., conflict_policy: _Optional[_Union[_common_pb2.ConflictPolicy, str]] = ..., active: _Optional[bool] = ..., enabled_entities: _Optional[_Iterable[_Union[_common_pb2.EntityType, str]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., options: _Optional[_Union[VendorOptions, _Mapping]] = ...) -> None: ...
+    field_conflict_policies: _containers.ScalarMap[str, _common_pb2.ConflictPolicy]
+    def __init__(self, config_id: _Optional[str] = ..., practice_id: _Optional[str] = ..., integration_type: _Optional[str] = ..., sync_direction: _Optional[_Union[_common_pb2.SyncDirection, str]] = ..., sync_frequency: _Optional[_Union[_common_pb2.SyncFrequency, str]] = ..., conflict_policy: _Optional[_Union[_common_pb2.ConflictPolicy, str]] = ..., active: _Optional[bool] = ..., enabled_entities: _Optional[_Iterable[_Union[_common_pb2.EntityType, str]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., options: _Optional[_Union[VendorOptions, _Mapping]] = ..., field_conflict_policies: _Optional[_Mapping[str, _common_pb2.ConflictPolicy]] = ...) -> None: ...
 
 class VendorOptions(_message.Message):
     __slots__ = ("marketing", "booking", "salesforce")
