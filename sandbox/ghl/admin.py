@@ -108,6 +108,16 @@ async def edit_contact(request: Request) -> Response:
     return JSONResponse({"contact": model.render(contact)})
 
 
+async def set_clock_skew(request: Request) -> Response:
+    """``{"skew_seconds": -600}``: GHL's clock runs that far behind (or, positive, ahead of) true time."""
+    sb, body = _sb(request), await _body(request)
+    skew = body.get("skew_seconds")
+    if isinstance(skew, bool) or not isinstance(skew, int | float) or abs(skew) > 86_400:
+        return _error(400, "skew_seconds must be a number of seconds within a day")
+    sb.clock_skew = float(skew)
+    return JSONResponse({"skew_seconds": sb.clock_skew})
+
+
 async def register_webhook(request: Request) -> Response:
     sb, body = _sb(request), await _body(request)
     url = body.get("url")
@@ -224,6 +234,7 @@ def routes(sb: Sandbox) -> list[Route]:
         ("POST", "/_sandbox/seed", seed_contacts),
         ("GET", "/_sandbox/contacts", list_contacts),
         ("PATCH", "/_sandbox/contacts/{contactId}", edit_contact),
+        ("POST", "/_sandbox/clock", set_clock_skew),
         ("GET", "/_sandbox/appointments", list_appointments),
         ("GET", "/_sandbox/messages", list_messages),
         ("GET", "/_sandbox/enrollments", list_enrollments),

@@ -91,7 +91,10 @@ class Sandbox:
 
     def __init__(self, settings: GhlSandboxSettings) -> None:
         self.settings = settings
-        self.clock = settings.clock
+        # How far GHL's servers' clock is from true time (POST /_sandbox/clock): it stamps
+        # dateUpdated and the like; rate-limit windows and webhook timing keep true time.
+        self.clock_skew = 0.0
+        self.clock = lambda: settings.clock() + self.clock_skew
         self.limiter = RateLimiter(settings.burst_limit, settings.burst_window_ms, settings.daily_limit, settings.clock)
         self.stats = Stats()
         self.webhooks = WebhookDispatcher(settings, random.Random(settings.seed + 1), settings.clock)

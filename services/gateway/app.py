@@ -28,6 +28,7 @@ from services.gateway import (
     memberships,
     messaging,
     problems,
+    reviews,
     salesforce,
     webhooks,
     zapier,
@@ -57,6 +58,7 @@ ROUTERS: list[APIRouter] = [
     messaging.router,
     marketing.router,
     zapier.router,
+    reviews.router,
     webhooks.router,
     salesforce.router,
     zapier_oauth.router,
@@ -93,9 +95,9 @@ class SyncSettingsIn(BaseModel):
     conflict_policy: Literal["hub_wins", "vendor_wins", "newest_wins", "manual_review"] | None = None
     active: bool | None = None
     # "<entity>.<field>" -> policy, replacing the config's whole map ({} clears it).
-    field_conflict_policies: (
-        dict[str, Literal["hub_wins", "vendor_wins", "newest_wins", "manual_review"]] | None
-    ) = Field(None, max_length=200)
+    field_conflict_policies: dict[str, Literal["hub_wins", "vendor_wins", "newest_wins", "manual_review"]] | None = (
+        Field(None, max_length=200)
+    )
 
 
 def _patient_json(patient: sync_pb2.Patient) -> dict[str, Any]:
@@ -308,7 +310,8 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
             "sync_frequency": enum_out("sync_frequency", updated.sync_frequency),
             "conflict_policy": enum_out("conflict_policy", updated.conflict_policy),
             "field_conflict_policies": {
-                key: enum_out("conflict_policy", value) for key, value in sorted(updated.field_conflict_policies.items())
+                key: enum_out("conflict_policy", value)
+                for key, value in sorted(updated.field_conflict_policies.items())
             },
         }
 

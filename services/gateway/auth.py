@@ -38,6 +38,9 @@ PERMISSIONS = {
     "patient.read": {"admin", "provider", "staff"},
     "patient.write": {"admin", "provider", "staff"},
     "mapping.read": {"admin", "provider", "staff"},
+    # The review queue shows one field's values of a record (PHI); settling it changes the record.
+    "review.read": {"admin", "provider", "staff"},
+    "review.resolve": {"admin", "provider"},
     "mapping.manage": {"admin"},
 }
 

@@ -163,7 +163,9 @@ async def replace_options(
     options = registry_pb2.VendorOptions()
     options.CopyFrom(config.options)
     getattr(options, group).CopyFrom(value)
-    changes = registry_pb2.IntegrationConfig(config_id=config.config_id, practice_id=caller.practice_id, options=options)
+    changes = registry_pb2.IntegrationConfig(
+        config_id=config.config_id, practice_id=caller.practice_id, options=options
+    )
     request = registry_pb2.UpdateIntegrationConfigRequest(
         config=changes, update_mask=field_mask_pb2.FieldMask(paths=["options"])
     )

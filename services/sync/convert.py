@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from libs.proto_convert import timestamp
@@ -75,3 +76,31 @@ def record_to_proto(resource: dict, row: Any) -> pb.Record:
         create_time=timestamp(_get(row, "created_at")),
         update_time=timestamp(_get(row, "updated_at")),
     )
+
+
+def review_to_proto(row: Any) -> pb.ReviewItem:
+    return pb.ReviewItem(
+        review_id=row.review_id,
+        config_id=row.config_id,
+        entity_type=common_pb2.EntityType.Value(row.entity_type),
+        record_id=row.record_id,
+        external_id=row.external_id,
+        field=row.field,
+        status=pb.ReviewStatus.Value(f"REVIEW_STATUS_{row.status}"),
+        run_id=row.run_id,
+        create_time=timestamp(row.created_at),
+        update_time=timestamp(row.updated_at),
+        resolve_time=timestamp(row.resolved_at),
+        resolved_by=row.resolved_by,
+        resolution=pb.ReviewChoice.Value(f"REVIEW_CHOICE_{row.resolution.upper()}") if row.resolution else 0,
+    )
+
+
+def review_values_to_proto(values: dict[str, Any]) -> pb.ReviewValues:
+    message = pb.ReviewValues(
+        **{side: values[side] for side in ("base", "hub", "vendor") if values.get(side) is not None}
+    )
+    for side, name in (("hub_modified", "hub_modify_time"), ("vendor_modified", "vendor_modify_time")):
+        if values.get(side):
+            getattr(message, name).FromDatetime(datetime.fromisoformat(values[side]))
+    return message

@@ -400,6 +400,71 @@ class SyncService:
         async with self._sessions() as session:
             return await self._repo.list_runs(session, practice_id, config_id, after, limit)
 
+    # --- the manual review queue --------------------------------------------------------------
+
+    async def list_reviews(self, practice_id: str, config_id: str, status: str, after: str, limit: int) -> list[Any]:
+        self._scope(practice_id)
+        async with self._sessions() as session:
+            return await self._repo.list_reviews(session, practice_id, config_id, status, after, limit)
+
+    async def get_review(self, practice_id: str, review_id: str) -> tuple[Any, dict[str, Any]]:
+        """The item and its field's three values; the read is audited by field name."""
+        self._scope(practice_id)
+        async with self._sessions() as session:
+            item = await self._repo.get_review(session, practice_id, review_id)
+        if item is None:
+            raise NotFound("review item not found", reason="REVIEW_ITEM_NOT_FOUND")
+        values = await self._cipher.decrypt_json(practice_id, item.values_enc, REVIEW_PURPOSE)
+        kind = kind_of(item.entity_type)
+        await self._audit([self._event(practice_id, "review.read", item.record_id, fields=[item.field], kind=kind)])
+        return item, values
+
+    async def resolve_review(self, practice_id: str, review_id: str, choice: str, value: str | None) -> Any:
+        """Writes the chosen value into the hub record (a new version when it changes) and closes
+        the item; the record is dirty for that config, so its next push settles the vendor too."""
+        self._scope(practice_id)
+        if choice not in ("hub", "vendor", "value"):
+            raise InvalidArgument("choice must be hub, vendor or value", field="choice", reason="INVALID_CHOICE")
+        async with self._sessions() as session, session.begin():
+            item = await self._repo.get_review(session, practice_id, review_id, lock=True)
+            if item is None:
+                raise NotFound("review item not found", reason="REVIEW_ITEM_NOT_FOUND")
+            if item.status != "OPEN":
+                raise FailedPrecondition("the review item is settled already", reason="REVIEW_ITEM_RESOLVED")
+            kind = kind_of(item.entity_type)
+            row = await self._repo.get_record(session, practice_id, kind.entity_type, item.record_id, lock=True)
+            if row is None:
+                raise NotFound("the record under review no longer exists", reason="RECORD_NOT_FOUND")
+            resource = await self._open(practice_id, row.resource_enc, kind)
+            current = kind.project(resource).get(item.field)
+            values = await self._cipher.decrypt_json(practice_id, item.values_enc, REVIEW_PURPOSE)
+            chosen = {"hub": current, "vendor": values.get("vendor"), "value": value}[choice]
+            if chosen != current:
+                try:
+                    changed = kind.parse(kind.apply(resource, {item.field: chosen}))
+                except InvalidArgument:  # its message may quote the value: name the field only
+                    raise InvalidArgument(
+                        f"the value is not a valid {item.field}", field="value", reason="INVALID_VALUE"
+                    ) from None
+                version = row.version + 1
+                changed = self._stamp(changed, item.record_id, version)
+                sealed = await self._seal(practice_id, changed, kind)
+                if not await self._repo.update_record(session, item.record_id, version, sealed, row.version):
+                    raise Aborted("the record changed concurrently", reason="VERSION_MISMATCH")
+            caller = current_caller()
+            await self._repo.update_review(
+                session,
+                review_id,
+                status="RESOLVED",
+                resolved_at=now(),
+                resolved_by=caller.user_id or SYNC_USER,
+                resolution=choice,
+            )
+            await self._audit(
+                [self._event(practice_id, "review.resolve", item.record_id, fields=[item.field], kind=kind)]
+            )
+            return await self._repo.get_review(session, practice_id, review_id)
+
     # --- steps of a run (called by the workflow's activities) ---------------------------------
 
     async def load_cursor(self, request: CursorRequest) -> str:

@@ -82,6 +82,31 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         token = encode_token(f"{rows[-1].started_at.isoformat()}|{rows[-1].run_id}") if len(rows) == limit else ""
         return pb.ListSyncRunsResponse(runs=[convert.run_to_proto(r) for r in rows], next_page_token=token)
 
+    async def ListReviewItems(self, request: pb.ListReviewItemsRequest, context) -> pb.ListReviewItemsResponse:  # noqa: ANN001
+        limit = page_size(request.page_size)
+        status = pb.ReviewStatus.Name(request.status).removeprefix("REVIEW_STATUS_") if request.status else ""
+        rows = await self._service.list_reviews(
+            request.practice_id, request.config_id, status, decode_token(request.page_token), limit
+        )
+        token = encode_token(f"{rows[-1].created_at.isoformat()}|{rows[-1].review_id}") if len(rows) == limit else ""
+        return pb.ListReviewItemsResponse(items=[convert.review_to_proto(r) for r in rows], next_page_token=token)
+
+    async def GetReviewItem(self, request: pb.GetReviewItemRequest, context) -> pb.GetReviewItemResponse:  # noqa: ANN001
+        item, values = await self._service.get_review(request.practice_id, required(request.review_id, "review_id"))
+        return pb.GetReviewItemResponse(
+            item=convert.review_to_proto(item), values=convert.review_values_to_proto(values)
+        )
+
+    async def ResolveReviewItem(self, request: pb.ResolveReviewItemRequest, context) -> pb.ResolveReviewItemResponse:  # noqa: ANN001
+        choice = pb.ReviewChoice.Name(request.choice).removeprefix("REVIEW_CHOICE_").lower() if request.choice else ""
+        item = await self._service.resolve_review(
+            request.practice_id,
+            required(request.review_id, "review_id"),
+            choice,
+            request.value if request.HasField("value") else None,
+        )
+        return pb.ResolveReviewItemResponse(item=convert.review_to_proto(item))
+
     async def GetPatientLink(self, request: pb.GetPatientLinkRequest, context) -> pb.GetPatientLinkResponse:  # noqa: ANN001
         link = await self._service.get_link(
             request.practice_id, required(request.patient_id, "patient_id"), required(request.config_id, "config_id")

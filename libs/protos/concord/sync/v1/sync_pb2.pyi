@@ -14,6 +14,19 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ReviewStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REVIEW_STATUS_UNSPECIFIED: _ClassVar[ReviewStatus]
+    REVIEW_STATUS_OPEN: _ClassVar[ReviewStatus]
+    REVIEW_STATUS_RESOLVED: _ClassVar[ReviewStatus]
+
+class ReviewChoice(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REVIEW_CHOICE_UNSPECIFIED: _ClassVar[ReviewChoice]
+    REVIEW_CHOICE_HUB: _ClassVar[ReviewChoice]
+    REVIEW_CHOICE_VENDOR: _ClassVar[ReviewChoice]
+    REVIEW_CHOICE_VALUE: _ClassVar[ReviewChoice]
+
 class SyncRunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SYNC_RUN_STATUS_UNSPECIFIED: _ClassVar[SyncRunStatus]
@@ -29,6 +42,13 @@ class ChangeEventOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANGE_EVENT_OUTCOME_DUPLICATE: _ClassVar[ChangeEventOutcome]
     CHANGE_EVENT_OUTCOME_PULL_STARTED: _ClassVar[ChangeEventOutcome]
     CHANGE_EVENT_OUTCOME_PULL_PENDING: _ClassVar[ChangeEventOutcome]
+REVIEW_STATUS_UNSPECIFIED: ReviewStatus
+REVIEW_STATUS_OPEN: ReviewStatus
+REVIEW_STATUS_RESOLVED: ReviewStatus
+REVIEW_CHOICE_UNSPECIFIED: ReviewChoice
+REVIEW_CHOICE_HUB: ReviewChoice
+REVIEW_CHOICE_VENDOR: ReviewChoice
+REVIEW_CHOICE_VALUE: ReviewChoice
 SYNC_RUN_STATUS_UNSPECIFIED: SyncRunStatus
 SYNC_RUN_STATUS_RUNNING: SyncRunStatus
 SYNC_RUN_STATUS_SUCCEEDED: SyncRunStatus
@@ -39,6 +59,106 @@ CHANGE_EVENT_OUTCOME_RECORDED: ChangeEventOutcome
 CHANGE_EVENT_OUTCOME_DUPLICATE: ChangeEventOutcome
 CHANGE_EVENT_OUTCOME_PULL_STARTED: ChangeEventOutcome
 CHANGE_EVENT_OUTCOME_PULL_PENDING: ChangeEventOutcome
+
+class ReviewItem(_message.Message):
+    __slots__ = ("review_id", "config_id", "entity_type", "record_id", "external_id", "field", "status", "run_id", "create_time", "update_time", "resolve_time", "resolved_by", "resolution")
+    REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    RESOLVE_TIME_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_BY_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    review_id: str
+    config_id: str
+    entity_type: _common_pb2.EntityType
+    record_id: str
+    external_id: str
+    field: str
+    status: ReviewStatus
+    run_id: str
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    resolve_time: _timestamp_pb2.Timestamp
+    resolved_by: str
+    resolution: ReviewChoice
+    def __init__(self, review_id: _Optional[str] = ..., config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., record_id: _Optional[str] = ..., external_id: _Optional[str] = ..., field: _Optional[str] = ..., status: _Optional[_Union[ReviewStatus, str]] = ..., run_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolve_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_by: _Optional[str] = ..., resolution: _Optional[_Union[ReviewChoice, str]] = ...) -> None: ...
+
+class ReviewValues(_message.Message):
+    __slots__ = ("base", "hub", "vendor", "hub_modify_time", "vendor_modify_time")
+    BASE_FIELD_NUMBER: _ClassVar[int]
+    HUB_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_FIELD_NUMBER: _ClassVar[int]
+    HUB_MODIFY_TIME_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_MODIFY_TIME_FIELD_NUMBER: _ClassVar[int]
+    base: str
+    hub: str
+    vendor: str
+    hub_modify_time: _timestamp_pb2.Timestamp
+    vendor_modify_time: _timestamp_pb2.Timestamp
+    def __init__(self, base: _Optional[str] = ..., hub: _Optional[str] = ..., vendor: _Optional[str] = ..., hub_modify_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vendor_modify_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListReviewItemsRequest(_message.Message):
+    __slots__ = ("practice_id", "config_id", "status", "page_size", "page_token")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    config_id: str
+    status: ReviewStatus
+    page_size: int
+    page_token: str
+    def __init__(self, practice_id: _Optional[str] = ..., config_id: _Optional[str] = ..., status: _Optional[_Union[ReviewStatus, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListReviewItemsResponse(_message.Message):
+    __slots__ = ("items", "next_page_token")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[ReviewItem]
+    next_page_token: str
+    def __init__(self, items: _Optional[_Iterable[_Union[ReviewItem, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetReviewItemRequest(_message.Message):
+    __slots__ = ("practice_id", "review_id")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    review_id: str
+    def __init__(self, practice_id: _Optional[str] = ..., review_id: _Optional[str] = ...) -> None: ...
+
+class GetReviewItemResponse(_message.Message):
+    __slots__ = ("item", "values")
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    item: ReviewItem
+    values: ReviewValues
+    def __init__(self, item: _Optional[_Union[ReviewItem, _Mapping]] = ..., values: _Optional[_Union[ReviewValues, _Mapping]] = ...) -> None: ...
+
+class ResolveReviewItemRequest(_message.Message):
+    __slots__ = ("practice_id", "review_id", "choice", "value")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
+    CHOICE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    review_id: str
+    choice: ReviewChoice
+    value: str
+    def __init__(self, practice_id: _Optional[str] = ..., review_id: _Optional[str] = ..., choice: _Optional[_Union[ReviewChoice, str]] = ..., value: _Optional[str] = ...) -> None: ...
+
+class ResolveReviewItemResponse(_message.Message):
+    __slots__ = ("item",)
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    item: ReviewItem
+    def __init__(self, item: _Optional[_Union[ReviewItem, _Mapping]] = ...) -> None: ...
 
 class Record(_message.Message):
     __slots__ = ("record_id", "practice_id", "entity_type", "resource_json", "version", "create_time", "update_time")

@@ -130,6 +130,21 @@ class SyncServiceStub:
                 request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ResyncChangeEventsRequest.SerializeToString,
                 response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ResyncChangeEventsResponse.FromString,
                 _registered_method=True)
+        self.ListReviewItems = channel.unary_unary(
+                '/concord.sync.v1.SyncService/ListReviewItems',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListReviewItemsRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListReviewItemsResponse.FromString,
+                _registered_method=True)
+        self.GetReviewItem = channel.unary_unary(
+                '/concord.sync.v1.SyncService/GetReviewItem',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetReviewItemRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetReviewItemResponse.FromString,
+                _registered_method=True)
+        self.ResolveReviewItem = channel.unary_unary(
+                '/concord.sync.v1.SyncService/ResolveReviewItem',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ResolveReviewItemRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ResolveReviewItemResponse.FromString,
+                _registered_method=True)
 
 
 class SyncServiceServicer:
@@ -267,6 +282,31 @@ class SyncServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListReviewItems(self, request, context):
+        """The manual review queue: fields both sides changed that no policy settled (manual_review, or
+        newest_wins when the sides' clocks cannot order the edits). Oldest first; no values.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetReviewItem(self, request, context):
+        """One item and its field's three values (base, hub, vendor): the only PHI the queue shows,
+        never the rest of the record. Audited as a read of that field.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveReviewItem(self, request, context):
+        """Settles the field with the hub's value, the vendor's or a typed one; the hub record takes it
+        and, once none of its items is open, the record is pushed to that vendor again.
+        REVIEW_ITEM_RESOLVED when it was settled already.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -364,6 +404,21 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     servicer.ResyncChangeEvents,
                     request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ResyncChangeEventsRequest.FromString,
                     response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ResyncChangeEventsResponse.SerializeToString,
+            ),
+            'ListReviewItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReviewItems,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListReviewItemsRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListReviewItemsResponse.SerializeToString,
+            ),
+            'GetReviewItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReviewItem,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetReviewItemRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetReviewItemResponse.SerializeToString,
+            ),
+            'ResolveReviewItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveReviewItem,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ResolveReviewItemRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ResolveReviewItemResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -880,6 +935,87 @@ class SyncService:
             '/concord.sync.v1.SyncService/ResyncChangeEvents',
             concord_dot_sync_dot_v1_dot_sync__pb2.ResyncChangeEventsRequest.SerializeToString,
             concord_dot_sync_dot_v1_dot_sync__pb2.ResyncChangeEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReviewItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/ListReviewItems',
+            concord_dot_sync_dot_v1_dot_sync__pb2.ListReviewItemsRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.ListReviewItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReviewItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/GetReviewItem',
+            concord_dot_sync_dot_v1_dot_sync__pb2.GetReviewItemRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.GetReviewItemResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveReviewItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/ResolveReviewItem',
+            concord_dot_sync_dot_v1_dot_sync__pb2.ResolveReviewItemRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.ResolveReviewItemResponse.FromString,
             options,
             channel_credentials,
             insecure,
