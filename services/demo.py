@@ -364,9 +364,7 @@ async def run_zapier_demo(stack: Stack, practice_id: str = "demo-zapier-practice
             "service_name": "Follow-up visit",
         }
         booked = _check(
-            await http.post(
-                f"{zapier}/_sandbox/zaps/{zaps['patient_created']}/actions/book_appointment", json=booking
-            ),
+            await http.post(f"{zapier}/_sandbox/zaps/{zaps['patient_created']}/actions/book_appointment", json=booking),
             200,
             "zapier booking",
         )
@@ -423,7 +421,10 @@ def print_catalog_summary(result: Any, console: Console) -> None:
     table = Table(title="The service catalog: Zenoti -> hub (HealthcareService) -> FHIR R4 EMR", show_header=True)
     table.add_column("step")
     table.add_column("result", justify="right")
-    table.add_row("catalog items pulled from Zenoti (API calls)", f"{result.pulled['records_created']} ({result.pulled['vendor_requests']})")
+    table.add_row(
+        "catalog items pulled from Zenoti (API calls)",
+        f"{result.pulled['records_created']} ({result.pulled['vendor_requests']})",
+    )
     table.add_row("pushed to the FHIR EMR as HealthcareService", str(result.pushed["records_created"]))
     priced = sum(1 for s in result.services if any("service-price" in e.get("url", "") for e in s.get("extension", [])))
     table.add_row("hub catalog items with a price", f"{priced} of {len(result.services)}")
@@ -483,9 +484,7 @@ def print_vendors_summary(result: VendorsResult, console: Console) -> None:
             "appointments pushed to salesforce (API calls)", f"{run['records_created']} ({run['vendor_requests']})"
         )
     if result.realtime:
-        table.add_row(
-            "Salesforce UI edit -> hub by Change Data Capture (seconds)", f"{result.realtime['seconds']:.2f}"
-        )
+        table.add_row("Salesforce UI edit -> hub by Change Data Capture (seconds)", f"{result.realtime['seconds']:.2f}")
         table.add_row(
             "ServiceAppointment moved in Salesforce -> hub by CDC (seconds)",
             f"{result.realtime['appointment_seconds']:.2f}",
@@ -532,6 +531,11 @@ async def _main() -> int:
         with console.status("running the demo: GoHighLevel"):
             result = await run_demo(stack)
         print_summary(result, console)
+        from services.conflicts_demo import print_conflicts_summary, run_conflicts_demo
+
+        with console.status("running the demo: a conflict in the review queue"):
+            conflicts = await run_conflicts_demo(stack)
+        print_conflicts_summary(conflicts, console)
         from services.appointments_demo import print_ghl_appointments_summary, run_ghl_appointments_demo
 
         with console.status("running the demo: appointments with GoHighLevel calendars"):

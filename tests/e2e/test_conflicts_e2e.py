@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from services.demo import connect_ghl, run_sync, synthetic_patients_bundle
+from services.conflicts_demo import GHL_CITY, HUB_CITY, run_conflicts_demo
+from services.demo import connect_ghl, run_demo, run_sync, synthetic_patients_bundle
 from tests.e2e.conftest import ok
 
 PRACTICE = "p-conflicts"
@@ -181,3 +182,15 @@ async def test_each_policy_settles_a_patient_both_sides_edited(stack, caplog) ->
         assert settled["records_created"] == 0 and settled["records_updated"] == 0
 
     assert "Hubville" not in caplog.text and "Vendorton" not in caplog.text and "Pawtucket" not in caplog.text
+
+
+async def test_the_demos_conflict_is_held_resolved_and_pushed(stack, caplog) -> None:  # noqa: ANN001
+    caplog.set_level(logging.DEBUG)
+    await run_demo(stack, patients_limit=5)
+    result = await run_conflicts_demo(stack)
+    assert result.pull["records_updated"] == 0  # the city waited; nothing else had changed
+    assert [i["field"] for i in result.held] == ["city"]
+    assert (result.shown["values"]["hub"], result.shown["values"]["vendor"]) == (HUB_CITY, GHL_CITY)
+    assert result.resolved["resolution"] == "vendor" and result.push["records_updated"] == 1
+    assert result.hub_city == result.ghl_city == GHL_CITY
+    assert HUB_CITY not in caplog.text and GHL_CITY not in caplog.text
