@@ -105,9 +105,7 @@ def check_target_url(url: str) -> str:
 
 def check_event(event: str) -> str:
     if event not in HOOK_EVENTS:
-        raise InvalidArgument(
-            f"event must be one of {', '.join(HOOK_EVENTS)}", field="event", reason="UNKNOWN_EVENT"
-        )
+        raise InvalidArgument(f"event must be one of {', '.join(HOOK_EVENTS)}", field="event", reason="UNKNOWN_EVENT")
     return event
 
 
@@ -327,7 +325,12 @@ class InboundAccess:
                     row.practice_id, row.encrypted_signing_secret, _secret_purpose(config_id)
                 )
                 subscription = Subscription(
-                    row.subscription_id, row.config_id, row.event, _utc(row.created_at), target.decode(), secret.decode()
+                    row.subscription_id,
+                    row.config_id,
+                    row.event,
+                    _utc(row.created_at),
+                    target.decode(),
+                    secret.decode(),
                 )
             found.append(subscription)
         return found, next_token([s.subscription_id for s in found], limit)

@@ -1,7 +1,8 @@
 """The manual review queue (the sync service's ListReviewItems, GetReviewItem, ResolveReviewItem):
 ``GET /review-items``, ``GET /review-items/{id}``, ``POST /review-items/{id}/resolve``. A listing
 shows which field of which record waits, never a value; an item's own page shows that field's three
-values (base, hub, vendor) and nothing else of the record. Reading needs ``review.read``,
+values (base, hub, vendor) and nothing else of the record; a possible duplicate shows why it was
+held (which blind-index kinds agree) and the vendor record's identifying fields. Reading needs ``review.read``,
 settling ``review.resolve``."""
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ CHOICES = {
     "hub": sync_pb2.REVIEW_CHOICE_HUB,
     "vendor": sync_pb2.REVIEW_CHOICE_VENDOR,
     "value": sync_pb2.REVIEW_CHOICE_VALUE,
+    "same": sync_pb2.REVIEW_CHOICE_SAME,
+    "different": sync_pb2.REVIEW_CHOICE_DIFFERENT,
 }
 
 
 class ResolveIn(BaseModel):
-    choice: Literal["hub", "vendor", "value"]
+    # A conflict: hub, vendor or value. A possible duplicate: same (that patient) or different.
+    choice: Literal["hub", "vendor", "value", "same", "different"]
     # With choice "value": what the field takes (null clears it).
     value: str | None = Field(None, max_length=2000)
 
@@ -37,6 +41,8 @@ def item_json(item: sync_pb2.ReviewItem) -> dict[str, Any]:
     resolution = sync_pb2.ReviewChoice.Name(item.resolution).removeprefix("REVIEW_CHOICE_").lower()
     return {
         "review_id": item.review_id,
+        "kind": sync_pb2.ReviewKind.Name(item.kind).removeprefix("REVIEW_KIND_").lower(),
+        "reasons": list(item.reasons),
         "config_id": item.config_id,
         "entity_type": common_pb2.EntityType.Name(item.entity_type).removeprefix("ENTITY_TYPE_").lower(),
         "record_id": item.record_id,
@@ -89,6 +95,7 @@ async def get_review_item(review_id: str, caller: CallerDep, backends: BackendsD
         },
         "hub_modified_at": time_or_none(values, "hub_modify_time"),
         "vendor_modified_at": time_or_none(values, "vendor_modify_time"),
+        "vendor_record": dict(values.vendor_record) or None,
     }
 
 

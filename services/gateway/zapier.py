@@ -264,6 +264,9 @@ async def _apply(
 
 def _outcome(applied: sync_pb2.ApplyVendorRecordsResponse, response: Response, id_name: str) -> dict[str, Any]:
     record = applied.records[0]
+    if record.review_id:  # it may be an existing patient: a person decides (GET /review-items/{id})
+        response.status_code = 202
+        return {"status": "held_for_review", "review_id": record.review_id, "external_id": record.external_id}
     if not record.record_id:
         error = applied.run.errors[0] if applied.run.errors else None
         raise InvalidArgument(

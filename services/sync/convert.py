@@ -93,14 +93,23 @@ def review_to_proto(row: Any) -> pb.ReviewItem:
         resolve_time=timestamp(row.resolved_at),
         resolved_by=row.resolved_by,
         resolution=pb.ReviewChoice.Value(f"REVIEW_CHOICE_{row.resolution.upper()}") if row.resolution else 0,
+        kind=pb.ReviewKind.Value(f"REVIEW_KIND_{row.kind.upper()}"),
+        reasons=list(row.reasons or []),
     )
 
 
-def review_values_to_proto(values: dict[str, Any]) -> pb.ReviewValues:
+# What an identity item shows of the parked vendor record.
+IDENTIFYING = ("given_name", "family_name", "birth_date", "gender", "email", "phone", "postal_code")
+
+
+def review_values_to_proto(values: dict[str, Any], vendor_record: dict[str, Any] | None = None) -> pb.ReviewValues:
     message = pb.ReviewValues(
         **{side: values[side] for side in ("base", "hub", "vendor") if values.get(side) is not None}
     )
     for side, name in (("hub_modified", "hub_modify_time"), ("vendor_modified", "vendor_modify_time")):
         if values.get(side):
             getattr(message, name).FromDatetime(datetime.fromisoformat(values[side]))
+    for name in IDENTIFYING:
+        if (vendor_record or {}).get(name):
+            message.vendor_record[name] = str(vendor_record[name])
     return message

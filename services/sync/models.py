@@ -121,7 +121,24 @@ review_items = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("resolved_at", DateTime(timezone=True), nullable=True),
     Column("resolved_by", String(128), nullable=False, default=""),
-    Column("resolution", String(16), nullable=False, default=""),  # hub, vendor, value
+    Column("resolution", String(16), nullable=False, default=""),  # hub, vendor, value; same, different
+    # "conflict" (a field both sides changed) or "identity" (a vendor record that may be an existing
+    # patient: field is "", record_id the candidate, values_enc the parked vendor record and why).
+    Column("kind", String(16), nullable=False, default="conflict"),
+    # Why an identity item was opened: index kinds that agree or differ (libs/blind_index.py), no value.
+    Column("reasons", JSON, nullable=False, default=list),
     Index("ix_sync_review_items_practice_status", "practice_id", "status", "created_at"),
     Index("ix_sync_review_items_record", "config_id", "entity_type", "record_id", "status"),
+)
+
+# Blind indexes of hub patients (libs/blind_index.py): keyed digests of normalised identifying
+# fields, one per (record, kind); matching looks records up by digest and never decrypts one.
+patient_indexes = Table(
+    "sync_patient_indexes",
+    metadata,
+    Column("record_id", String(36), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("practice_id", String(64), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Index("ix_sync_patient_indexes_lookup", "practice_id", "kind", "digest"),
 )

@@ -14,6 +14,7 @@ from services.sync.domain import RUNNING, final_status
 REC, L, C, R = models.records, models.links, models.cursors, models.sync_logs
 CE = models.change_events
 RV = models.review_items
+PI = models.patient_indexes
 OPEN, RESOLVED = "OPEN", "RESOLVED"
 
 
@@ -126,6 +127,12 @@ class SyncRepository:
 
     async def get_link(self, session: AsyncSession, config_id: str, entity_type: str, record_id: str):  # noqa: ANN201
         query = select(L).where(L.c.config_id == config_id, L.c.entity_type == entity_type, L.c.record_id == record_id)
+        return (await session.execute(query)).first()
+
+    async def get_link_by_external_id(self, session: AsyncSession, config_id: str, entity_type: str, external_id: str):  # noqa: ANN201
+        query = select(L).where(
+            L.c.config_id == config_id, L.c.entity_type == entity_type, L.c.external_id == external_id
+        )
         return (await session.execute(query)).first()
 
     async def insert_links(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -272,3 +279,52 @@ class SyncRepository:
             query = query.where((RV.c.created_at > stamp) | ((RV.c.created_at == stamp) & (RV.c.review_id > review_id)))
         rows = await session.execute(query.order_by(RV.c.created_at, RV.c.review_id).limit(limit))
         return list(rows)
+
+    async def open_identity_reviews(
+        self, session: AsyncSession, config_id: str, entity_type: str, external_ids: list[str]
+    ) -> dict[str, Any]:
+        """Open possible-duplicate items of these vendor records, by external id."""
+        if not external_ids:
+            return {}
+        rows = await session.execute(
+            select(RV).where(
+                RV.c.config_id == config_id,
+                RV.c.entity_type == entity_type,
+                RV.c.external_id.in_(external_ids),
+                RV.c.kind == "identity",
+                RV.c.status == OPEN,
+            )
+        )
+        return {row.external_id: row for row in rows}
+
+    # Blind indexes of patients
+
+    async def insert_indexes(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        """Index rows of records just created: {record_id, kind, practice_id, digest}."""
+        if rows:
+            await session.execute(PI.insert(), rows)
+
+    async def replace_indexes(self, session: AsyncSession, record_id: str, rows: list[dict[str, Any]]) -> None:
+        await session.execute(delete(PI).where(PI.c.record_id == record_id))
+        await self.insert_indexes(session, rows)
+
+    async def index_candidates(
+        self, session: AsyncSession, practice_id: str, digests: list[str]
+    ) -> dict[str, dict[str, str]]:
+        """Records holding any of these digests (of any kind: a digest is keyed by its kind), each
+        with all its digests (kind -> digest)."""
+        if not digests:
+            return {}
+        found = await session.execute(
+            select(PI.c.record_id)
+            .where(PI.c.practice_id == practice_id, PI.c.digest.in_(sorted(set(digests))))
+            .distinct()
+        )
+        record_ids = [row.record_id for row in found]
+        if not record_ids:
+            return {}
+        rows = await session.execute(select(PI).where(PI.c.record_id.in_(record_ids)))
+        out: dict[str, dict[str, str]] = {}
+        for row in rows:
+            out.setdefault(row.record_id, {})[row.kind] = row.digest
+        return out

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from temporalio.worker import Worker
 
+from libs.blind_index import BlindIndexer
 from libs.crypto import EnvelopeCipher, LocalKeyring
 from libs.grpc_client import open_channel
 from libs.grpc_server import ServiceBinding
@@ -42,7 +43,8 @@ async def start(settings: Settings, address: str = "127.0.0.1:0") -> RunningServ
         audit=audit_pb2_grpc.AuditServiceStub(channels["audit"]),
     )
     temporal = await connect(settings)
-    service = SyncService(db.sessions, cipher, peers, temporal, settings.sync_task_queue)
+    indexer = BlindIndexer(LocalKeyring.in_data_dir(settings.data_dir).derive("sync-blind-index"))
+    service = SyncService(db.sessions, cipher, peers, temporal, settings.sync_task_queue, indexer)
     worker = Worker(
         temporal,
         task_queue=settings.sync_task_queue,

@@ -15,6 +15,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from libs import fhir_patient
+from libs.blind_index import MATCH, POSSIBLE, BlindIndexer, decide
 from libs.crypto import EnvelopeCipher
 from libs.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from libs.grpc_client import call
@@ -30,6 +31,7 @@ from libs.telemetry import current_trace_id
 from services.sync import domain
 from services.sync.availability import AvailabilityInput, availability_failure
 from services.sync.change_events import ChangeEvents
+from services.sync.convert import IDENTIFYING
 from services.sync.domain import (
     CursorRequest,
     FinishRun,
@@ -83,8 +85,10 @@ class SyncService:
         peers: Peers,
         temporal: Client,
         task_queue: str,
+        indexer: BlindIndexer,
     ) -> None:
         self._sessions = sessions
+        self._indexer = indexer
         self._repo = SyncRepository()
         self._cipher = cipher
         self._peers = peers
@@ -132,6 +136,21 @@ class SyncService:
         }
         return stamped
 
+    def _index_rows(self, practice_id: str, record_id: str, resource: dict, kind: EntityKind) -> list[dict[str, Any]]:
+        """The blind-index rows of a patient as it now reads (none for other kinds)."""
+        if not kind.is_patient:
+            return []
+        digests = self._indexer.digests(practice_id, kind.project(resource))
+        return [
+            {"record_id": record_id, "kind": k, "practice_id": practice_id, "digest": d} for k, d in digests.items()
+        ]
+
+    async def _reindex(self, session: Any, practice_id: str, record_id: str, resource: dict, kind: EntityKind) -> None:
+        if kind.is_patient:
+            await self._repo.replace_indexes(
+                session, record_id, self._index_rows(practice_id, record_id, resource, kind)
+            )
+
     async def create_record(self, practice_id: str, entity_type: str, resource_json: str) -> tuple[dict, Any]:
         self._scope(practice_id)
         kind = kind_of(entity_type)
@@ -139,6 +158,7 @@ class SyncService:
         row = self._new_row(practice_id, resource, await self._seal(practice_id, resource, kind), kind)
         async with self._sessions() as session, session.begin():
             await self._repo.insert_records(session, [row])
+            await self._repo.insert_indexes(session, self._index_rows(practice_id, resource["id"], resource, kind))
             await self._audit([self._event(practice_id, "create", resource["id"], kind.project(resource), kind=kind)])
         return resource, row
 
@@ -162,7 +182,7 @@ class SyncService:
         ]
         if len(entries) > MAX_IMPORT:
             raise InvalidArgument(f"at most {MAX_IMPORT} patients per import", field="bundle_json", reason="TOO_MANY")
-        rows, events, ids = [], [], []
+        rows, events, ids, indexes = [], [], [], []
         for index, raw in entries:
             try:
                 parsed = fhir_patient.parse_patient(raw)
@@ -173,8 +193,10 @@ class SyncService:
             rows.append(self._new_row(practice_id, resource, await self._seal(practice_id, resource)))
             events.append(self._event(practice_id, "patient.create", resource["id"], fhir_patient.project(resource)))
             ids.append(resource["id"])
+            indexes += self._index_rows(practice_id, resource["id"], resource, ENTITIES[PATIENT])
         async with self._sessions() as session, session.begin():
             await self._repo.insert_records(session, rows)
+            await self._repo.insert_indexes(session, indexes)
             await self._audit(events)
         return ids
 
@@ -212,6 +234,7 @@ class SyncService:
             sealed = await self._seal(practice_id, resource)
             if not await self._repo.update_record(session, patient_id, row.version + 1, sealed, row.version):
                 raise Aborted("the patient changed concurrently", reason="VERSION_MISMATCH")
+            await self._reindex(session, practice_id, patient_id, resource, ENTITIES[PATIENT])
             after = fhir_patient.project(resource)
             # Both sides' names: a consent field is projected only while recorded, so one removed is absent after.
             changed = sorted(name for name in before.keys() | after.keys() if after.get(name) != before.get(name))
@@ -313,11 +336,26 @@ class SyncService:
             await self.reconcile_pull_page(page)
         finally:
             await self.finish_run(FinishRun(run_id))
-        async with self._sessions() as session:
+        async with self._sessions() as session, session.begin():
             after = await self._repo.links_by_external_id(session, config_id, kind.entity_type, external_ids)
+            held = await self._repo.open_identity_reviews(session, config_id, kind.entity_type, external_ids)
             run = await self._repo.get_run(session, run_id)
+            linked_now = [after[ext].record_id for ext in external_ids if ext in after and ext not in before]
+            # Newly linked is not newly made: a record matched to an existing patient was not created.
+            made = {
+                record_id
+                for record_id, row in (
+                    await self._repo.get_records(session, practice_id, kind.entity_type, linked_now)
+                ).items()
+                if _aware(row.created_at) >= _aware(run.started_at)
+            }
         applied = [
-            (ext, after[ext].record_id if ext in after else "", ext in after and ext not in before)
+            (
+                ext,
+                after[ext].record_id if ext in after else "",
+                ext in after and after[ext].record_id in made,
+                held[ext].review_id if ext in held and ext not in after else "",
+            )
             for ext in external_ids
         ]
         return run, applied
@@ -416,22 +454,34 @@ class SyncService:
             raise NotFound("review item not found", reason="REVIEW_ITEM_NOT_FOUND")
         values = await self._cipher.decrypt_json(practice_id, item.values_enc, REVIEW_PURPOSE)
         kind = kind_of(item.entity_type)
-        await self._audit([self._event(practice_id, "review.read", item.record_id, fields=[item.field], kind=kind)])
+        if item.kind == "identity":  # the parked record's identifying fields, to compare with the candidate's
+            shown = {k: v for k, v in kind.project(values["resource"]).items() if k in IDENTIFYING and v}
+            values = {"vendor_record": shown}
+            fields = sorted(shown)
+        else:
+            fields = [item.field]
+        await self._audit([self._event(practice_id, "review.read", item.record_id, fields=fields, kind=kind)])
         return item, values
 
     async def resolve_review(self, practice_id: str, review_id: str, choice: str, value: str | None) -> Any:
         """Writes the chosen value into the hub record (a new version when it changes) and closes
         the item; the record is dirty for that config, so its next push settles the vendor too."""
         self._scope(practice_id)
-        if choice not in ("hub", "vendor", "value"):
-            raise InvalidArgument("choice must be hub, vendor or value", field="choice", reason="INVALID_CHOICE")
         async with self._sessions() as session, session.begin():
             item = await self._repo.get_review(session, practice_id, review_id, lock=True)
             if item is None:
                 raise NotFound("review item not found", reason="REVIEW_ITEM_NOT_FOUND")
             if item.status != "OPEN":
                 raise FailedPrecondition("the review item is settled already", reason="REVIEW_ITEM_RESOLVED")
+            allowed = ("same", "different") if item.kind == "identity" else ("hub", "vendor", "value")
+            if choice not in allowed:
+                raise InvalidArgument(
+                    f"choice must be {' or '.join(allowed)} for this item", field="choice", reason="INVALID_CHOICE"
+                )
             kind = kind_of(item.entity_type)
+            if item.kind == "identity":
+                await self._settle_identity(session, practice_id, item, kind, choice == "same")
+                return await self._close_review(session, practice_id, item, kind, choice)
             row = await self._repo.get_record(session, practice_id, kind.entity_type, item.record_id, lock=True)
             if row is None:
                 raise NotFound("the record under review no longer exists", reason="RECORD_NOT_FOUND")
@@ -451,19 +501,64 @@ class SyncService:
                 sealed = await self._seal(practice_id, changed, kind)
                 if not await self._repo.update_record(session, item.record_id, version, sealed, row.version):
                     raise Aborted("the record changed concurrently", reason="VERSION_MISMATCH")
-            caller = current_caller()
-            await self._repo.update_review(
-                session,
-                review_id,
-                status="RESOLVED",
-                resolved_at=now(),
-                resolved_by=caller.user_id or SYNC_USER,
-                resolution=choice,
-            )
-            await self._audit(
-                [self._event(practice_id, "review.resolve", item.record_id, fields=[item.field], kind=kind)]
-            )
-            return await self._repo.get_review(session, practice_id, review_id)
+                await self._reindex(session, practice_id, item.record_id, changed, kind)
+            return await self._close_review(session, practice_id, item, kind, choice)
+
+    async def _close_review(self, session: Any, practice_id: str, item: Any, kind: EntityKind, choice: str) -> Any:
+        caller = current_caller()
+        await self._repo.update_review(
+            session,
+            item.review_id,
+            status="RESOLVED",
+            resolved_at=now(),
+            resolved_by=caller.user_id or SYNC_USER,
+            resolution=choice,
+        )
+        fields = [item.field] if item.field else list(item.reasons or [])
+        await self._audit([self._event(practice_id, "review.resolve", item.record_id, fields=fields, kind=kind)])
+        return await self._repo.get_review(session, practice_id, item.review_id)
+
+    async def _settle_identity(self, session: Any, practice_id: str, item: Any, kind: EntityKind, same: bool) -> None:
+        """A person's answer to "is this vendor record that patient?". Same: the record is linked to
+        the candidate and merged from an empty base under hub_wins (what differs keeps the hub's
+        value and goes to the vendor on the next push; what only the vendor holds is taken).
+        Different: a new hub patient is made of it. Either way the vendor record is linked now."""
+        values = await self._cipher.decrypt_json(practice_id, item.values_enc, REVIEW_PURPOSE)
+        theirs = values["resource"]
+        theirs_view = kind.project(theirs)
+        if await self._repo.get_link_by_external_id(session, item.config_id, kind.entity_type, item.external_id):
+            raise FailedPrecondition("the vendor record is linked already", reason="ALREADY_LINKED")
+        if same:
+            if await self._repo.get_link(session, item.config_id, kind.entity_type, item.record_id):
+                raise FailedPrecondition(
+                    "the patient is linked to another record of this vendor already", reason="CANDIDATE_LINKED"
+                )
+            row = await self._repo.get_record(session, practice_id, kind.entity_type, item.record_id, lock=True)
+            if row is None:
+                raise NotFound("the candidate patient no longer exists", reason="RECORD_NOT_FOUND")
+            resource = await self._open(practice_id, row.resource_enc, kind)
+            result = domain.merge({}, kind.project(resource), theirs_view, domain.HUB_WINS, kind.prevailing)
+            version = row.version
+            if result.changes:
+                version += 1
+                resource = self._stamp(kind.apply(resource, result.changes), item.record_id, version)
+                sealed = await self._seal(practice_id, resource, kind)
+                if not await self._repo.update_record(session, item.record_id, version, sealed, row.version):
+                    raise Aborted("the record changed concurrently", reason="VERSION_MISMATCH")
+                await self._reindex(session, practice_id, item.record_id, resource, kind)
+            record_id = item.record_id
+            synced = version if kind.project(resource) == theirs_view else 0
+        else:
+            record_id = str(uuid.uuid4())
+            resource = self._stamp(theirs, record_id, 1)
+            row = self._new_row(practice_id, resource, await self._seal(practice_id, resource, kind), kind)
+            await self._repo.insert_records(session, [row])
+            await self._repo.insert_indexes(session, self._index_rows(practice_id, record_id, resource, kind))
+            synced = 1
+            await self._audit([self._event(practice_id, "create", record_id, theirs_view, kind=kind)])
+        base = await self._cipher.encrypt_json(practice_id, theirs_view, kind.base_purpose)
+        link = self._link_row(item.config_id, practice_id, kind, record_id, item.external_id)
+        await self._repo.insert_links(session, [link | {"synced_version": synced, "base_enc": base}])
 
     # --- steps of a run (called by the workflow's activities) ---------------------------------
 
@@ -517,6 +612,9 @@ class SyncService:
                     "new": False,
                     "modified": _aware(row.updated_at),
                 }
+            if kind.is_patient:
+                usable, identity_events = await self._match_unlinked(session, page, kind, usable, state)
+                events += identity_events
             created = updated = 0
             for ext, theirs in usable:
                 theirs_view = kind.project(theirs)
@@ -587,6 +685,7 @@ class SyncService:
                     entry["synced_version"] = entry["version"]
                 entry["touched"] = True
             new_rows, new_links = [], []
+            state_by_id = {entry["record_id"]: entry["resource"] for entry in state.values() if entry["new"]}
             for ext, entry in state.items():
                 sealed_base = await self._cipher.encrypt_json(page.practice_id, entry["base"], kind.base_purpose)
                 if entry["new"]:
@@ -607,6 +706,13 @@ class SyncService:
                         # A hub edit landed since the page was read: roll back; the retried
                         # activity merges against it.
                         raise Aborted("a record changed during the merge", reason="CONCURRENT_UPDATE")
+                    await self._reindex(session, page.practice_id, entry["record_id"], entry["resource"], kind)
+                if entry.get("link_new"):  # matched to an existing patient: its first link to this config
+                    new_links.append(
+                        self._link_row(page.config_id, page.practice_id, kind, entry["record_id"], ext)
+                        | {"synced_version": entry["synced_version"], "base_enc": sealed_base}
+                    )
+                    continue
                 await self._repo.update_link(
                     session,
                     page.config_id,
@@ -616,12 +722,115 @@ class SyncService:
                     base_enc=sealed_base,
                 )
             await self._repo.insert_records(session, new_rows)
+            await self._repo.insert_indexes(
+                session,
+                [
+                    i
+                    for row in new_rows
+                    for i in self._index_rows(page.practice_id, row["record_id"], state_by_id[row["record_id"]], kind)
+                ],
+            )
             await self._repo.insert_links(session, new_links)
             events += await self._hold_for_review(session, page, kind, held_items)
             await self._repo.set_cursor(session, page.config_id, kind.entity_type, page.next_cursor)
             counts.update(records_succeeded=len(usable), records_created=created, records_updated=updated)
             await self._repo.add_to_run(session, page.run_id, counts, failures)
             await self._audit(events)
+
+    async def _match_unlinked(
+        self, session: Any, page: PullPage, kind: EntityKind, usable: list[tuple[str, dict]], state: dict
+    ) -> tuple[list[tuple[str, dict]], list[audit_pb2.AuditEvent]]:
+        """Vendor patients with no link to this config, before any is created: through the blind
+        indexes (libs/blind_index.py, no record decrypted to look), one existing patient it MATCHes
+        is linked and merged from an empty base (nothing known in common yet, so the policy settles
+        what differs); a record that is POSSIBLY an existing patient is parked in the review queue
+        instead of becoming a duplicate; the rest are created. Each decision is audited with why
+        (the index kinds that agree or differ, never a value). A patient already linked to another
+        record of this vendor, or claimed by another record of the page, is never MATCHed."""
+        unlinked = [(ext, theirs) for ext, theirs in usable if ext not in state]
+        if not unlinked:
+            return usable, []
+        digests = {ext: self._indexer.digests(page.practice_id, kind.project(theirs)) for ext, theirs in unlinked}
+        candidates = await self._repo.index_candidates(
+            session, page.practice_id, [d for by_kind in digests.values() for d in by_kind.values()]
+        )
+        linked = await self._repo.links_by_record(session, page.config_id, kind.entity_type, list(candidates))
+        parked_before = await self._repo.open_identity_reviews(
+            session, page.config_id, kind.entity_type, [ext for ext, _ in unlinked]
+        )
+        claimed: set[str] = set()
+        matched: dict[str, tuple[str, list[str]]] = {}
+        parked: list[dict[str, Any]] = []
+        for ext, theirs in unlinked:
+            if ext in parked_before:  # a person is deciding already: the queue gets the latest record
+                parked.append({"ext": ext, "resource": theirs, "item": parked_before[ext]})
+                continue
+            verdicts = []
+            for record_id, theirs_digests in candidates.items():
+                if set(theirs_digests.values()) & set(digests[ext].values()):
+                    verdict, why = decide(digests[ext], theirs_digests)
+                    if verdict == MATCH and (record_id in linked or record_id in claimed):
+                        verdict = POSSIBLE
+                    verdicts.append((verdict != MATCH, verdict != POSSIBLE, record_id, verdict, why))
+            verdicts.sort()
+            matches = [v for v in verdicts if v[3] == MATCH]
+            if len(matches) == 1:
+                _, _, record_id, _, why = matches[0]
+                matched[ext] = (record_id, why)
+                claimed.add(record_id)
+            elif matches or any(v[3] == POSSIBLE for v in verdicts):
+                _, _, record_id, _, why = verdicts[0]
+                reasons = why + (["several_match"] if len(matches) > 1 else [])
+                parked.append({"ext": ext, "resource": theirs, "candidate": record_id, "why": reasons})
+        events = []
+        if matched:
+            rows = await self._repo.get_records(
+                session, page.practice_id, kind.entity_type, [rid for rid, _ in matched.values()]
+            )
+            for ext, (record_id, why) in matched.items():
+                row = rows[record_id]
+                state[ext] = {
+                    "record_id": record_id,
+                    "version": row.version,
+                    "stored_version": row.version,
+                    "synced_version": 0,
+                    "resource": await self._open(page.practice_id, row.resource_enc, kind),
+                    "base": {},
+                    "new": False,
+                    "link_new": True,
+                    "modified": _aware(row.updated_at),
+                }
+                events.append(self._event(page.practice_id, "match", record_id, fields=why, page=page, kind=kind))
+        events += await self._park_for_identity(session, page, kind, parked)
+        held = {p["ext"] for p in parked}
+        return [(ext, theirs) for ext, theirs in usable if ext not in held], events
+
+    async def _park_for_identity(
+        self, session: Any, page: PullPage, kind: EntityKind, parked: list[dict[str, Any]]
+    ) -> list[audit_pb2.AuditEvent]:
+        stamp = datetime.now(UTC)
+        rows, events = [], []
+        for p in parked:
+            current = p.get("item")
+            if current is not None:
+                values = await self._cipher.decrypt_json(page.practice_id, current.values_enc, REVIEW_PURPOSE)
+                sealed = await self._cipher.encrypt_json(
+                    page.practice_id, {**values, "resource": p["resource"]}, REVIEW_PURPOSE
+                )
+                await self._repo.update_review(session, current.review_id, values_enc=sealed, run_id=page.run_id)
+                continue
+            values = {"resource": p["resource"], "why": p["why"]}
+            sealed = await self._cipher.encrypt_json(page.practice_id, values, REVIEW_PURPOSE)
+            rows.append(
+                _review_row(page, kind, p["candidate"], p["ext"], sealed, stamp, kind_name="identity", reasons=p["why"])
+            )
+            events.append(
+                self._event(
+                    page.practice_id, "review.hold_match", p["candidate"], fields=p["why"], page=page, kind=kind
+                )
+            )
+        await self._repo.insert_reviews(session, rows)
+        return events
 
     async def _hold_for_review(
         self, session: Any, page: PullPage, kind: EntityKind, held: list[dict[str, Any]]
@@ -641,22 +850,7 @@ class SyncService:
                 await self._repo.update_review(session, current.review_id, values_enc=sealed, run_id=page.run_id)
             else:
                 new_rows.append(
-                    {
-                        "review_id": str(uuid.uuid4()),
-                        "practice_id": page.practice_id,
-                        "config_id": page.config_id,
-                        "entity_type": kind.entity_type,
-                        "record_id": item["record_id"],
-                        "external_id": item["external_id"],
-                        "field": item["field"],
-                        "status": "OPEN",
-                        "values_enc": sealed,
-                        "run_id": page.run_id,
-                        "created_at": stamp,
-                        "updated_at": stamp,
-                        "resolved_by": "",
-                        "resolution": "",
-                    }
+                    _review_row(page, kind, item["record_id"], item["external_id"], sealed, stamp, field=item["field"])
                 )
             events.append(
                 self._event(
@@ -1049,6 +1243,39 @@ class SyncService:
     async def _audit(self, events: list[audit_pb2.AuditEvent]) -> None:
         if events:
             await call(self._peers.audit.Record, audit_pb2.RecordRequest(events=events))
+
+
+def _review_row(
+    page: PullPage,
+    kind: EntityKind,
+    record_id: str,
+    external_id: str,
+    sealed: bytes,
+    stamp: datetime,
+    *,
+    field: str = "",
+    kind_name: str = "conflict",
+    reasons: list[str] | None = None,
+) -> dict[str, Any]:
+    """A new open review item held by this page's run."""
+    return {
+        "review_id": str(uuid.uuid4()),
+        "practice_id": page.practice_id,
+        "config_id": page.config_id,
+        "entity_type": kind.entity_type,
+        "record_id": record_id,
+        "external_id": external_id,
+        "field": field,
+        "kind": kind_name,
+        "reasons": reasons or [],
+        "status": "OPEN",
+        "values_enc": sealed,
+        "run_id": page.run_id,
+        "created_at": stamp,
+        "updated_at": stamp,
+        "resolved_by": "",
+        "resolution": "",
+    }
 
 
 def _field_policies(config: registry_pb2.IntegrationConfig) -> dict[str, str]:

@@ -94,7 +94,8 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
     async def GetReviewItem(self, request: pb.GetReviewItemRequest, context) -> pb.GetReviewItemResponse:  # noqa: ANN001
         item, values = await self._service.get_review(request.practice_id, required(request.review_id, "review_id"))
         return pb.GetReviewItemResponse(
-            item=convert.review_to_proto(item), values=convert.review_values_to_proto(values)
+            item=convert.review_to_proto(item),
+            values=convert.review_values_to_proto(values, values.get("vendor_record")),
         )
 
     async def ResolveReviewItem(self, request: pb.ResolveReviewItemRequest, context) -> pb.ResolveReviewItemResponse:  # noqa: ANN001
@@ -152,8 +153,8 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         return pb.ApplyVendorRecordsResponse(
             run=convert.run_to_proto(run),
             records=[
-                pb.AppliedRecord(external_id=ext, record_id=record_id, created=created)
-                for ext, record_id, created in applied
+                pb.AppliedRecord(external_id=ext, record_id=record_id, created=created, review_id=review_id)
+                for ext, record_id, created, review_id in applied
             ],
         )
 

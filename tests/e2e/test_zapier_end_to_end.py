@@ -78,7 +78,9 @@ async def test_deliveries_are_signed_and_a_zap_that_answers_410_is_unsubscribed(
         updated = await http.put(f"/patients/{patient['id']}", json=patient, headers=headers)
         assert updated.status_code == 200
         # A patient.updated Zap would get it; this config only has the deleted patient.created one.
-        zap2 = (await http.post(f"{zapier}/_sandbox/zaps", json={"app_id": app_id, "trigger": "patient_updated"})).json()
+        zap2 = (
+            await http.post(f"{zapier}/_sandbox/zaps", json={"app_id": app_id, "trigger": "patient_updated"})
+        ).json()
         stack.sandbox_apps["zapier"].state.sandbox.zaps[zap2["id"]].state = "deleted"
         pushed = await run_sync(http, headers, "push", vendor="zapier")
         assert pushed["status"] == "succeeded" and pushed["records_updated"] == 1
@@ -92,7 +94,9 @@ async def test_a_throttled_zap_gets_every_record_once(stack) -> None:  # noqa: A
         _, app_id = await _connected(stack, http, "zap-429")
         headers = _admin(stack, "zap-429")
         zap = (await http.post(f"{zapier}/_sandbox/zaps", json={"app_id": app_id, "trigger": "patient_created"})).json()
-        assert (await http.post("/patients/import", json=synthetic_patients_bundle(4), headers=headers)).status_code == 201
+        assert (
+            await http.post("/patients/import", json=synthetic_patients_bundle(4), headers=headers)
+        ).status_code == 201
         # Zapier's throttle says Retry-After: 60; the adapter's waits are recorded, not slept.
         waits: list[float] = []
 
@@ -116,7 +120,9 @@ async def test_keys_and_hooks_are_confined_to_their_practice(stack) -> None:  # 
         key_a, _ = await _connected(stack, http, "zap-a")
         key_b, app_b = await _connected(stack, http, "zap-b")
         zapier = stack.sandboxes["zapier"].url
-        zap_b = (await http.post(f"{zapier}/_sandbox/zaps", json={"app_id": app_b, "trigger": "patient_created"})).json()
+        zap_b = (
+            await http.post(f"{zapier}/_sandbox/zaps", json={"app_id": app_b, "trigger": "patient_created"})
+        ).json()
         hook_b = zap_b["subscribe_data"]["id"]
         as_a = {"X-API-Key": key_a["api_key"]}
         refused = await http.delete(f"/zapier/hooks/{hook_b}", headers=as_a)
@@ -126,9 +132,44 @@ async def test_keys_and_hooks_are_confined_to_their_practice(stack) -> None:  # 
         assert (await http.get("/zapier/me")).status_code == 401
         bad = await http.post("/zapier/patients", json={"first_name": "No", "external_id": "z1"}, headers=as_a)
         assert bad.status_code == 400 and bad.json()["field"] == "last_name"
-        revoked = await http.delete(
-            f"/integrations/zapier/keys/{key_a['key_id']}", headers=_admin(stack, "zap-a")
-        )
+        revoked = await http.delete(f"/integrations/zapier/keys/{key_a['key_id']}", headers=_admin(stack, "zap-a"))
         assert revoked.status_code == 204
         after = await http.get("/zapier/me", headers=as_a)
         assert after.status_code == 401 and after.json()["reason"] == "INVALID_API_KEY"
+
+
+async def test_an_action_for_someone_the_hub_may_know_is_held_for_review_not_created(stack) -> None:  # noqa: ANN001
+    """Zapier actions are matched like any vendor's records: an existing patient (name and birth
+    date) is updated, not duplicated; a household member sharing the patient's phone is held."""
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=120) as http:
+        key, _ = await _connected(stack, http, "zap-identity")
+        headers = _admin(stack, "zap-identity")
+        imported = (await http.post("/patients/import", json=synthetic_patients_bundle(1), headers=headers)).json()
+        [patient_id] = imported["patient_ids"]
+        hub = (await http.get(f"/patients/{patient_id}", headers=headers)).json()
+        name = hub["name"][0]
+        phone = next(t["value"] for t in hub["telecom"] if t["system"] == "phone")
+        as_zapier = {"X-API-Key": key["api_key"]}
+        same = {
+            "external_id": "zap-same",
+            "first_name": name["given"][0].lower(),
+            "last_name": name["family"].upper(),
+            "birth_date": hub["birthDate"],
+            "email": "same.person@example.org",
+        }
+        matched = await http.post("/zapier/patients", json=same, headers=as_zapier)
+        assert matched.status_code == 200, matched.text  # updated, not created
+        assert matched.json() == {"patient_id": patient_id, "external_id": "zap-same", "created": False}
+        relative = {
+            "external_id": "zap-relative",
+            "first_name": "Quennith",
+            "last_name": name["family"],
+            "birth_date": "2016-03-03",
+            "phone": phone,
+        }
+        held = await http.post("/zapier/patients", json=relative, headers=as_zapier)
+        assert held.status_code == 202, held.text
+        assert held.json()["status"] == "held_for_review" and held.json()["review_id"]
+        patients = (await http.get("/patients", headers=headers)).json()["patients"]
+        assert [p["id"] for p in patients] == [patient_id]
+        assert any(t["value"] == "same.person@example.org" for t in patients[0]["telecom"])  # merged in

@@ -122,12 +122,16 @@ class ZapierAdapter:
 
     async def fetch_changes(self, request: pb.FetchChangesRequest) -> pb.FetchChangesResponse:
         if request.entity_type not in (PATIENT, APPOINTMENT):
-            raise ApplicationError("Zapier syncs patients and appointments only", type="InvalidArgument", non_retryable=True)
+            raise ApplicationError(
+                "Zapier syncs patients and appointments only", type="InvalidArgument", non_retryable=True
+            )
         return pb.FetchChangesResponse(next_cursor=request.cursor, has_more=False)
 
     async def upsert_batch(self, request: pb.UpsertBatchRequest) -> pb.UpsertBatchResponse:
         if request.entity_type not in (PATIENT, APPOINTMENT):
-            raise ApplicationError("Zapier syncs patients and appointments only", type="InvalidArgument", non_retryable=True)
+            raise ApplicationError(
+                "Zapier syncs patients and appointments only", type="InvalidArgument", non_retryable=True
+            )
         hooks = await self._subscriptions(request.config_id)
         by_event: dict[str, list[dict]] = defaultdict(list)
         results = []

@@ -38,9 +38,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("subscription_id", name=op.f("pk_connection_hook_subscriptions")),
     )
-    op.create_index(
-        op.f("ix_connection_hook_subscriptions_config_id"), "connection_hook_subscriptions", ["config_id"]
-    )
+    op.create_index(op.f("ix_connection_hook_subscriptions_config_id"), "connection_hook_subscriptions", ["config_id"])
 
 
 def downgrade() -> None:

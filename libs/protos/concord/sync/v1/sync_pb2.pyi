@@ -26,6 +26,14 @@ class ReviewChoice(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REVIEW_CHOICE_HUB: _ClassVar[ReviewChoice]
     REVIEW_CHOICE_VENDOR: _ClassVar[ReviewChoice]
     REVIEW_CHOICE_VALUE: _ClassVar[ReviewChoice]
+    REVIEW_CHOICE_SAME: _ClassVar[ReviewChoice]
+    REVIEW_CHOICE_DIFFERENT: _ClassVar[ReviewChoice]
+
+class ReviewKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REVIEW_KIND_UNSPECIFIED: _ClassVar[ReviewKind]
+    REVIEW_KIND_CONFLICT: _ClassVar[ReviewKind]
+    REVIEW_KIND_IDENTITY: _ClassVar[ReviewKind]
 
 class SyncRunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -49,6 +57,11 @@ REVIEW_CHOICE_UNSPECIFIED: ReviewChoice
 REVIEW_CHOICE_HUB: ReviewChoice
 REVIEW_CHOICE_VENDOR: ReviewChoice
 REVIEW_CHOICE_VALUE: ReviewChoice
+REVIEW_CHOICE_SAME: ReviewChoice
+REVIEW_CHOICE_DIFFERENT: ReviewChoice
+REVIEW_KIND_UNSPECIFIED: ReviewKind
+REVIEW_KIND_CONFLICT: ReviewKind
+REVIEW_KIND_IDENTITY: ReviewKind
 SYNC_RUN_STATUS_UNSPECIFIED: SyncRunStatus
 SYNC_RUN_STATUS_RUNNING: SyncRunStatus
 SYNC_RUN_STATUS_SUCCEEDED: SyncRunStatus
@@ -61,7 +74,7 @@ CHANGE_EVENT_OUTCOME_PULL_STARTED: ChangeEventOutcome
 CHANGE_EVENT_OUTCOME_PULL_PENDING: ChangeEventOutcome
 
 class ReviewItem(_message.Message):
-    __slots__ = ("review_id", "config_id", "entity_type", "record_id", "external_id", "field", "status", "run_id", "create_time", "update_time", "resolve_time", "resolved_by", "resolution")
+    __slots__ = ("review_id", "config_id", "entity_type", "record_id", "external_id", "field", "status", "run_id", "create_time", "update_time", "resolve_time", "resolved_by", "resolution", "kind", "reasons")
     REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
     CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
     ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +88,8 @@ class ReviewItem(_message.Message):
     RESOLVE_TIME_FIELD_NUMBER: _ClassVar[int]
     RESOLVED_BY_FIELD_NUMBER: _ClassVar[int]
     RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
     review_id: str
     config_id: str
     entity_type: _common_pb2.EntityType
@@ -88,21 +103,32 @@ class ReviewItem(_message.Message):
     resolve_time: _timestamp_pb2.Timestamp
     resolved_by: str
     resolution: ReviewChoice
-    def __init__(self, review_id: _Optional[str] = ..., config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., record_id: _Optional[str] = ..., external_id: _Optional[str] = ..., field: _Optional[str] = ..., status: _Optional[_Union[ReviewStatus, str]] = ..., run_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolve_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_by: _Optional[str] = ..., resolution: _Optional[_Union[ReviewChoice, str]] = ...) -> None: ...
+    kind: ReviewKind
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, review_id: _Optional[str] = ..., config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., record_id: _Optional[str] = ..., external_id: _Optional[str] = ..., field: _Optional[str] = ..., status: _Optional[_Union[ReviewStatus, str]] = ..., run_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolve_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_by: _Optional[str] = ..., resolution: _Optional[_Union[ReviewChoice, str]] = ..., kind: _Optional[_Union[ReviewKind, str]] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReviewValues(_message.Message):
-    __slots__ = ("base", "hub", "vendor", "hub_modify_time", "vendor_modify_time")
+    __slots__ = ("base", "hub", "vendor", "hub_modify_time", "vendor_modify_time", "vendor_record")
+    class VendorRecordEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     BASE_FIELD_NUMBER: _ClassVar[int]
     HUB_FIELD_NUMBER: _ClassVar[int]
     VENDOR_FIELD_NUMBER: _ClassVar[int]
     HUB_MODIFY_TIME_FIELD_NUMBER: _ClassVar[int]
     VENDOR_MODIFY_TIME_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_RECORD_FIELD_NUMBER: _ClassVar[int]
     base: str
     hub: str
     vendor: str
     hub_modify_time: _timestamp_pb2.Timestamp
     vendor_modify_time: _timestamp_pb2.Timestamp
-    def __init__(self, base: _Optional[str] = ..., hub: _Optional[str] = ..., vendor: _Optional[str] = ..., hub_modify_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vendor_modify_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    vendor_record: _containers.ScalarMap[str, str]
+    def __init__(self, base: _Optional[str] = ..., hub: _Optional[str] = ..., vendor: _Optional[str] = ..., hub_modify_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vendor_modify_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vendor_record: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ListReviewItemsRequest(_message.Message):
     __slots__ = ("practice_id", "config_id", "status", "page_size", "page_token")
@@ -489,14 +515,16 @@ class ApplyVendorRecordsRequest(_message.Message):
     def __init__(self, practice_id: _Optional[str] = ..., config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., records: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ...) -> None: ...
 
 class AppliedRecord(_message.Message):
-    __slots__ = ("external_id", "record_id", "created")
+    __slots__ = ("external_id", "record_id", "created", "review_id")
     EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_ID_FIELD_NUMBER: _ClassVar[int]
     external_id: str
     record_id: str
     created: bool
-    def __init__(self, external_id: _Optional[str] = ..., record_id: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
+    review_id: str
+    def __init__(self, external_id: _Optional[str] = ..., record_id: _Optional[str] = ..., created: _Optional[bool] = ..., review_id: _Optional[str] = ...) -> None: ...
 
 class ApplyVendorRecordsResponse(_message.Message):
     __slots__ = ("run", "records")
