@@ -1,7 +1,12 @@
-"""A conflict a person settles: the demo practice's GoHighLevel config under manual_review, one
-patient's city changed in the hub and in GHL before either side saw the other's edit. The pull
-applies nothing of that field, the review queue shows it, an admin takes GHL's value, and the next
-push leaves both sides agreeing. The config goes back to hub_wins afterwards."""
+"""What a person settles in the review queue, on the demo practice's GoHighLevel config.
+
+A conflict: under manual_review, one patient's city changed in the hub and in GHL before either side
+saw the other's edit. The pull applies nothing of that field, the queue shows it, an admin takes
+GHL's value, and the next push leaves both sides agreeing. The config goes back to hub_wins.
+
+A possible duplicate: a GHL user adds a contact with a hub patient's family name and postal code but
+another given name and birth date (a household member). The pull does not create it: it waits as
+an identity item saying why; the admin answers "a different person" and it becomes a patient."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from services.demo import PRACTICE_ID, DemoError, _check, run_sync
 from services.supervisor import Stack
 
 HUB_CITY, GHL_CITY = "Newport", "Bristol"
+HOUSEHOLD_GIVEN = "Tamsin"
 
 
 @dataclass
@@ -27,6 +33,10 @@ class ConflictResult:
     push: dict[str, Any]
     hub_city: str
     ghl_city: str
+    identity: dict[str, Any] | None = None
+    identity_pull: dict[str, Any] | None = None
+    patients_before: int = 0
+    patients_after: int = 0
 
 
 async def _settings(http: httpx.AsyncClient, headers: dict[str, str], policy: str) -> None:
@@ -75,9 +85,56 @@ async def run_conflicts_demo(stack: Stack) -> ConflictResult:
             await http.get(f"{sandbox}/_sandbox/contacts", params={"locationId": status["account_id"]}), 200, "list"
         )
         ghl_city = next(c for c in ghl["contacts"] if c["id"] == contact["id"])["city"]
-    if hub["city"] != ghl_city:
-        raise DemoError("the hub and GoHighLevel disagree after the review")
-    return ConflictResult(pull, held["items"], shown, resolved, push, hub["city"], ghl_city)
+        if hub["city"] != ghl_city:
+            raise DemoError("the hub and GoHighLevel disagree after the review")
+        result = ConflictResult(pull, held["items"], shown, resolved, push, hub["city"], ghl_city)
+        await _possible_duplicate(stack, http, headers, status["account_id"], patient, result)
+    return result
+
+
+async def _possible_duplicate(
+    stack: Stack,
+    http: httpx.AsyncClient,
+    headers: dict[str, str],
+    location: str,
+    relative: dict,
+    result: ConflictResult,
+) -> None:
+    ghl = stack.vendors["ghl"]
+    sandbox = ghl.sandbox.url
+    token = _check(await http.post(f"{sandbox}/_sandbox/tokens", json={"client_id": ghl.client_id}), 201, "token")
+    postal = (relative.get("address") or [{}])[0].get("postalCode")
+    if not postal:
+        raise DemoError("the demo patient has no postal code to share")
+    # GHL refuses a second contact with a phone or email it holds: the household shares a surname
+    # and an address.
+    body = {
+        "locationId": location,
+        "firstName": HOUSEHOLD_GIVEN,
+        "lastName": relative["name"][0]["family"],
+        "postalCode": postal,
+        "dateOfBirth": "2016-04-04",
+    }
+    api = {"Authorization": f"Bearer {token['access_token']}", "Version": "2021-07-28"}
+    _check(await http.post(f"{sandbox}/contacts/", json=body, headers=api), 201, "GHL contact")
+    result.patients_before = len(await _patients(http, headers))
+    result.identity_pull = await run_sync(http, headers, "pull")
+    items = _check(await http.get("/review-items", params={"status": "open"}, headers=headers), 200, "queue")["items"]
+    identity = [i for i in items if i["kind"] == "identity"]
+    if len(identity) != 1 or identity[0]["record_id"] != relative["id"]:
+        raise DemoError(f"expected one possible duplicate of the demo patient, the queue holds {len(identity)}")
+    result.identity = identity[0]
+    answer = {"choice": "different"}
+    _check(
+        await http.post(f"/review-items/{identity[0]['review_id']}/resolve", json=answer, headers=headers),
+        200,
+        "resolve",
+    )
+    result.patients_after = len(await _patients(http, headers))
+
+
+async def _patients(http: httpx.AsyncClient, headers: dict[str, str]) -> list[dict]:
+    return _check(await http.get("/patients", params={"page_size": 500}, headers=headers), 200, "patients")["patients"]
 
 
 def print_conflicts_summary(result: ConflictResult, console: Console) -> None:
@@ -89,4 +146,13 @@ def print_conflicts_summary(result: ConflictResult, console: Console) -> None:
     table.add_row("resolved by", f"{result.resolved['resolved_by']} ({result.resolved['resolution']}'s value)")
     table.add_row("next push (updated)", str(result.push["records_updated"]))
     table.add_row("hub / GoHighLevel agree", "yes" if result.hub_city == result.ghl_city else "no")
+    if result.identity is not None and result.identity_pull is not None:
+        table.add_row(
+            "GHL contact sharing a patient's family name and address: pulled, created",
+            f"{result.identity_pull['records_processed']}, {result.identity_pull['records_created']}",
+        )
+        table.add_row("held as a possible duplicate because", ", ".join(result.identity["reasons"]))
+        table.add_row(
+            "answered 'a different person': hub patients", f"{result.patients_before} -> {result.patients_after}"
+        )
     console.print(table)

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from services.conflicts_demo import GHL_CITY, HUB_CITY, run_conflicts_demo
+from services.conflicts_demo import GHL_CITY, HOUSEHOLD_GIVEN, HUB_CITY, run_conflicts_demo
 from services.demo import connect_ghl, run_demo, run_sync, synthetic_patients_bundle
 from tests.e2e.conftest import ok
 
@@ -193,4 +193,8 @@ async def test_the_demos_conflict_is_held_resolved_and_pushed(stack, caplog) -> 
     assert (result.shown["values"]["hub"], result.shown["values"]["vendor"]) == (HUB_CITY, GHL_CITY)
     assert result.resolved["resolution"] == "vendor" and result.push["records_updated"] == 1
     assert result.hub_city == result.ghl_city == GHL_CITY
-    assert HUB_CITY not in caplog.text and GHL_CITY not in caplog.text
+    # The household member's contact: held, not created, until a person said who it is.
+    assert result.identity_pull["records_created"] == 0
+    assert {"family_postal", "name_differs", "birth_differs"} <= set(result.identity["reasons"])
+    assert result.patients_after == result.patients_before + 1
+    assert HUB_CITY not in caplog.text and GHL_CITY not in caplog.text and HOUSEHOLD_GIVEN not in caplog.text

@@ -70,7 +70,10 @@ async def test_a_hub_appointment_is_booked_at_zenoti_once_and_a_reschedule_comes
         stranger = await http.get("/integrations/zenoti/availability", params=params, headers=other)
         assert stranger.status_code == 409 and stranger.json()["reason"] == "PATIENT_NOT_LINKED"
         # Without the center's time zone Zenoti cannot be asked: a clear refusal, not a guess.
-        ok(await http.put("/integrations/zenoti/booking", json={"center_time_zone": "Mars/Olympus"}, headers=admin), 400)
+        ok(
+            await http.put("/integrations/zenoti/booking", json={"center_time_zone": "Mars/Olympus"}, headers=admin),
+            400,
+        )
 
 
 def _service_of(services: list[dict], zenoti_id: str) -> str:
