@@ -45,6 +45,7 @@ from services.gateway.deps import (
     resolve_vendor,
     run_json,
     start_sync_run,
+    time_or_none,
 )
 from services.gateway.deps import config_for as _config_for
 from services.gateway.deps import find_config as _find_config
@@ -303,8 +304,21 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
                 ),
             )
         ).config
+        # The frequency (or active) decides the config's Temporal Schedules: made to match now.
+        applied = await call(
+            backends.sync.ApplySchedules,
+            sync_pb2.ApplySchedulesRequest(practice_id=caller.practice_id, config_id=updated.config_id),
+        )
         return {
             "config_id": updated.config_id,
+            "schedules": [
+                {
+                    "entity": common_pb2.EntityType.Name(s.entity_type).removeprefix("ENTITY_TYPE_").lower(),
+                    "every_seconds": s.every.seconds,
+                    "next_run_at": time_or_none(s, "next_run_time"),
+                }
+                for s in applied.schedules
+            ],
             "active": updated.active,
             "sync_direction": enum_out("sync_direction", updated.sync_direction),
             "sync_frequency": enum_out("sync_frequency", updated.sync_frequency),

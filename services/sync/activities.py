@@ -6,7 +6,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from libs.errors import ConcordError, InvalidArgument, NotFound
-from services.sync.domain import CursorRequest, FinishRun, PullPage, PushBatch, PushBatchRequest, PushResults
+from services.sync.domain import (
+    CursorRequest,
+    FinishRun,
+    PullPage,
+    PushBatch,
+    PushBatchRequest,
+    PushResults,
+    ScheduledSyncInput,
+)
 from services.sync.service import SyncService
 
 
@@ -44,8 +52,13 @@ class SyncActivities:
     async def finish_run(self, request: FinishRun) -> None:
         await self._service.finish_run(request)
 
+    @activity.defn(name="start_scheduled_sync")
+    async def start_scheduled_sync(self, request: ScheduledSyncInput) -> str:
+        return await self._service.start_scheduled_sync(request)
+
     def all(self) -> list:
         return [
+            self.start_scheduled_sync,
             self.load_cursor,
             self.reconcile_pull_page,
             self.prepare_push_batch,

@@ -275,3 +275,24 @@ def new_run_row(
         "completed_at": None,
         "starts_at": started + timedelta(seconds=start_delay),
     }
+
+
+# Temporal Schedules: how often each frequency pulls and pushes a config's entities. A real-time
+# config also gets one: its webhooks and change events are the fast path, the 15-minute run the
+# safety net for a missed delivery.
+SCHEDULE_INTERVALS = {
+    "SYNC_FREQUENCY_REAL_TIME": timedelta(minutes=15),
+    "SYNC_FREQUENCY_HOURLY": timedelta(hours=1),
+    "SYNC_FREQUENCY_DAILY": timedelta(days=1),
+}
+
+
+@dataclass
+class ScheduledSyncInput:
+    practice_id: str
+    config_id: str
+    entity_type: str
+
+
+def schedule_id(config_id: str, entity_type: str) -> str:
+    return f"sync-schedule:{config_id}:{entity_type}"

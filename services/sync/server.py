@@ -25,7 +25,7 @@ from services.sync.availability import AvailabilityWorkflow
 from services.sync.messaging import SendMessageWorkflow
 from services.sync.service import Peers, SyncService
 from services.sync.servicer import SyncServicer
-from services.sync.workflows import PatientSyncWorkflow
+from services.sync.workflows import PatientSyncWorkflow, ScheduledSyncWorkflow
 
 NAME = "sync"
 
@@ -48,7 +48,7 @@ async def start(settings: Settings, address: str = "127.0.0.1:0") -> RunningServ
     worker = Worker(
         temporal,
         task_queue=settings.sync_task_queue,
-        workflows=[PatientSyncWorkflow, SendMessageWorkflow, AvailabilityWorkflow],
+        workflows=[PatientSyncWorkflow, ScheduledSyncWorkflow, SendMessageWorkflow, AvailabilityWorkflow],
         activities=SyncActivities(service).all(),
     )
     worker_task = asyncio.create_task(worker.run())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -10,9 +12,20 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    WorkflowFailureError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from libs import fhir_patient
 from libs.blind_index import MATCH, POSSIBLE, BlindIndexer, decide
@@ -47,6 +60,7 @@ from services.sync.entities import APPOINTMENT, ENTITIES, PATIENT, SERVICE, Enti
 from services.sync.messaging import MessageInput, message_workflow_id, send_failure
 from services.sync.repository import SyncRepository, now
 
+log = logging.getLogger(__name__)
 SYNC_USER = "system:sync"
 # Associated data of a review item's ciphertext (its three values of one field): never rename.
 REVIEW_PURPOSE = "review-item-values"
@@ -415,6 +429,56 @@ class SyncService:
                 "a sync of this config is already running", reason="SYNC_ALREADY_RUNNING"
             ) from None
         return row
+
+    # --- schedules ------------------------------------------------------------------------------
+
+    async def apply_schedules(self, practice_id: str, config_id: str) -> list[Any]:
+        """Makes the config's Temporal Schedules what its frequency says: one per entity it syncs,
+        every SCHEDULE_INTERVALS[frequency], overlapping runs skipped; none for a manual or
+        inactive config. Idempotent; returns the schedules' descriptions."""
+        self._scope(practice_id)
+        config = await self.owned_config(practice_id, config_id)
+        every = domain.SCHEDULE_INTERVALS.get(common_pb2.SyncFrequency.Name(config.sync_frequency))
+        wanted = {
+            common_pb2.EntityType.Name(e) for e in config.enabled_entities if common_pb2.EntityType.Name(e) in ENTITIES
+        }
+        if not config.active or every is None:
+            wanted = set()
+        described = []
+        for entity_type in sorted(ENTITIES):
+            handle = self._temporal.get_schedule_handle(domain.schedule_id(config_id, entity_type))
+            if entity_type not in wanted:
+                with contextlib.suppress(RPCError):  # none there: nothing to delete
+                    await handle.delete()
+                continue
+            schedule = Schedule(
+                action=ScheduleActionStartWorkflow(
+                    "ScheduledSync",
+                    domain.ScheduledSyncInput(practice_id, config_id, entity_type),
+                    id=f"scheduled-sync:{config_id}:{entity_type}",
+                    task_queue=self._task_queue,
+                ),
+                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            )
+            try:
+                await handle.update(lambda _, schedule=schedule: ScheduleUpdate(schedule=schedule))
+            except RPCError as error:
+                if error.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                handle = await self._temporal.create_schedule(handle.id, schedule)
+            described.append((entity_type, every, await handle.describe()))
+        return described
+
+    async def start_scheduled_sync(self, request: domain.ScheduledSyncInput) -> str:
+        """A schedule's run: started like a user's, skipped when one is running or the config can
+        no longer run (disconnected, inactive); returns the run id, or "" when skipped."""
+        try:
+            row = await self.start_sync(request.practice_id, request.config_id, request.entity_type, "")
+        except (FailedPrecondition, NotFound) as error:
+            log.info("scheduled sync skipped: %s", error.reason)
+            return ""
+        return row["run_id"]
 
     async def get_run(self, practice_id: str, run_id: str) -> Any:
         self._scope(practice_id)

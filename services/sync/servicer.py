@@ -108,6 +108,18 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         )
         return pb.ResolveReviewItemResponse(item=convert.review_to_proto(item))
 
+    async def ApplySchedules(self, request: pb.ApplySchedulesRequest, context) -> pb.ApplySchedulesResponse:  # noqa: ANN001
+        described = await self._service.apply_schedules(request.practice_id, required(request.config_id, "config_id"))
+        schedules = []
+        for entity_type, every, description in described:
+            schedule = pb.SyncSchedule(schedule_id=description.id, entity_type=common_pb2.EntityType.Value(entity_type))
+            schedule.every.FromTimedelta(every)
+            upcoming = description.info.next_action_times
+            if upcoming:
+                schedule.next_run_time.FromDatetime(upcoming[0])
+            schedules.append(schedule)
+        return pb.ApplySchedulesResponse(schedules=schedules)
+
     async def GetPatientLink(self, request: pb.GetPatientLinkRequest, context) -> pb.GetPatientLinkResponse:  # noqa: ANN001
         link = await self._service.get_link(
             request.practice_id, required(request.patient_id, "patient_id"), required(request.config_id, "config_id")

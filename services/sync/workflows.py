@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         PushBatchRequest,
         PushOutcome,
         PushResults,
+        ScheduledSyncInput,
         SyncRunInput,
     )
 
@@ -175,3 +176,19 @@ class PatientSyncWorkflow:
             after = batch.last_patient_id
             if not batch.has_more:
                 return
+
+
+@workflow.defn(name="ScheduledSync")
+class ScheduledSyncWorkflow:
+    """What a config's Temporal Schedule starts: one sync run of the entity, as a user's would be
+    (its own run row and PatientSync workflow); none when one is running already (SKIP)."""
+
+    @workflow.run
+    async def run(self, request: ScheduledSyncInput) -> str:
+        return await workflow.execute_activity(
+            "start_scheduled_sync",
+            request,
+            result_type=str,
+            start_to_close_timeout=timedelta(minutes=1),
+            retry_policy=RetryPolicy(maximum_attempts=5),
+        )

@@ -73,6 +73,32 @@ CHANGE_EVENT_OUTCOME_DUPLICATE: ChangeEventOutcome
 CHANGE_EVENT_OUTCOME_PULL_STARTED: ChangeEventOutcome
 CHANGE_EVENT_OUTCOME_PULL_PENDING: ChangeEventOutcome
 
+class SyncSchedule(_message.Message):
+    __slots__ = ("schedule_id", "entity_type", "every", "next_run_time")
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EVERY_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RUN_TIME_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: str
+    entity_type: _common_pb2.EntityType
+    every: _duration_pb2.Duration
+    next_run_time: _timestamp_pb2.Timestamp
+    def __init__(self, schedule_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., every: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ApplySchedulesRequest(_message.Message):
+    __slots__ = ("practice_id", "config_id")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    config_id: str
+    def __init__(self, practice_id: _Optional[str] = ..., config_id: _Optional[str] = ...) -> None: ...
+
+class ApplySchedulesResponse(_message.Message):
+    __slots__ = ("schedules",)
+    SCHEDULES_FIELD_NUMBER: _ClassVar[int]
+    schedules: _containers.RepeatedCompositeFieldContainer[SyncSchedule]
+    def __init__(self, schedules: _Optional[_Iterable[_Union[SyncSchedule, _Mapping]]] = ...) -> None: ...
+
 class ReviewItem(_message.Message):
     __slots__ = ("review_id", "config_id", "entity_type", "record_id", "external_id", "field", "status", "run_id", "create_time", "update_time", "resolve_time", "resolved_by", "resolution", "kind", "reasons")
     REVIEW_ID_FIELD_NUMBER: _ClassVar[int]

@@ -145,6 +145,11 @@ class SyncServiceStub:
                 request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ResolveReviewItemRequest.SerializeToString,
                 response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ResolveReviewItemResponse.FromString,
                 _registered_method=True)
+        self.ApplySchedules = channel.unary_unary(
+                '/concord.sync.v1.SyncService/ApplySchedules',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ApplySchedulesRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ApplySchedulesResponse.FromString,
+                _registered_method=True)
 
 
 class SyncServiceServicer:
@@ -307,6 +312,15 @@ class SyncServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplySchedules(self, request, context):
+        """Makes the config's Temporal Schedules what its sync_frequency says (one per enabled entity:
+        real_time every 15 minutes as a safety net, hourly, daily; none when manual or inactive).
+        Idempotent: the gateway calls it whenever a config's settings change.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -419,6 +433,11 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     servicer.ResolveReviewItem,
                     request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ResolveReviewItemRequest.FromString,
                     response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ResolveReviewItemResponse.SerializeToString,
+            ),
+            'ApplySchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplySchedules,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ApplySchedulesRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ApplySchedulesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1016,6 +1035,33 @@ class SyncService:
             '/concord.sync.v1.SyncService/ResolveReviewItem',
             concord_dot_sync_dot_v1_dot_sync__pb2.ResolveReviewItemRequest.SerializeToString,
             concord_dot_sync_dot_v1_dot_sync__pb2.ResolveReviewItemResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplySchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/ApplySchedules',
+            concord_dot_sync_dot_v1_dot_sync__pb2.ApplySchedulesRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.ApplySchedulesResponse.FromString,
             options,
             channel_credentials,
             insecure,
