@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # Vendor -> base URL of its local sandbox; the registry points that vendor's endpoints there
     # (same paths, other host). Empty in production.
     vendor_base_urls: dict[str, str] = {}
+    # The PEM public key GoHighLevel signs its webhooks with (GHL publishes it; the GHL sandbox
+    # serves its own at /_sandbox/webhook-public-key). Unset: GHL webhooks are refused.
+    ghl_webhook_public_key: str = ""
 
     # Adapters pace themselves under each vendor's rate limit. Only benchmarks against a sandbox
     # whose limit is switched off turn this off.

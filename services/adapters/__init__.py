@@ -57,6 +57,25 @@ class AvailabilityReader(Protocol):
     async def get_availability(self, request: pb.GetAvailabilityRequest) -> pb.GetAvailabilityResponse: ...
 
 
+class RecordReader(Protocol):
+    """Optional capability: records by vendor id as they are now (the webhook inbox reads the
+    record an event names, so a late or repeated event applies only the current state)."""
+
+    async def get_records(self, request: pb.GetRecordsRequest) -> pb.GetRecordsResponse: ...
+
+
+class RecordDeleter(Protocol):
+    """Optional capability: deletes vendor records by id; one already gone counts as deleted."""
+
+    async def delete_records(self, request: pb.DeleteRecordsRequest) -> pb.DeleteRecordsResponse: ...
+
+
+class WebhookVerifier(Protocol):
+    """Optional capability: verifies a webhook delivery's signature and parses its events."""
+
+    async def verify_webhook(self, request: pb.VerifyWebhookRequest) -> pb.VerifyWebhookResponse: ...
+
+
 AdapterFactory = Callable[[AdapterContext], Adapter]
 
 

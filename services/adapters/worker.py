@@ -15,6 +15,9 @@ from libs.protos.concord.connection.v1 import connection_pb2_grpc
 from libs.settings import Settings
 from services.adapters import Adapter, AdapterContext, load_adapter, task_queue
 
+# Capabilities an adapter may have (services/adapters/__init__.py): served when it has the method.
+OPTIONAL = ("send_message", "get_availability", "get_records", "delete_records", "verify_webhook")
+
 
 class AdapterActivities:
     """Binds one adapter instance to the activity names the sync workflows call."""
@@ -38,13 +41,24 @@ class AdapterActivities:
     async def get_availability(self, request: pb.GetAvailabilityRequest) -> pb.GetAvailabilityResponse:
         return await self._adapter.get_availability(request)  # type: ignore[attr-defined]
 
+    @activity.defn(name="get_records")
+    async def get_records(self, request: pb.GetRecordsRequest) -> pb.GetRecordsResponse:
+        return await self._adapter.get_records(request)  # type: ignore[attr-defined]
+
+    @activity.defn(name="delete_records")
+    async def delete_records(self, request: pb.DeleteRecordsRequest) -> pb.DeleteRecordsResponse:
+        return await self._adapter.delete_records(request)  # type: ignore[attr-defined]
+
+    @activity.defn(name="verify_webhook")
+    async def verify_webhook(self, request: pb.VerifyWebhookRequest) -> pb.VerifyWebhookResponse:
+        return await self._adapter.verify_webhook(request)  # type: ignore[attr-defined]
+
     def served(self) -> list:
         """The activities this adapter answers: the contract, plus its optional capabilities."""
         served = [self.fetch_changes, self.upsert_batch, self.check_health]
-        if callable(getattr(self._adapter, "send_message", None)):
-            served.append(self.send_message)
-        if callable(getattr(self._adapter, "get_availability", None)):
-            served.append(self.get_availability)
+        for name in OPTIONAL:
+            if callable(getattr(self._adapter, name, None)):
+                served.append(getattr(self, name))
         return served
 
     @activity.defn(name="check_health")

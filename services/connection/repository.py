@@ -92,6 +92,14 @@ class ConnectionRepository:
             row = (await session.execute(select(models.connections).where(_C.config_id == config_id))).first()
         return _connection(row) if row else None
 
+    async def find_connections(self, integration_type: str, external_account_id: str) -> list[StoredConnection]:
+        query = select(models.connections).where(
+            _C.integration_type == integration_type, _C.external_account_id == external_account_id
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [_connection(row) for row in rows]
+
     @asynccontextmanager
     async def locked(self, config_id: str) -> AsyncIterator[ConnectionUnit]:
         """Commits when the block ends normally, rolls back when it raises."""

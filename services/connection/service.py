@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from libs.crypto import EnvelopeCipher
 from libs.errors import FailedPrecondition, InvalidArgument, Unavailable
+from libs.identity import current_caller
 from services.connection import domain
 from services.connection.domain import (
     Credential,
@@ -450,6 +451,23 @@ class ConnectionService:
             return False
         token = await self._cipher.decrypt(connection.practice_id, blob, purpose(connection.config_id))
         return await self._oauth.revoke(client, definition, token.decode(), hint)
+
+    async def find_connections(self, integration_type: str, external_account_id: str) -> list[StoredConnection]:
+        """Connected configs of that vendor account. Answers only the sync service's webhook path:
+        the caller must act for no practice in particular (a system caller)."""
+        if not integration_type or not external_account_id:
+            raise InvalidArgument(
+                "integration_type and external_account_id are required",
+                field="external_account_id",
+                reason="REQUIRED_FIELD_MISSING",
+            )
+        found = await self._repo.find_connections(integration_type, external_account_id)
+        caller = current_caller()
+        return [
+            c
+            for c in found
+            if c.status == Status.CONNECTED and (not caller.practice_id or c.practice_id == caller.practice_id)
+        ]
 
     async def get_connection(self, config_id: str) -> StoredConnection:
         connection = await self._repo.get_connection(config_id)

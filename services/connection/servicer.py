@@ -81,6 +81,10 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
         connection = await self._service.get_connection(required(request.config_id, "config_id"))
         return pb.GetConnectionResponse(connection=convert.connection_to_proto(connection))
 
+    async def FindConnections(self, request, context) -> pb.FindConnectionsResponse:  # noqa: ANN001
+        found = await self._service.find_connections(request.integration_type, request.external_account_id)
+        return pb.FindConnectionsResponse(connections=[convert.connection_to_proto(c) for c in found])
+
     async def GetAccessToken(self, request, context) -> pb.GetAccessTokenResponse:  # noqa: ANN001
         token = await self._service.get_access_token(required(request.config_id, "config_id"), request.force_refresh)
         return pb.GetAccessTokenResponse(

@@ -5,6 +5,7 @@ vendor through the generic Temporal worker."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
 from datetime import timedelta
@@ -239,3 +240,68 @@ async def test_generic_worker_serves_the_adapter_on_its_task_queue(
             await serving
     ids = [harness.record_id(r) for r in records]
     assert len(ids) == 45 and set(ids) == set(seeded)
+
+
+# --- by id, deletes, webhooks (the inbox's capabilities) ---------------------------------------------
+
+
+async def test_records_by_id_are_read_as_they_are_now_and_missing_ones_named(ghl: GhlHarness) -> None:
+    seeded = await ghl.seed(3)
+    await ghl.edit(seeded[1])
+    gone = "zzzzzzzzzzzzzzzzzzzz"
+    found = await ghl.adapter.get_records(
+        pb.GetRecordsRequest(config_id=ghl.config_id, entity_type=PATIENT, external_ids=[*seeded, gone, seeded[0]])
+    )
+    records = {r["id"]: r for r in map(plain, found.records)}
+    assert list(records) == seeded and list(found.missing_ids) == [gone]
+    assert records[seeded[1]]["city"] == "Edited Springs"
+    stored = await ghl.stored()
+    assert all(records[i]["dateUpdated"] == stored[i]["dateUpdated"] for i in seeded)
+    assert found.vendor_requests == 4  # one GET each, the repeated id once
+
+
+async def test_deletes_remove_the_contact_and_a_retry_is_harmless(ghl: GhlHarness) -> None:
+    seeded = await ghl.seed(2)
+    request = pb.DeleteRecordsRequest(config_id=ghl.config_id, entity_type=PATIENT, external_ids=[seeded[0]])
+    for _ in range(2):  # the second is the activity retried after its answer was lost
+        deleted = await ghl.adapter.delete_records(request)
+        assert [(r.external_id, r.success) for r in deleted.results] == [(seeded[0], True)]
+    assert set(await ghl.stored()) == {seeded[1]}
+
+
+async def test_a_webhook_is_verified_with_ghls_key_and_parsed_into_the_events_concord_syncs(ghl: GhlHarness) -> None:
+    signer = ghl.sandbox.webhooks.signer
+    settings = ghl.settings.model_copy(update={"ghl_webhook_public_key": signer.public_pem})
+    adapter = GhlAdapter(AdapterContext(settings, ghl.connections))
+    try:
+        event = {"type": "ContactUpdate", "webhookId": "w-1", "locationId": ghl.location_id, "id": "c-1", "city": "X"}
+        body = json.dumps(event, separators=(",", ":")).encode()
+        genuine = await adapter.verify_webhook(
+            pb.VerifyWebhookRequest(headers={"x-wh-signature": signer.sign(body)}, body=body)
+        )
+        assert genuine.valid and genuine.external_account_id == ghl.location_id
+        assert [(e.event_id, e.external_id, e.entity_type, e.deleted) for e in genuine.events] == [
+            ("w-1", "c-1", PATIENT, False)
+        ]
+        tampered = body.replace(b'"X"', b'"Y"')
+        for headers, payload in (
+            ({"x-wh-signature": signer.sign(body)}, tampered),  # the body changed after signing
+            ({"x-wh-signature": base64.b64encode(b"\x00" * 256).decode()}, body),  # a forged signature
+            ({"x-wh-signature": "not base64!"}, body),
+            ({}, body),
+        ):
+            refused = await adapter.verify_webhook(pb.VerifyWebhookRequest(headers=headers, body=payload))
+            assert (refused.valid, refused.reason, list(refused.events)) == (False, "BAD_SIGNATURE", [])
+        # Not one of Concord's events: valid, nothing to do.
+        other = json.dumps({"type": "INSTALL", "webhookId": "w-2", "locationId": ghl.location_id}).encode()
+        ignored = await adapter.verify_webhook(
+            pb.VerifyWebhookRequest(headers={"x-wh-signature": signer.sign(other)}, body=other)
+        )
+        assert ignored.valid and list(ignored.events) == []
+    finally:
+        await adapter.aclose()
+    # Without GHL's key configured, nothing is believed.
+    unconfigured = await ghl.adapter.verify_webhook(
+        pb.VerifyWebhookRequest(headers={"x-wh-signature": signer.sign(body)}, body=body)
+    )
+    assert (unconfigured.valid, unconfigured.reason) == (False, "WEBHOOK_KEY_NOT_CONFIGURED")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from urllib.parse import quote
 
 import httpx
 from temporalio.exceptions import ApplicationError
@@ -12,12 +13,17 @@ from temporalio.exceptions import ApplicationError
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.common.v1 import common_pb2
 from services.adapters import AdapterContext
-from services.adapters.common import access_token
+from services.adapters.common import access_token, struct
+from services.adapters.ghl import webhooks
 from services.adapters.ghl.appointments import Appointments
 from services.adapters.ghl.client import Credentials, GhlClient, GhlError, Pacers
 from services.adapters.ghl.contacts import Contacts
 from services.adapters.ghl.messages import send
 from services.adapters.ghl.resource import Resource
+
+
+# GHL answers an unknown contact id with 400 ("Contact not found") or 404, and 422 for a malformed one.
+GONE = (400, 404, 422)
 
 
 class GhlAdapter:
@@ -65,6 +71,50 @@ class GhlAdapter:
 
     async def send_message(self, request: pb.SendMessageRequest) -> pb.SendMessageResponse:
         return await send(self._client(request.config_id), request)
+
+    async def get_records(self, request: pb.GetRecordsRequest) -> pb.GetRecordsResponse:
+        """Contacts by id as they are now (GET /contacts/{id}), in the shape fetch_changes returns."""
+        if request.entity_type != common_pb2.ENTITY_TYPE_PATIENT:
+            raise ApplicationError("GoHighLevel reads contacts by id only", type="InvalidArgument", non_retryable=True)
+        client = self._client(request.config_id)
+        response = pb.GetRecordsResponse()
+        for external_id in dict.fromkeys(request.external_ids):
+            try:
+                found = await client.request("GET", f"/contacts/{quote(external_id, safe='')}")
+            except GhlError as error:
+                if error.status not in GONE:  # the contact's absence, not the connection's
+                    raise
+                response.missing_ids.append(external_id)
+                continue
+            response.records.append(struct(found.get("contact") or {}))
+        response.vendor_requests = client.requests
+        return response
+
+    async def delete_records(self, request: pb.DeleteRecordsRequest) -> pb.DeleteRecordsResponse:
+        if request.entity_type != common_pb2.ENTITY_TYPE_PATIENT:
+            raise ApplicationError("GoHighLevel deletes contacts only", type="InvalidArgument", non_retryable=True)
+        client = self._client(request.config_id)
+        response = pb.DeleteRecordsResponse()
+        for external_id in dict.fromkeys(request.external_ids):
+            try:
+                await client.request("DELETE", f"/contacts/{quote(external_id, safe='')}")
+            except GhlError as error:
+                if error.status not in GONE:  # already gone counts as deleted
+                    response.results.append(
+                        pb.DeleteResult(
+                            external_id=external_id,
+                            success=False,
+                            error_reason=error.reason,
+                            error_message="GoHighLevel refused the delete",
+                        )
+                    )
+                    continue
+            response.results.append(pb.DeleteResult(external_id=external_id, success=True))
+        response.vendor_requests = client.requests
+        return response
+
+    async def verify_webhook(self, request: pb.VerifyWebhookRequest) -> pb.VerifyWebhookResponse:
+        return webhooks.verify(self._context.settings.ghl_webhook_public_key, request)
 
     async def check_health(self, request: pb.CheckHealthRequest) -> pb.CheckHealthResponse:
         client = self._client(request.config_id)

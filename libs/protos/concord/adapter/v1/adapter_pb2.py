@@ -28,41 +28,61 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n concord/adapter/v1/adapter.proto\x12\x12\x63oncord.adapter.v1\x1a\x1e\x63oncord/common/v1/common.proto\x1a\"concord/registry/v1/registry.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x01\n\x13\x46\x65tchChangesRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x02 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x33\n\x07options\x18\x05 \x01(\x0b\x32\".concord.registry.v1.VendorOptions\"\x80\x01\n\x14\x46\x65tchChangesResponse\x12(\n\x07records\x18\x01 \x03(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\x12\x10\n\x08has_more\x18\x03 \x01(\x08\x12\x17\n\x0fvendor_requests\x18\x04 \x01(\x05\"W\n\nUpsertItem\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x02 \x01(\t\x12\'\n\x06record\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xbf\x01\n\x12UpsertBatchRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x02 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12-\n\x05items\x18\x03 \x03(\x0b\x32\x1e.concord.adapter.v1.UpsertItem\x12\x33\n\x07options\x18\x04 \x01(\x0b\x32\".concord.registry.v1.VendorOptions\"\xa8\x01\n\x0cUpsertResult\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x02 \x01(\t\x12\x0f\n\x07success\x18\x03 \x01(\x08\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x08\x12\x14\n\x0c\x65rror_reason\x18\x05 \x01(\t\x12\x15\n\rerror_message\x18\x06 \x01(\t\x12\'\n\x06record\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\"a\n\x13UpsertBatchResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32 .concord.adapter.v1.UpsertResult\x12\x17\n\x0fvendor_requests\x18\x02 \x01(\x05\"\'\n\x12\x43heckHealthRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\"6\n\x13\x43heckHealthResponse\x12\x0f\n\x07healthy\x18\x01 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\xa9\x01\n\x12SendMessageRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x02 \x01(\t\x12\x33\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\".concord.adapter.v1.MessageChannel\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12\x0c\n\x04\x62ody\x18\x05 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\"[\n\x13SendMessageResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x17\n\x0fvendor_requests\x18\x03 \x01(\x05\"\xd4\x01\n\x16GetAvailabilityRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x1b\n\x13patient_external_id\x18\x02 \x01(\t\x12\x1b\n\x13service_external_id\x18\x03 \x01(\t\x12\x1c\n\x14provider_external_id\x18\x04 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x05 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x06 \x01(\x05\x12\x33\n\x07options\x18\x07 \x01(\x0b\x32\".concord.registry.v1.VendorOptions\"O\n\rAvailableSlot\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0blocal_start\x18\x02 \x01(\t\"d\n\x17GetAvailabilityResponse\x12\x30\n\x05slots\x18\x01 \x03(\x0b\x32!.concord.adapter.v1.AvailableSlot\x12\x17\n\x0fvendor_requests\x18\x02 \x01(\x05*e\n\x0eMessageChannel\x12\x1f\n\x1bMESSAGE_CHANNEL_UNSPECIFIED\x10\x00\x12\x19\n\x15MESSAGE_CHANNEL_EMAIL\x10\x01\x12\x17\n\x13MESSAGE_CHANNEL_SMS\x10\x02\x32\xff\x03\n\x0e\x41\x64\x61pterService\x12\x61\n\x0c\x46\x65tchChanges\x12\'.concord.adapter.v1.FetchChangesRequest\x1a(.concord.adapter.v1.FetchChangesResponse\x12^\n\x0bUpsertBatch\x12&.concord.adapter.v1.UpsertBatchRequest\x1a\'.concord.adapter.v1.UpsertBatchResponse\x12^\n\x0b\x43heckHealth\x12&.concord.adapter.v1.CheckHealthRequest\x1a\'.concord.adapter.v1.CheckHealthResponse\x12^\n\x0bSendMessage\x12&.concord.adapter.v1.SendMessageRequest\x1a\'.concord.adapter.v1.SendMessageResponse\x12j\n\x0fGetAvailability\x12*.concord.adapter.v1.GetAvailabilityRequest\x1a+.concord.adapter.v1.GetAvailabilityResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n concord/adapter/v1/adapter.proto\x12\x12\x63oncord.adapter.v1\x1a\x1e\x63oncord/common/v1/common.proto\x1a\"concord/registry/v1/registry.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x01\n\x11GetRecordsRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x02 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12\x14\n\x0c\x65xternal_ids\x18\x03 \x03(\t\x12\x33\n\x07options\x18\x04 \x01(\x0b\x32\".concord.registry.v1.VendorOptions\"l\n\x12GetRecordsResponse\x12(\n\x07records\x18\x01 \x03(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0bmissing_ids\x18\x02 \x03(\t\x12\x17\n\x0fvendor_requests\x18\x03 \x01(\x05\"\xa8\x01\n\x14\x44\x65leteRecordsRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x02 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12\x14\n\x0c\x65xternal_ids\x18\x03 \x03(\t\x12\x33\n\x07options\x18\x04 \x01(\x0b\x32\".concord.registry.v1.VendorOptions\"a\n\x0c\x44\x65leteResult\x12\x13\n\x0b\x65xternal_id\x18\x01 \x01(\t\x12\x0f\n\x07success\x18\x02 \x01(\x08\x12\x14\n\x0c\x65rror_reason\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\"c\n\x15\x44\x65leteRecordsResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32 .concord.adapter.v1.DeleteResult\x12\x17\n\x0fvendor_requests\x18\x02 \x01(\x05\"\x9c\x01\n\x14VerifyWebhookRequest\x12\x46\n\x07headers\x18\x01 \x03(\x0b\x32\x35.concord.adapter.v1.VerifyWebhookRequest.HeadersEntry\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x88\x01\n\x0cWebhookEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x02 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12\x13\n\x0b\x65xternal_id\x18\x03 \x01(\t\x12\x0f\n\x07\x64\x65leted\x18\x04 \x01(\x08\x12\x0c\n\x04type\x18\x05 \x01(\t\"\x85\x01\n\x15VerifyWebhookResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x1b\n\x13\x65xternal_account_id\x18\x03 \x01(\t\x12\x30\n\x06\x65vents\x18\x04 \x03(\x0b\x32 .concord.adapter.v1.WebhookEvent\"\xb4\x01\n\x13\x46\x65tchChangesRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x02 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x33\n\x07options\x18\x05 \x01(\x0b\x32\".concord.registry.v1.VendorOptions\"\x80\x01\n\x14\x46\x65tchChangesResponse\x12(\n\x07records\x18\x01 \x03(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\x12\x10\n\x08has_more\x18\x03 \x01(\x08\x12\x17\n\x0fvendor_requests\x18\x04 \x01(\x05\"W\n\nUpsertItem\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x02 \x01(\t\x12\'\n\x06record\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xbf\x01\n\x12UpsertBatchRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x02 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12-\n\x05items\x18\x03 \x03(\x0b\x32\x1e.concord.adapter.v1.UpsertItem\x12\x33\n\x07options\x18\x04 \x01(\x0b\x32\".concord.registry.v1.VendorOptions\"\xa8\x01\n\x0cUpsertResult\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x02 \x01(\t\x12\x0f\n\x07success\x18\x03 \x01(\x08\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x08\x12\x14\n\x0c\x65rror_reason\x18\x05 \x01(\t\x12\x15\n\rerror_message\x18\x06 \x01(\t\x12\'\n\x06record\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\"a\n\x13UpsertBatchResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32 .concord.adapter.v1.UpsertResult\x12\x17\n\x0fvendor_requests\x18\x02 \x01(\x05\"\'\n\x12\x43heckHealthRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\"6\n\x13\x43heckHealthResponse\x12\x0f\n\x07healthy\x18\x01 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\xa9\x01\n\x12SendMessageRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x02 \x01(\t\x12\x33\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\".concord.adapter.v1.MessageChannel\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12\x0c\n\x04\x62ody\x18\x05 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\"[\n\x13SendMessageResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x17\n\x0fvendor_requests\x18\x03 \x01(\x05\"\xd4\x01\n\x16GetAvailabilityRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x1b\n\x13patient_external_id\x18\x02 \x01(\t\x12\x1b\n\x13service_external_id\x18\x03 \x01(\t\x12\x1c\n\x14provider_external_id\x18\x04 \x01(\t\x12\x0c\n\x04\x64\x61te\x18\x05 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x06 \x01(\x05\x12\x33\n\x07options\x18\x07 \x01(\x0b\x32\".concord.registry.v1.VendorOptions\"O\n\rAvailableSlot\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0blocal_start\x18\x02 \x01(\t\"d\n\x17GetAvailabilityResponse\x12\x30\n\x05slots\x18\x01 \x03(\x0b\x32!.concord.adapter.v1.AvailableSlot\x12\x17\n\x0fvendor_requests\x18\x02 \x01(\x05*e\n\x0eMessageChannel\x12\x1f\n\x1bMESSAGE_CHANNEL_UNSPECIFIED\x10\x00\x12\x19\n\x15MESSAGE_CHANNEL_EMAIL\x10\x01\x12\x17\n\x13MESSAGE_CHANNEL_SMS\x10\x02\x32\xa8\x06\n\x0e\x41\x64\x61pterService\x12\x61\n\x0c\x46\x65tchChanges\x12\'.concord.adapter.v1.FetchChangesRequest\x1a(.concord.adapter.v1.FetchChangesResponse\x12^\n\x0bUpsertBatch\x12&.concord.adapter.v1.UpsertBatchRequest\x1a\'.concord.adapter.v1.UpsertBatchResponse\x12^\n\x0b\x43heckHealth\x12&.concord.adapter.v1.CheckHealthRequest\x1a\'.concord.adapter.v1.CheckHealthResponse\x12^\n\x0bSendMessage\x12&.concord.adapter.v1.SendMessageRequest\x1a\'.concord.adapter.v1.SendMessageResponse\x12j\n\x0fGetAvailability\x12*.concord.adapter.v1.GetAvailabilityRequest\x1a+.concord.adapter.v1.GetAvailabilityResponse\x12[\n\nGetRecords\x12%.concord.adapter.v1.GetRecordsRequest\x1a&.concord.adapter.v1.GetRecordsResponse\x12\x64\n\rDeleteRecords\x12(.concord.adapter.v1.DeleteRecordsRequest\x1a).concord.adapter.v1.DeleteRecordsResponse\x12\x64\n\rVerifyWebhook\x12(.concord.adapter.v1.VerifyWebhookRequest\x1a).concord.adapter.v1.VerifyWebhookResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'concord.adapter.v1.adapter_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MESSAGECHANNEL']._serialized_start=1814
-  _globals['_MESSAGECHANNEL']._serialized_end=1915
-  _globals['_FETCHCHANGESREQUEST']._serialized_start=188
-  _globals['_FETCHCHANGESREQUEST']._serialized_end=368
-  _globals['_FETCHCHANGESRESPONSE']._serialized_start=371
-  _globals['_FETCHCHANGESRESPONSE']._serialized_end=499
-  _globals['_UPSERTITEM']._serialized_start=501
-  _globals['_UPSERTITEM']._serialized_end=588
-  _globals['_UPSERTBATCHREQUEST']._serialized_start=591
-  _globals['_UPSERTBATCHREQUEST']._serialized_end=782
-  _globals['_UPSERTRESULT']._serialized_start=785
-  _globals['_UPSERTRESULT']._serialized_end=953
-  _globals['_UPSERTBATCHRESPONSE']._serialized_start=955
-  _globals['_UPSERTBATCHRESPONSE']._serialized_end=1052
-  _globals['_CHECKHEALTHREQUEST']._serialized_start=1054
-  _globals['_CHECKHEALTHREQUEST']._serialized_end=1093
-  _globals['_CHECKHEALTHRESPONSE']._serialized_start=1095
-  _globals['_CHECKHEALTHRESPONSE']._serialized_end=1149
-  _globals['_SENDMESSAGEREQUEST']._serialized_start=1152
-  _globals['_SENDMESSAGEREQUEST']._serialized_end=1321
-  _globals['_SENDMESSAGERESPONSE']._serialized_start=1323
-  _globals['_SENDMESSAGERESPONSE']._serialized_end=1414
-  _globals['_GETAVAILABILITYREQUEST']._serialized_start=1417
-  _globals['_GETAVAILABILITYREQUEST']._serialized_end=1629
-  _globals['_AVAILABLESLOT']._serialized_start=1631
-  _globals['_AVAILABLESLOT']._serialized_end=1710
-  _globals['_GETAVAILABILITYRESPONSE']._serialized_start=1712
-  _globals['_GETAVAILABILITYRESPONSE']._serialized_end=1812
-  _globals['_ADAPTERSERVICE']._serialized_start=1918
-  _globals['_ADAPTERSERVICE']._serialized_end=2429
+  _globals['_VERIFYWEBHOOKREQUEST_HEADERSENTRY']._loaded_options = None
+  _globals['_VERIFYWEBHOOKREQUEST_HEADERSENTRY']._serialized_options = b'8\001'
+  _globals['_MESSAGECHANNEL']._serialized_start=2897
+  _globals['_MESSAGECHANNEL']._serialized_end=2998
+  _globals['_GETRECORDSREQUEST']._serialized_start=188
+  _globals['_GETRECORDSREQUEST']._serialized_end=353
+  _globals['_GETRECORDSRESPONSE']._serialized_start=355
+  _globals['_GETRECORDSRESPONSE']._serialized_end=463
+  _globals['_DELETERECORDSREQUEST']._serialized_start=466
+  _globals['_DELETERECORDSREQUEST']._serialized_end=634
+  _globals['_DELETERESULT']._serialized_start=636
+  _globals['_DELETERESULT']._serialized_end=733
+  _globals['_DELETERECORDSRESPONSE']._serialized_start=735
+  _globals['_DELETERECORDSRESPONSE']._serialized_end=834
+  _globals['_VERIFYWEBHOOKREQUEST']._serialized_start=837
+  _globals['_VERIFYWEBHOOKREQUEST']._serialized_end=993
+  _globals['_VERIFYWEBHOOKREQUEST_HEADERSENTRY']._serialized_start=947
+  _globals['_VERIFYWEBHOOKREQUEST_HEADERSENTRY']._serialized_end=993
+  _globals['_WEBHOOKEVENT']._serialized_start=996
+  _globals['_WEBHOOKEVENT']._serialized_end=1132
+  _globals['_VERIFYWEBHOOKRESPONSE']._serialized_start=1135
+  _globals['_VERIFYWEBHOOKRESPONSE']._serialized_end=1268
+  _globals['_FETCHCHANGESREQUEST']._serialized_start=1271
+  _globals['_FETCHCHANGESREQUEST']._serialized_end=1451
+  _globals['_FETCHCHANGESRESPONSE']._serialized_start=1454
+  _globals['_FETCHCHANGESRESPONSE']._serialized_end=1582
+  _globals['_UPSERTITEM']._serialized_start=1584
+  _globals['_UPSERTITEM']._serialized_end=1671
+  _globals['_UPSERTBATCHREQUEST']._serialized_start=1674
+  _globals['_UPSERTBATCHREQUEST']._serialized_end=1865
+  _globals['_UPSERTRESULT']._serialized_start=1868
+  _globals['_UPSERTRESULT']._serialized_end=2036
+  _globals['_UPSERTBATCHRESPONSE']._serialized_start=2038
+  _globals['_UPSERTBATCHRESPONSE']._serialized_end=2135
+  _globals['_CHECKHEALTHREQUEST']._serialized_start=2137
+  _globals['_CHECKHEALTHREQUEST']._serialized_end=2176
+  _globals['_CHECKHEALTHRESPONSE']._serialized_start=2178
+  _globals['_CHECKHEALTHRESPONSE']._serialized_end=2232
+  _globals['_SENDMESSAGEREQUEST']._serialized_start=2235
+  _globals['_SENDMESSAGEREQUEST']._serialized_end=2404
+  _globals['_SENDMESSAGERESPONSE']._serialized_start=2406
+  _globals['_SENDMESSAGERESPONSE']._serialized_end=2497
+  _globals['_GETAVAILABILITYREQUEST']._serialized_start=2500
+  _globals['_GETAVAILABILITYREQUEST']._serialized_end=2712
+  _globals['_AVAILABLESLOT']._serialized_start=2714
+  _globals['_AVAILABLESLOT']._serialized_end=2793
+  _globals['_GETAVAILABILITYRESPONSE']._serialized_start=2795
+  _globals['_GETAVAILABILITYRESPONSE']._serialized_end=2895
+  _globals['_ADAPTERSERVICE']._serialized_start=3001
+  _globals['_ADAPTERSERVICE']._serialized_end=3809
 # @@protoc_insertion_point(module_scope)

@@ -22,6 +22,101 @@ MESSAGE_CHANNEL_UNSPECIFIED: MessageChannel
 MESSAGE_CHANNEL_EMAIL: MessageChannel
 MESSAGE_CHANNEL_SMS: MessageChannel
 
+class GetRecordsRequest(_message.Message):
+    __slots__ = ("config_id", "entity_type", "external_ids", "options")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_IDS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    entity_type: _common_pb2.EntityType
+    external_ids: _containers.RepeatedScalarFieldContainer[str]
+    options: _registry_pb2.VendorOptions
+    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., external_ids: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[_registry_pb2.VendorOptions, _Mapping]] = ...) -> None: ...
+
+class GetRecordsResponse(_message.Message):
+    __slots__ = ("records", "missing_ids", "vendor_requests")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_IDS_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
+    missing_ids: _containers.RepeatedScalarFieldContainer[str]
+    vendor_requests: int
+    def __init__(self, records: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., missing_ids: _Optional[_Iterable[str]] = ..., vendor_requests: _Optional[int] = ...) -> None: ...
+
+class DeleteRecordsRequest(_message.Message):
+    __slots__ = ("config_id", "entity_type", "external_ids", "options")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_IDS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    entity_type: _common_pb2.EntityType
+    external_ids: _containers.RepeatedScalarFieldContainer[str]
+    options: _registry_pb2.VendorOptions
+    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., external_ids: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[_registry_pb2.VendorOptions, _Mapping]] = ...) -> None: ...
+
+class DeleteResult(_message.Message):
+    __slots__ = ("external_id", "success", "error_reason", "error_message")
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_REASON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    external_id: str
+    success: bool
+    error_reason: str
+    error_message: str
+    def __init__(self, external_id: _Optional[str] = ..., success: _Optional[bool] = ..., error_reason: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class DeleteRecordsResponse(_message.Message):
+    __slots__ = ("results", "vendor_requests")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[DeleteResult]
+    vendor_requests: int
+    def __init__(self, results: _Optional[_Iterable[_Union[DeleteResult, _Mapping]]] = ..., vendor_requests: _Optional[int] = ...) -> None: ...
+
+class VerifyWebhookRequest(_message.Message):
+    __slots__ = ("headers", "body")
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    headers: _containers.ScalarMap[str, str]
+    body: bytes
+    def __init__(self, headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[bytes] = ...) -> None: ...
+
+class WebhookEvent(_message.Message):
+    __slots__ = ("event_id", "entity_type", "external_id", "deleted", "type")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ID_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    entity_type: _common_pb2.EntityType
+    external_id: str
+    deleted: bool
+    type: str
+    def __init__(self, event_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., external_id: _Optional[str] = ..., deleted: _Optional[bool] = ..., type: _Optional[str] = ...) -> None: ...
+
+class VerifyWebhookResponse(_message.Message):
+    __slots__ = ("valid", "reason", "external_account_id", "events")
+    VALID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    valid: bool
+    reason: str
+    external_account_id: str
+    events: _containers.RepeatedCompositeFieldContainer[WebhookEvent]
+    def __init__(self, valid: _Optional[bool] = ..., reason: _Optional[str] = ..., external_account_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[WebhookEvent, _Mapping]]] = ...) -> None: ...
+
 class FetchChangesRequest(_message.Message):
     __slots__ = ("config_id", "entity_type", "cursor", "page_size", "options")
     CONFIG_ID_FIELD_NUMBER: _ClassVar[int]

@@ -62,6 +62,21 @@ class AdapterServiceStub:
                 request_serializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.GetAvailabilityRequest.SerializeToString,
                 response_deserializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.GetAvailabilityResponse.FromString,
                 _registered_method=True)
+        self.GetRecords = channel.unary_unary(
+                '/concord.adapter.v1.AdapterService/GetRecords',
+                request_serializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.GetRecordsRequest.SerializeToString,
+                response_deserializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.GetRecordsResponse.FromString,
+                _registered_method=True)
+        self.DeleteRecords = channel.unary_unary(
+                '/concord.adapter.v1.AdapterService/DeleteRecords',
+                request_serializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.DeleteRecordsRequest.SerializeToString,
+                response_deserializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.DeleteRecordsResponse.FromString,
+                _registered_method=True)
+        self.VerifyWebhook = channel.unary_unary(
+                '/concord.adapter.v1.AdapterService/VerifyWebhook',
+                request_serializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.VerifyWebhookRequest.SerializeToString,
+                response_deserializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.VerifyWebhookResponse.FromString,
+                _registered_method=True)
 
 
 class AdapterServiceServicer:
@@ -106,6 +121,30 @@ class AdapterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRecords(self, request, context):
+        """Optional capability (activity get_records): the vendor's records of these ids as they are
+        now, each in the shape fetch_changes returns; ids the vendor no longer holds are missing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRecords(self, request, context):
+        """Optional capability (activity delete_records): deletes these vendor records; one already gone
+        counts as deleted (a retried batch is harmless).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyWebhook(self, request, context):
+        """Optional capability (activity verify_webhook): checks a delivery's signature with the
+        vendor's published key and parses its events. Never raises for a bad delivery: valid=false.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdapterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -133,6 +172,21 @@ def add_AdapterServiceServicer_to_server(servicer, server):
                     servicer.GetAvailability,
                     request_deserializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.GetAvailabilityRequest.FromString,
                     response_serializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.GetAvailabilityResponse.SerializeToString,
+            ),
+            'GetRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecords,
+                    request_deserializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.GetRecordsRequest.FromString,
+                    response_serializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.GetRecordsResponse.SerializeToString,
+            ),
+            'DeleteRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRecords,
+                    request_deserializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.DeleteRecordsRequest.FromString,
+                    response_serializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.DeleteRecordsResponse.SerializeToString,
+            ),
+            'VerifyWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyWebhook,
+                    request_deserializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.VerifyWebhookRequest.FromString,
+                    response_serializer=concord_dot_adapter_dot_v1_dot_adapter__pb2.VerifyWebhookResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -273,6 +327,87 @@ class AdapterService:
             '/concord.adapter.v1.AdapterService/GetAvailability',
             concord_dot_adapter_dot_v1_dot_adapter__pb2.GetAvailabilityRequest.SerializeToString,
             concord_dot_adapter_dot_v1_dot_adapter__pb2.GetAvailabilityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.adapter.v1.AdapterService/GetRecords',
+            concord_dot_adapter_dot_v1_dot_adapter__pb2.GetRecordsRequest.SerializeToString,
+            concord_dot_adapter_dot_v1_dot_adapter__pb2.GetRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.adapter.v1.AdapterService/DeleteRecords',
+            concord_dot_adapter_dot_v1_dot_adapter__pb2.DeleteRecordsRequest.SerializeToString,
+            concord_dot_adapter_dot_v1_dot_adapter__pb2.DeleteRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.adapter.v1.AdapterService/VerifyWebhook',
+            concord_dot_adapter_dot_v1_dot_adapter__pb2.VerifyWebhookRequest.SerializeToString,
+            concord_dot_adapter_dot_v1_dot_adapter__pb2.VerifyWebhookResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -87,6 +87,20 @@ class GetConnectionResponse(_message.Message):
     connection: Connection
     def __init__(self, connection: _Optional[_Union[Connection, _Mapping]] = ...) -> None: ...
 
+class FindConnectionsRequest(_message.Message):
+    __slots__ = ("integration_type", "external_account_id")
+    INTEGRATION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    integration_type: str
+    external_account_id: str
+    def __init__(self, integration_type: _Optional[str] = ..., external_account_id: _Optional[str] = ...) -> None: ...
+
+class FindConnectionsResponse(_message.Message):
+    __slots__ = ("connections",)
+    CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
+    connections: _containers.RepeatedCompositeFieldContainer[Connection]
+    def __init__(self, connections: _Optional[_Iterable[_Union[Connection, _Mapping]]] = ...) -> None: ...
+
 class GetAccessTokenRequest(_message.Message):
     __slots__ = ("config_id", "force_refresh")
     CONFIG_ID_FIELD_NUMBER: _ClassVar[int]

@@ -50,6 +50,11 @@ class ConnectionServiceStub:
                 request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.GetConnectionRequest.SerializeToString,
                 response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.GetConnectionResponse.FromString,
                 _registered_method=True)
+        self.FindConnections = channel.unary_unary(
+                '/concord.connection.v1.ConnectionService/FindConnections',
+                request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.FindConnectionsRequest.SerializeToString,
+                response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.FindConnectionsResponse.FromString,
+                _registered_method=True)
         self.GetAccessToken = channel.unary_unary(
                 '/concord.connection.v1.ConnectionService/GetAccessToken',
                 request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.GetAccessTokenRequest.SerializeToString,
@@ -167,6 +172,13 @@ class ConnectionServiceServicer:
 
     def GetConnection(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindConnections(self, request, context):
+        """The configs connected to this vendor account (a signed webhook names its account, not a config).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -324,6 +336,11 @@ def add_ConnectionServiceServicer_to_server(servicer, server):
                     servicer.GetConnection,
                     request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.GetConnectionRequest.FromString,
                     response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.GetConnectionResponse.SerializeToString,
+            ),
+            'FindConnections': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindConnections,
+                    request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.FindConnectionsRequest.FromString,
+                    response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.FindConnectionsResponse.SerializeToString,
             ),
             'GetAccessToken': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAccessToken,
@@ -503,6 +520,33 @@ class ConnectionService:
             '/concord.connection.v1.ConnectionService/GetConnection',
             concord_dot_connection_dot_v1_dot_connection__pb2.GetConnectionRequest.SerializeToString,
             concord_dot_connection_dot_v1_dot_connection__pb2.GetConnectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindConnections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.connection.v1.ConnectionService/FindConnections',
+            concord_dot_connection_dot_v1_dot_connection__pb2.FindConnectionsRequest.SerializeToString,
+            concord_dot_connection_dot_v1_dot_connection__pb2.FindConnectionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,70 @@
+"""GoHighLevel webhooks (docs/vendors/gohighlevel: WebhookAuthentication.md): the body signed with
+GHL's RSA key, base64 RSA-SHA256 (PKCS#1 v1.5) over the exact body bytes in ``x-wh-signature``.
+GHL publishes the public key; Concord is given it as the setting ``ghl_webhook_public_key`` (PEM).
+
+Contact events say which contact changed; the inbox reads the contact as it is now (get_records),
+so duplicated and out-of-order deliveries change nothing: only the current record is applied."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
+from libs.protos.concord.common.v1 import common_pb2
+
+SIGNATURE = "x-wh-signature"
+CONTACT_EVENTS = {"ContactCreate": False, "ContactUpdate": False, "ContactDelete": True, "ContactDndUpdate": False}
+APPOINTMENT_EVENTS = {"AppointmentCreate": False, "AppointmentUpdate": False, "AppointmentDelete": True}
+MAX_BODY = 256 * 1024
+
+
+@functools.cache
+def _key(pem: str) -> rsa.RSAPublicKey | None:
+    try:
+        key = serialization.load_pem_public_key(pem.encode())
+    except ValueError:
+        return None
+    return key if isinstance(key, rsa.RSAPublicKey) else None
+
+
+def _refused(reason: str) -> pb.VerifyWebhookResponse:
+    return pb.VerifyWebhookResponse(valid=False, reason=reason)
+
+
+def verify(public_key_pem: str, request: pb.VerifyWebhookRequest) -> pb.VerifyWebhookResponse:
+    key = _key(public_key_pem) if public_key_pem else None
+    if key is None:
+        return _refused("WEBHOOK_KEY_NOT_CONFIGURED")
+    if len(request.body) > MAX_BODY:
+        return _refused("BODY_TOO_LARGE")
+    try:
+        signature = base64.b64decode(request.headers.get(SIGNATURE, ""), validate=True)
+        key.verify(signature, request.body, padding.PKCS1v15(), hashes.SHA256())
+    except (InvalidSignature, binascii.Error, ValueError):
+        return _refused("BAD_SIGNATURE")
+    try:
+        event = json.loads(request.body)
+    except ValueError:
+        return _refused("MALFORMED_BODY")
+    if not isinstance(event, dict) or not all(isinstance(event.get(k), str) for k in ("type", "webhookId")):
+        return _refused("MALFORMED_BODY")
+    response = pb.VerifyWebhookResponse(valid=True, external_account_id=str(event.get("locationId") or ""))
+    kind = event["type"]
+    if kind in CONTACT_EVENTS or kind in APPOINTMENT_EVENTS:
+        record_id = event.get("id") or (event.get("appointment") or {}).get("id")
+        if isinstance(record_id, str) and record_id:
+            entity = common_pb2.ENTITY_TYPE_PATIENT if kind in CONTACT_EVENTS else common_pb2.ENTITY_TYPE_APPOINTMENT
+            deleted = CONTACT_EVENTS.get(kind, APPOINTMENT_EVENTS.get(kind, False))
+            response.events.append(
+                pb.WebhookEvent(
+                    event_id=event["webhookId"], entity_type=entity, external_id=record_id, deleted=deleted, type=kind
+                )
+            )
+    return response
