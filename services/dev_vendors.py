@@ -36,6 +36,8 @@ class DevVendor:
     # The body of POST /integrations/{slug}/connect; None for browser (authorization-code) vendors.
     connect: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Concord settings this vendor's sandbox decides (the key GHL signs webhooks with).
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def _secrets(settings: Settings, vendor: str, make: Callable[[], dict]) -> dict:
@@ -78,13 +80,29 @@ async def start_ghl(settings: Settings, port: int, redirect_uri: str, rate_limit
             GhlSandboxSettings(
                 base_url=url,
                 rate_limit_enabled=rate_limit,
-                apps=[AppRegistration(creds["client_id"], creds["client_secret"], [redirect_uri])],
+                apps=[
+                    AppRegistration(
+                        creds["client_id"],
+                        creds["client_secret"],
+                        [redirect_uri],
+                        # The app's webhook URL, as set in GHL's marketplace: the gateway's.
+                        webhook_url=f"{settings.public_base_url}/webhooks/ghl",
+                    )
+                ],
             )
         )
         return holder["app"]
 
     sandbox = await serve_asgi_at(make, "127.0.0.1", port)
-    return DevVendor("ghl", sandbox, holder["app"], creds["client_id"], creds["client_secret"])
+    key = holder["app"].state.sandbox.webhooks.signer.public_pem
+    return DevVendor(
+        "ghl",
+        sandbox,
+        holder["app"],
+        creds["client_id"],
+        creds["client_secret"],
+        settings={"ghl_webhook_public_key": key},
+    )
 
 
 async def start_salesforce(settings: Settings, port: int, redirect_uri: str, rate_limit: bool) -> DevVendor:

@@ -162,6 +162,8 @@ async def start_stack(
                 stack.sandbox_apps[vendor] = dev.app
             urls = {vendor: dev.sandbox.url for vendor, dev in stack.vendors.items()}
             settings = settings.model_copy(update={"vendor_base_urls": {**settings.vendor_base_urls, **urls}})
+            for dev in stack.vendors.values():
+                settings = settings.model_copy(update=dev.settings)
         if temporal == "dev":
             port = _free_port() if ephemeral_ports else int(settings.temporal_address.rsplit(":", 1)[1])
             stack.temporal = await start_temporal_dev_server(settings, port, 8233 if temporal_ui else None)

@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2, json_format, timestamp_pb2
 from opentelemetry import metrics
 from pydantic import BaseModel, ConfigDict, Field
 
-from libs.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
+from libs.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from libs.grpc_client import call
 from libs.identity import Caller, set_caller
 from libs.protos.concord.common.v1 import common_pb2
@@ -46,6 +46,10 @@ MAX_REPLAY_ID = 128
 log = logging.getLogger("concord.gateway.webhooks")
 _events = metrics.get_meter("concord.gateway").create_counter(
     "concord.cdc.events", description="Salesforce change events received, by outcome"
+)
+
+_webhooks = metrics.get_meter("concord.gateway").create_counter(
+    "concord.webhooks", description="Vendor webhook deliveries accepted, by vendor"
 )
 
 router = APIRouter(tags=["webhooks"])
@@ -294,3 +298,33 @@ async def resync(
         return _retry_later(request, error.reason, "resync")
     _events.add(1, {"outcome": "resync"})
     return {"status": "full_pull_started", "replay_preset": "LATEST", "run_ids": [r.run_id for r in started.runs]}
+
+
+# Vendors whose webhooks Concord takes (their adapter has verify_webhook), by the slug in the URL.
+SIGNED_WEBHOOKS = {"ghl": "ghl"}
+MAX_WEBHOOK_BODY = 256 * 1024
+
+
+@router.post("/webhooks/{vendor}", summary="A vendor's signed webhook delivery (GoHighLevel)")
+async def vendor_webhook(vendor: str, request: Request, backends: BackendsDep) -> dict[str, Any]:
+    """No bearer token: the vendor's signature is the authentication, checked by its adapter. A
+    delivery that does not verify is 401; one that does is 200 with what became of its events (a
+    redelivery is counted as a duplicate and changes nothing), so the vendor stops retrying."""
+    integration_type = SIGNED_WEBHOOKS.get(vendor)
+    if integration_type is None:
+        raise NotFound("Concord takes no webhooks from that vendor", reason="UNKNOWN_WEBHOOK_VENDOR")
+    body = await request.body()
+    if len(body) > MAX_WEBHOOK_BODY:
+        raise InvalidArgument("the delivery is too large", field="body", reason="BODY_TOO_LARGE")
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    accepted = await call(
+        backends.sync.AcceptWebhook,
+        sync_pb2.AcceptWebhookRequest(integration_type=integration_type, headers=headers, body=body),
+    )
+    _webhooks.add(1, {"vendor": integration_type, "outcome": "accepted"})
+    return {
+        "events": accepted.events,
+        "accepted": accepted.accepted,
+        "duplicates": accepted.duplicates,
+        "ignored": accepted.ignored,
+    }

@@ -9,6 +9,9 @@ from libs.errors import ConcordError, InvalidArgument, NotFound
 from services.sync.domain import (
     CursorRequest,
     FinishRun,
+    InboxBatch,
+    InboxDone,
+    InboxTake,
     PullPage,
     PushBatch,
     PushBatchRequest,
@@ -56,8 +59,18 @@ class SyncActivities:
     async def start_scheduled_sync(self, request: ScheduledSyncInput) -> str:
         return await self._service.start_scheduled_sync(request)
 
+    @activity.defn(name="take_inbox_batch")
+    async def take_inbox_batch(self, request: InboxTake) -> InboxBatch:
+        return await self._service.take_inbox_batch(request)
+
+    @activity.defn(name="finish_inbox_batch")
+    async def finish_inbox_batch(self, request: InboxDone) -> None:
+        await self._service.finish_inbox_batch(request)
+
     def all(self) -> list:
         return [
+            self.take_inbox_batch,
+            self.finish_inbox_batch,
             self.start_scheduled_sync,
             self.load_cursor,
             self.reconcile_pull_page,

@@ -163,6 +163,8 @@ class PullPage:
     # The options the page was read with (SyncRunInput.options), for MapToHub.
     options: dict = field(default_factory=dict)
     field_policies: dict = field(default_factory=dict)
+    # False for records the webhook inbox read by id: the pull cursor stays where pulls left it.
+    move_cursor: bool = True
 
 
 @dataclass
@@ -296,3 +298,51 @@ class ScheduledSyncInput:
 
 def schedule_id(config_id: str, entity_type: str) -> str:
     return f"sync-schedule:{config_id}:{entity_type}"
+
+
+# Webhooks: verification (an adapter activity) and the inbox's drain.
+
+
+@dataclass
+class WebhookInput:
+    integration_type: str
+    headers: dict
+    body_b64: str
+
+
+@dataclass
+class InboxRequest:
+    config_id: str
+    practice_id: str
+    integration_type: str
+
+
+@dataclass
+class InboxTake:
+    config_id: str
+    run_id: str
+    limit: int = 100
+
+
+@dataclass
+class InboxBatch:
+    run_id: str = ""
+    entity_type: str = ""
+    event_ids: list[str] = field(default_factory=list)
+    # The records to read as they are now (deleted ones are not read).
+    external_ids: list[str] = field(default_factory=list)
+    cursor: str = ""
+    conflict_policy: str = ""
+    field_policies: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class InboxDone:
+    config_id: str
+    run_id: str
+    event_ids: list[str]
+
+
+def inbox_workflow_id(config_id: str) -> str:
+    return f"inbox:{config_id}"

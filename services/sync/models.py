@@ -142,3 +142,21 @@ patient_indexes = Table(
     Column("digest", String(64), nullable=False),
     Index("ix_sync_patient_indexes_lookup", "practice_id", "kind", "digest"),
 )
+
+# The webhook inbox: events a vendor delivered, deduplicated by (config, the vendor's event id),
+# drained in batches by InboxWorkflow(config). An event names a vendor record (its id, no PHI);
+# the drain reads that record as it is now, so duplicates and reordering change nothing.
+inbox = Table(
+    "sync_inbox",
+    metadata,
+    Column("config_id", String(36), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+    Column("entity_type", String(32), nullable=False),
+    Column("external_id", String(128), nullable=False),
+    Column("deleted", Integer, nullable=False, default=0),
+    Column("event_type", String(64), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("processed_at", DateTime(timezone=True), nullable=True),
+    Column("run_id", String(36), nullable=False, default=""),
+    Index("ix_sync_inbox_pending", "config_id", "processed_at", "received_at"),
+)

@@ -15,6 +15,7 @@ REC, L, C, R = models.records, models.links, models.cursors, models.sync_logs
 CE = models.change_events
 RV = models.review_items
 PI = models.patient_indexes
+IB = models.inbox
 OPEN, RESOLVED = "OPEN", "RESOLVED"
 
 
@@ -328,3 +329,51 @@ class SyncRepository:
         for row in rows:
             out.setdefault(row.record_id, {})[row.kind] = row.digest
         return out
+
+    # The webhook inbox
+
+    async def add_to_inbox(self, session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+        """Inserts the events not there yet (by config and event id); returns how many were new."""
+        if not rows:
+            return 0
+        keys = {(r["config_id"], r["event_id"]) for r in rows}
+        present = await session.execute(
+            select(IB.c.config_id, IB.c.event_id).where(
+                IB.c.config_id.in_({c for c, _ in keys}), IB.c.event_id.in_({e for _, e in keys})
+            )
+        )
+        seen = {(row.config_id, row.event_id) for row in present}
+        fresh = list(
+            {(r["config_id"], r["event_id"]): r for r in rows if (r["config_id"], r["event_id"]) not in seen}.values()
+        )
+        if fresh:
+            await session.execute(IB.insert(), fresh)
+        return len(fresh)
+
+    async def pending_inbox(self, session: AsyncSession, config_id: str, limit: int) -> list[Any]:
+        """The oldest unprocessed events of the config's oldest pending entity."""
+        first = (
+            await session.execute(
+                select(IB.c.entity_type)
+                .where(IB.c.config_id == config_id, IB.c.processed_at.is_(None))
+                .order_by(IB.c.received_at)
+                .limit(1)
+            )
+        ).first()
+        if first is None:
+            return []
+        rows = await session.execute(
+            select(IB)
+            .where(IB.c.config_id == config_id, IB.c.processed_at.is_(None), IB.c.entity_type == first.entity_type)
+            .order_by(IB.c.received_at, IB.c.event_id)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def mark_processed(self, session: AsyncSession, config_id: str, event_ids: list[str], run_id: str) -> None:
+        if event_ids:
+            await session.execute(
+                update(IB)
+                .where(IB.c.config_id == config_id, IB.c.event_id.in_(event_ids))
+                .values(processed_at=now(), run_id=run_id)
+            )

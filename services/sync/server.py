@@ -25,7 +25,7 @@ from services.sync.availability import AvailabilityWorkflow
 from services.sync.messaging import SendMessageWorkflow
 from services.sync.service import Peers, SyncService
 from services.sync.servicer import SyncServicer
-from services.sync.workflows import PatientSyncWorkflow, ScheduledSyncWorkflow
+from services.sync.workflows import InboxWorkflow, PatientSyncWorkflow, ScheduledSyncWorkflow, VerifyWebhookWorkflow
 
 NAME = "sync"
 
@@ -48,7 +48,14 @@ async def start(settings: Settings, address: str = "127.0.0.1:0") -> RunningServ
     worker = Worker(
         temporal,
         task_queue=settings.sync_task_queue,
-        workflows=[PatientSyncWorkflow, ScheduledSyncWorkflow, SendMessageWorkflow, AvailabilityWorkflow],
+        workflows=[
+            PatientSyncWorkflow,
+            ScheduledSyncWorkflow,
+            InboxWorkflow,
+            VerifyWebhookWorkflow,
+            SendMessageWorkflow,
+            AvailabilityWorkflow,
+        ],
         activities=SyncActivities(service).all(),
     )
     worker_task = asyncio.create_task(worker.run())

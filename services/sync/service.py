@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -30,7 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from libs import fhir_patient
 from libs.blind_index import MATCH, POSSIBLE, BlindIndexer, decide
 from libs.crypto import EnvelopeCipher
-from libs.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from libs.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from libs.grpc_client import call
 from libs.identity import current_caller
 from libs.merge_fields import field_policies_for
@@ -470,6 +471,110 @@ class SyncService:
             described.append((entity_type, every, await handle.describe()))
         return described
 
+    # --- webhooks -------------------------------------------------------------------------------
+
+    async def accept_webhook(self, integration_type: str, headers: dict[str, str], body: bytes) -> dict[str, int]:
+        """A vendor's delivery, verified by its adapter (the vendor's signature), its events put in
+        the inbox of each real-time config connected to the account it names, deduplicated by the
+        vendor's event id, and each such config's InboxWorkflow started or nudged. Configs of
+        other frequencies ignore webhooks: their scheduled pulls bring the same changes."""
+        if not integration_type.isidentifier():
+            raise InvalidArgument("unknown vendor", field="integration_type", reason="UNKNOWN_VENDOR")
+        verified = await self._temporal.execute_workflow(
+            "VerifyWebhook",
+            domain.WebhookInput(integration_type, headers, base64.b64encode(body).decode()),
+            id=f"verify-webhook:{uuid.uuid4()}",
+            task_queue=self._task_queue,
+            execution_timeout=timedelta(seconds=30),
+            result_type=adapter_pb2.VerifyWebhookResponse,
+        )
+        if not verified.valid:
+            raise Unauthenticated("the webhook's signature does not verify", reason=verified.reason or "BAD_SIGNATURE")
+        counts = {"events": len(verified.events), "accepted": 0, "duplicates": 0, "ignored": 0}
+        if not verified.events or not verified.external_account_id:
+            return counts
+        found = await call(
+            self._peers.connection.FindConnections,
+            connection_pb2.FindConnectionsRequest(
+                integration_type=integration_type, external_account_id=verified.external_account_id
+            ),
+        )
+        stamp = now()
+        for connection in found.connections:
+            config = await self.owned_config(connection.practice_id, connection.config_id)
+            realtime = config.active and config.sync_frequency == common_pb2.SYNC_FREQUENCY_REAL_TIME
+            rows = [
+                {
+                    "config_id": config.config_id,
+                    "event_id": event.event_id,
+                    "entity_type": common_pb2.EntityType.Name(event.entity_type),
+                    "external_id": event.external_id,
+                    "deleted": int(event.deleted),
+                    "event_type": event.type,
+                    "received_at": stamp,
+                    "processed_at": None,
+                    "run_id": "",
+                }
+                for event in verified.events
+                if realtime and event.entity_type in config.enabled_entities
+            ]
+            counts["ignored"] += len(verified.events) - len(rows)
+            if not rows:
+                continue
+            async with self._sessions() as session, session.begin():
+                fresh = await self._repo.add_to_inbox(session, rows)
+            counts["accepted"] += fresh
+            counts["duplicates"] += len(rows) - fresh
+            await self._temporal.start_workflow(
+                "Inbox",
+                domain.InboxRequest(config.config_id, config.practice_id, config.integration_type),
+                id=domain.inbox_workflow_id(config.config_id),
+                task_queue=self._task_queue,
+                start_signal="nudge",
+            )
+        return counts
+
+    async def take_inbox_batch(self, request: domain.InboxTake) -> domain.InboxBatch:
+        """The next batch of one entity's pending events, and its run row (made once per run id)."""
+        async with self._sessions() as session:
+            events = await self._repo.pending_inbox(session, request.config_id, request.limit)
+        if not events:
+            return domain.InboxBatch()
+        config = (
+            await call(
+                self._peers.registry.GetIntegrationConfig,
+                registry_pb2.GetIntegrationConfigRequest(config_id=request.config_id),
+            )
+        ).config
+        entity_type = events[0].entity_type
+        async with self._sessions() as session, session.begin():
+            if await self._repo.get_run(session, request.run_id) is None:
+                row = domain.new_run_row(
+                    request.run_id,
+                    config,
+                    entity_type,
+                    "SYNC_DIRECTION_PULL",
+                    domain.inbox_workflow_id(request.config_id),
+                    current_trace_id(),
+                )
+                await self._repo.insert_run(session, row)
+            cursor = await self._repo.get_cursor(session, request.config_id, entity_type)
+        return domain.InboxBatch(
+            run_id=request.run_id,
+            entity_type=entity_type,
+            event_ids=[e.event_id for e in events],
+            external_ids=list(dict.fromkeys(e.external_id for e in events if not e.deleted)),
+            cursor=cursor,
+            conflict_policy=common_pb2.ConflictPolicy.Name(config.conflict_policy),
+            field_policies=_field_policies(config),
+            options=_options_json(config),
+        )
+
+    async def finish_inbox_batch(self, request: domain.InboxDone) -> None:
+        async with self._sessions() as session, session.begin():
+            await self._repo.mark_processed(session, request.config_id, request.event_ids, request.run_id)
+            await self._repo.finish_run(session, request.run_id, "")
+
     async def start_scheduled_sync(self, request: domain.ScheduledSyncInput) -> str:
         """A schedule's run: started like a user's, skipped when one is running or the config can
         no longer run (disconnected, inactive); returns the run id, or "" when skipped."""
@@ -796,7 +901,8 @@ class SyncService:
             )
             await self._repo.insert_links(session, new_links)
             events += await self._hold_for_review(session, page, kind, held_items)
-            await self._repo.set_cursor(session, page.config_id, kind.entity_type, page.next_cursor)
+            if page.move_cursor:
+                await self._repo.set_cursor(session, page.config_id, kind.entity_type, page.next_cursor)
             counts.update(records_succeeded=len(usable), records_created=created, records_updated=updated)
             await self._repo.add_to_run(session, page.run_id, counts, failures)
             await self._audit(events)

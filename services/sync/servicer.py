@@ -108,6 +108,12 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         )
         return pb.ResolveReviewItemResponse(item=convert.review_to_proto(item))
 
+    async def AcceptWebhook(self, request: pb.AcceptWebhookRequest, context) -> pb.AcceptWebhookResponse:  # noqa: ANN001
+        counts = await self._service.accept_webhook(
+            required(request.integration_type, "integration_type"), dict(request.headers), request.body
+        )
+        return pb.AcceptWebhookResponse(**counts)
+
     async def ApplySchedules(self, request: pb.ApplySchedulesRequest, context) -> pb.ApplySchedulesResponse:  # noqa: ANN001
         described = await self._service.apply_schedules(request.practice_id, required(request.config_id, "config_id"))
         schedules = []

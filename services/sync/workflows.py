@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from datetime import timedelta
 
@@ -19,6 +20,10 @@ with workflow.unsafe.imports_passed_through():
     from services.sync.domain import (
         CursorRequest,
         FinishRun,
+        InboxBatch,
+        InboxDone,
+        InboxRequest,
+        InboxTake,
         PullPage,
         PushBatch,
         PushBatchRequest,
@@ -26,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         PushResults,
         ScheduledSyncInput,
         SyncRunInput,
+        WebhookInput,
     )
 
 HUB_STEP = {
@@ -192,3 +198,86 @@ class ScheduledSyncWorkflow:
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=RetryPolicy(maximum_attempts=5),
         )
+
+
+@workflow.defn(name="VerifyWebhook")
+class VerifyWebhookWorkflow:
+    """The vendor's adapter checks a delivery's signature and parses it (the gateway waits)."""
+
+    @workflow.run
+    async def run(self, request: WebhookInput) -> adapter_pb2.VerifyWebhookResponse:
+        return await workflow.execute_activity(
+            "verify_webhook",
+            adapter_pb2.VerifyWebhookRequest(headers=request.headers, body=base64.b64decode(request.body_b64)),
+            task_queue=f"adapter.{request.integration_type}",
+            result_type=adapter_pb2.VerifyWebhookResponse,
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(maximum_attempts=3),
+        )
+
+
+@workflow.defn(name="Inbox")
+class InboxWorkflow:
+    """Drains one config's webhook inbox in batches through the pull's reconcile path: each batch's
+    records are read from the vendor as they are now (get_records), so a duplicated or late event
+    applies nothing old. Signalled (signal-with-start) for each delivery; ends when empty."""
+
+    def __init__(self) -> None:
+        self._nudged = False
+
+    @workflow.signal
+    def nudge(self) -> None:
+        self._nudged = True
+
+    @workflow.run
+    async def run(self, request: InboxRequest) -> int:
+        drained = 0
+        while True:
+            self._nudged = False
+            take = InboxTake(request.config_id, str(workflow.uuid4()))
+            batch: InboxBatch = await workflow.execute_activity(
+                "take_inbox_batch", take, result_type=InboxBatch, **HUB_STEP
+            )
+            if not batch.event_ids:
+                if self._nudged:
+                    continue
+                return drained
+            records: list[dict] = []
+            requests = 0
+            if batch.external_ids:
+                found = await workflow.execute_activity(
+                    "get_records",
+                    adapter_pb2.GetRecordsRequest(
+                        config_id=request.config_id,
+                        entity_type=common_pb2.EntityType.Value(batch.entity_type),
+                        external_ids=batch.external_ids,
+                        options=json_format.ParseDict(batch.options, registry_pb2.VendorOptions()),
+                    ),
+                    task_queue=f"adapter.{request.integration_type}",
+                    result_type=adapter_pb2.GetRecordsResponse,
+                    **VENDOR_STEP,
+                )
+                records = [json_format.MessageToDict(r) for r in found.records]
+                requests = found.vendor_requests
+            await workflow.execute_activity(
+                "reconcile_pull_page",
+                PullPage(
+                    run_id=batch.run_id,
+                    config_id=request.config_id,
+                    practice_id=request.practice_id,
+                    integration_type=request.integration_type,
+                    conflict_policy=batch.conflict_policy,
+                    field_policies=batch.field_policies,
+                    records=records,
+                    next_cursor=batch.cursor,
+                    vendor_requests=requests,
+                    entity_type=batch.entity_type,
+                    options=batch.options,
+                    move_cursor=False,
+                ),
+                **HUB_STEP,
+            )
+            await workflow.execute_activity(
+                "finish_inbox_batch", InboxDone(request.config_id, batch.run_id, batch.event_ids), **HUB_STEP
+            )
+            drained += len(batch.event_ids)

@@ -21,7 +21,6 @@ from services.adapters.ghl.contacts import Contacts
 from services.adapters.ghl.messages import send
 from services.adapters.ghl.resource import Resource
 
-
 # GHL answers an unknown contact id with 400 ("Contact not found") or 404, and 422 for a malformed one.
 GONE = (400, 404, 422)
 

@@ -73,6 +73,35 @@ CHANGE_EVENT_OUTCOME_DUPLICATE: ChangeEventOutcome
 CHANGE_EVENT_OUTCOME_PULL_STARTED: ChangeEventOutcome
 CHANGE_EVENT_OUTCOME_PULL_PENDING: ChangeEventOutcome
 
+class AcceptWebhookRequest(_message.Message):
+    __slots__ = ("integration_type", "headers", "body")
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    INTEGRATION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    integration_type: str
+    headers: _containers.ScalarMap[str, str]
+    body: bytes
+    def __init__(self, integration_type: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[bytes] = ...) -> None: ...
+
+class AcceptWebhookResponse(_message.Message):
+    __slots__ = ("events", "accepted", "duplicates", "ignored")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    IGNORED_FIELD_NUMBER: _ClassVar[int]
+    events: int
+    accepted: int
+    duplicates: int
+    ignored: int
+    def __init__(self, events: _Optional[int] = ..., accepted: _Optional[int] = ..., duplicates: _Optional[int] = ..., ignored: _Optional[int] = ...) -> None: ...
+
 class SyncSchedule(_message.Message):
     __slots__ = ("schedule_id", "entity_type", "every", "next_run_time")
     SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]

@@ -150,6 +150,11 @@ class SyncServiceStub:
                 request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ApplySchedulesRequest.SerializeToString,
                 response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ApplySchedulesResponse.FromString,
                 _registered_method=True)
+        self.AcceptWebhook = channel.unary_unary(
+                '/concord.sync.v1.SyncService/AcceptWebhook',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.AcceptWebhookRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.AcceptWebhookResponse.FromString,
+                _registered_method=True)
 
 
 class SyncServiceServicer:
@@ -321,6 +326,16 @@ class SyncServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AcceptWebhook(self, request, context):
+        """A vendor's webhook delivery, as the gateway received it: verified by the vendor's adapter
+        (UNAUTHENTICATED with the adapter's reason when its signature does not verify), its events
+        stored in the inbox of each real-time config of the account it names (deduplicated by the
+        vendor's event id) and drained by that config's InboxWorkflow.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -438,6 +453,11 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     servicer.ApplySchedules,
                     request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ApplySchedulesRequest.FromString,
                     response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ApplySchedulesResponse.SerializeToString,
+            ),
+            'AcceptWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptWebhook,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.AcceptWebhookRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.AcceptWebhookResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1062,6 +1082,33 @@ class SyncService:
             '/concord.sync.v1.SyncService/ApplySchedules',
             concord_dot_sync_dot_v1_dot_sync__pb2.ApplySchedulesRequest.SerializeToString,
             concord_dot_sync_dot_v1_dot_sync__pb2.ApplySchedulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/AcceptWebhook',
+            concord_dot_sync_dot_v1_dot_sync__pb2.AcceptWebhookRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.AcceptWebhookResponse.FromString,
             options,
             channel_credentials,
             insecure,
