@@ -27,6 +27,8 @@ def require(condition: bool, why: str) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "get_records: the adapter serves records by id for this (vendor, entity)")
+    config.addinivalue_line("markers", "delete_records: the adapter deletes records for this (vendor, entity)")
     config.addinivalue_line("markers", "postgres_only: runs only on the PostgreSQL variant of `settings`")
     config.addinivalue_line("markers", "burst_limit: needs a vendor with a per-window rate limit")
     config.addinivalue_line("markers", "token_refresh: needs a vendor whose access tokens expire and refresh")

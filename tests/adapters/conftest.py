@@ -327,6 +327,10 @@ RECORDS_PER_WRITE_CALL: dict[str, int] = {}
 # "<vendor>-<entity>" -> (vendor, what makes the case on an opened harness); and which are pull-only.
 CASES: dict[str, tuple[str, MakeCase]] = {}
 PULL_ONLY: set[str] = set()
+# Optional capabilities (services/adapters/__init__.py) by case: a harness module names the
+# entities its adapter serves them for (GET_RECORDS, DELETE_RECORDS); tests marked with the
+# capability run for those cases only.
+CAPABLE: dict[str, set[str]] = {"get_records": set(), "delete_records": set()}
 
 
 def _discover_harnesses() -> dict[str, Callable[..., Awaitable[AdapterHarness]]]:
@@ -348,6 +352,8 @@ def _discover_harnesses() -> dict[str, Callable[..., Awaitable[AdapterHarness]]]
         for entity, make in {"patient": patient_case, **getattr(module, "ENTITIES", {})}.items():
             CASES[f"{vendor}-{entity}"] = (vendor, make)
         PULL_ONLY.update(f"{vendor}-{entity}" for entity in getattr(module, "PULL_ONLY", ()))
+        for capability in CAPABLE:
+            CAPABLE[capability].update(f"{vendor}-{e}" for e in getattr(module, capability.upper(), ()))
     return found
 
 
@@ -379,6 +385,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             or ("token_refresh" in marked and vendor in WITHOUT_TOKEN_REFRESH)
             or ("writable" in marked and case_id in PULL_ONLY)
             or ("pull_only" in marked and case_id is not None and case_id not in PULL_ONLY)
+            or any(c in marked and case_id not in cases for c, cases in CAPABLE.items())
         )
         (drop if refused else keep).append(item)
     if drop:

@@ -245,3 +245,4 @@ async def _appointment_case(harness: AdapterHarness) -> EntityCase:
 
 
 ENTITIES = {"appointment": _appointment_case}
+GET_RECORDS = DELETE_RECORDS = ("patient",)

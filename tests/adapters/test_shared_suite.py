@@ -280,3 +280,42 @@ async def test_check_health(harness: AdapterHarness) -> None:
     await harness.revoke_tokens()
     revoked = await harness.adapter.check_health(pb.CheckHealthRequest(config_id=harness.config_id))
     assert not revoked.healthy and revoked.detail
+
+
+# --- optional capabilities: records by id, deletes ----------------------------------------------------
+
+
+@pytest.mark.writable
+@pytest.mark.get_records
+async def test_records_by_id_are_what_a_pull_returns_and_missing_ones_are_named(case: EntityCase) -> None:
+    written = await case.upsert([(f"ref-{i}", "", r) for i, r in enumerate(case.new_records(3))])
+    ids = assert_all_written(written, ["ref-0", "ref-1", "ref-2"])
+    pulled = {case.record_id(plain(r)): plain(r) for r in (await case.fetch(page_size=100)).records}
+    found = await case.harness.adapter.get_records(
+        pb.GetRecordsRequest(
+            config_id=case.harness.config_id,
+            entity_type=case.entity,
+            external_ids=[*ids, ids[0], "no-such-record-0000"],
+            options=case.options,
+        )
+    )
+    by_id = {case.record_id(plain(r)): plain(r) for r in found.records}
+    assert sorted(by_id) == sorted(ids)  # each once
+    assert list(found.missing_ids) == ["no-such-record-0000"]
+    for external_id in set(ids) & set(pulled):
+        assert case.changed_value(by_id[external_id]) == case.changed_value(pulled[external_id])
+
+
+@pytest.mark.writable
+@pytest.mark.delete_records
+async def test_deleted_records_are_gone_and_a_retried_delete_is_harmless(case: EntityCase) -> None:
+    written = await case.upsert([(f"ref-{i}", "", r) for i, r in enumerate(case.new_records(2))])
+    ids = assert_all_written(written, ["ref-0", "ref-1"])
+    request = pb.DeleteRecordsRequest(
+        config_id=case.harness.config_id, entity_type=case.entity, external_ids=[ids[0]], options=case.options
+    )
+    for _attempt in range(2):
+        deleted = await case.harness.adapter.delete_records(request)
+        assert [(r.external_id, r.success) for r in deleted.results] == [(ids[0], True)]
+    stored = await case.stored()
+    assert ids[0] not in stored and ids[1] in stored
