@@ -448,6 +448,35 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
         response.headers["ETag"] = f'W/"{found.patient.version}"'
         return _patient_json(found.patient)
 
+    @app.get("/patients/{patient_id}/history", summary="Every change of a patient: side, fields, run")
+    async def patient_history(
+        patient_id: str, caller: CallerDep, page_size: int = Query(100, ge=1, le=500)
+    ) -> dict[str, Any]:
+        require(caller, "patient.read")
+        found = await call(
+            backends.sync.GetRecordHistory,
+            sync_pb2.GetRecordHistoryRequest(
+                practice_id=caller.practice_id,
+                entity_type=common_pb2.ENTITY_TYPE_PATIENT,
+                record_id=patient_id,
+                page_size=page_size,
+            ),
+        )
+        return {
+            "changes": [
+                {
+                    "version": c.version,
+                    "side": c.side,
+                    "source": c.source,
+                    "action": c.action,
+                    "fields": list(c.fields),
+                    "run_id": c.run_id or None,
+                    "changed_at": time_or_none(c, "change_time"),
+                }
+                for c in found.changes
+            ]
+        }
+
     @app.put("/patients/{patient_id}", summary="Replace a patient; If-Match guards against lost updates")
     async def update_patient(
         patient_id: str,

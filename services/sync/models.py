@@ -160,3 +160,22 @@ inbox = Table(
     Column("run_id", String(36), nullable=False, default=""),
     Index("ix_sync_inbox_pending", "config_id", "processed_at", "received_at"),
 )
+
+# Every change of a hub record: which version, which side made it (the hub's user, a vendor's
+# pull or webhook, a review), which fields (names only: no value, no PHI), which run.
+record_history = Table(
+    "sync_record_history",
+    metadata,
+    Column("history_id", String(36), primary_key=True),
+    Column("practice_id", String(64), nullable=False),
+    Column("entity_type", String(32), nullable=False),
+    Column("record_id", String(36), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("side", String(16), nullable=False),  # hub, vendor, review
+    Column("source", String(128), nullable=False),  # the user id, or the vendor (integration type)
+    Column("action", String(16), nullable=False),  # create, update
+    Column("fields", JSON, nullable=False),
+    Column("run_id", String(36), nullable=False, default=""),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_sync_record_history_record", "record_id", "changed_at"),
+)

@@ -16,6 +16,7 @@ CE = models.change_events
 RV = models.review_items
 PI = models.patient_indexes
 IB = models.inbox
+RH = models.record_history
 OPEN, RESOLVED = "OPEN", "RESOLVED"
 
 
@@ -377,3 +378,21 @@ class SyncRepository:
                 .where(IB.c.config_id == config_id, IB.c.event_id.in_(event_ids))
                 .values(processed_at=now(), run_id=run_id)
             )
+
+    # Per-record history
+
+    async def add_history(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await session.execute(RH.insert(), rows)
+
+    async def record_history(
+        self, session: AsyncSession, practice_id: str, entity_type: str, record_id: str, limit: int
+    ) -> list[Any]:
+        """Newest first."""
+        rows = await session.execute(
+            select(RH)
+            .where(RH.c.practice_id == practice_id, RH.c.entity_type == entity_type, RH.c.record_id == record_id)
+            .order_by(RH.c.version.desc(), RH.c.changed_at.desc())
+            .limit(limit)
+        )
+        return list(rows)

@@ -142,6 +142,34 @@ class SyncService:
         }
 
     @staticmethod
+    def _change(
+        practice_id: str,
+        kind: EntityKind,
+        record_id: str,
+        version: int,
+        side: str,
+        action: str,
+        fields: list[str],
+        *,
+        source: str = "",
+        run_id: str = "",
+    ) -> dict[str, Any]:
+        """A row of the record's history: who (side and source), what (field names), which run."""
+        return {
+            "history_id": str(uuid.uuid4()),
+            "practice_id": practice_id,
+            "entity_type": kind.entity_type,
+            "record_id": record_id,
+            "version": version,
+            "side": side,
+            "source": source or current_caller().user_id or SYNC_USER,
+            "action": action,
+            "fields": sorted(fields),
+            "run_id": run_id,
+            "changed_at": now(),
+        }
+
+    @staticmethod
     def _stamp(resource: dict, patient_id: str, version: int) -> dict:
         stamped = {**resource, "id": patient_id}
         stamped["meta"] = {
@@ -174,6 +202,10 @@ class SyncService:
         async with self._sessions() as session, session.begin():
             await self._repo.insert_records(session, [row])
             await self._repo.insert_indexes(session, self._index_rows(practice_id, resource["id"], resource, kind))
+            fields = _fields_present(kind.project(resource))
+            await self._repo.add_history(
+                session, [self._change(practice_id, kind, resource["id"], 1, "hub", "create", fields)]
+            )
             await self._audit([self._event(practice_id, "create", resource["id"], kind.project(resource), kind=kind)])
         return resource, row
 
@@ -209,9 +241,14 @@ class SyncService:
             events.append(self._event(practice_id, "patient.create", resource["id"], fhir_patient.project(resource)))
             ids.append(resource["id"])
             indexes += self._index_rows(practice_id, resource["id"], resource, ENTITIES[PATIENT])
+        history = [
+            self._change(practice_id, ENTITIES[PATIENT], e.patient_id, 1, "hub", "create", list(e.data_accessed))
+            for e in events
+        ]
         async with self._sessions() as session, session.begin():
             await self._repo.insert_records(session, rows)
             await self._repo.insert_indexes(session, indexes)
+            await self._repo.add_history(session, history)
             await self._audit(events)
         return ids
 
@@ -253,6 +290,10 @@ class SyncService:
             after = fhir_patient.project(resource)
             # Both sides' names: a consent field is projected only while recorded, so one removed is absent after.
             changed = sorted(name for name in before.keys() | after.keys() if after.get(name) != before.get(name))
+            await self._repo.add_history(
+                session,
+                [self._change(practice_id, ENTITIES[PATIENT], patient_id, row.version + 1, "hub", "update", changed)],
+            )
             await self._audit([self._event(practice_id, "patient.update", patient_id, fields=changed)])
             updated = await self._repo.get_record(session, practice_id, PATIENT, patient_id)
         return resource, updated
@@ -607,6 +648,17 @@ class SyncService:
         async with self._sessions() as session:
             return await self._repo.list_runs(session, practice_id, config_id, after, limit)
 
+    async def record_history(self, practice_id: str, entity_type: str, record_id: str, limit: int) -> list[Any]:
+        """The record's changes, newest first (field names, sides and runs: no values)."""
+        self._scope(practice_id)
+        kind = kind_of(entity_type)
+        async with self._sessions() as session:
+            rows = await self._repo.record_history(session, practice_id, kind.entity_type, record_id, limit)
+        if not rows:
+            name = kind.resource_type.lower()
+            raise NotFound(f"{name} not found", reason=f"{name.upper()}_NOT_FOUND")
+        return rows
+
     # --- the manual review queue --------------------------------------------------------------
 
     async def list_reviews(self, practice_id: str, config_id: str, status: str, after: str, limit: int) -> list[Any]:
@@ -671,6 +723,10 @@ class SyncService:
                 if not await self._repo.update_record(session, item.record_id, version, sealed, row.version):
                     raise Aborted("the record changed concurrently", reason="VERSION_MISMATCH")
                 await self._reindex(session, practice_id, item.record_id, changed, kind)
+                await self._repo.add_history(
+                    session,
+                    [self._change(practice_id, kind, item.record_id, version, "review", "update", [item.field])],
+                )
             return await self._close_review(session, practice_id, item, kind, choice)
 
     async def _close_review(self, session: Any, practice_id: str, item: Any, kind: EntityKind, choice: str) -> Any:
@@ -715,6 +771,14 @@ class SyncService:
                 if not await self._repo.update_record(session, item.record_id, version, sealed, row.version):
                     raise Aborted("the record changed concurrently", reason="VERSION_MISMATCH")
                 await self._reindex(session, practice_id, item.record_id, resource, kind)
+                await self._repo.add_history(
+                    session,
+                    [
+                        self._change(
+                            practice_id, kind, item.record_id, version, "review", "update", list(result.changes)
+                        )
+                    ],
+                )
             record_id = item.record_id
             synced = version if kind.project(resource) == theirs_view else 0
         else:
@@ -723,6 +787,10 @@ class SyncService:
             row = self._new_row(practice_id, resource, await self._seal(practice_id, resource, kind), kind)
             await self._repo.insert_records(session, [row])
             await self._repo.insert_indexes(session, self._index_rows(practice_id, record_id, resource, kind))
+            await self._repo.add_history(
+                session,
+                [self._change(practice_id, kind, record_id, 1, "review", "create", _fields_present(theirs_view))],
+            )
             synced = 1
             await self._audit([self._event(practice_id, "create", record_id, theirs_view, kind=kind)])
         base = await self._cipher.encrypt_json(practice_id, theirs_view, kind.base_purpose)
@@ -785,6 +853,7 @@ class SyncService:
                 usable, identity_events = await self._match_unlinked(session, page, kind, usable, state)
                 events += identity_events
             created = updated = 0
+            history: list[dict[str, Any]] = []
             for ext, theirs in usable:
                 theirs_view = kind.project(theirs)
                 entry = state.get(ext)
@@ -801,6 +870,19 @@ class SyncService:
                     }
                     created += 1
                     events.append(self._event(page.practice_id, "create", record_id, theirs_view, page, kind=kind))
+                    history.append(
+                        self._change(
+                            page.practice_id,
+                            kind,
+                            record_id,
+                            1,
+                            "vendor",
+                            "create",
+                            _fields_present(theirs_view),
+                            source=page.integration_type,
+                            run_id=page.run_id,
+                        )
+                    )
                     continue
                 ours_view = kind.project(entry["resource"])
                 clocks = domain.Clocks(entry["modified"], modified.get(ext), datetime.now(UTC))
@@ -842,6 +924,19 @@ class SyncService:
                             fields=sorted(result.changes),
                             page=page,
                             kind=kind,
+                        )
+                    )
+                    history.append(
+                        self._change(
+                            page.practice_id,
+                            kind,
+                            entry["record_id"],
+                            entry["version"],
+                            "vendor",
+                            "update",
+                            list(result.changes),
+                            source=page.integration_type,
+                            run_id=page.run_id,
                         )
                     )
                 entry["base"] = theirs_view
@@ -900,6 +995,7 @@ class SyncService:
                 ],
             )
             await self._repo.insert_links(session, new_links)
+            await self._repo.add_history(session, history)
             events += await self._hold_for_review(session, page, kind, held_items)
             if page.move_cursor:
                 await self._repo.set_cursor(session, page.config_id, kind.entity_type, page.next_cursor)

@@ -8,7 +8,7 @@ from google.protobuf import json_format
 
 from libs.errors import InvalidArgument
 from libs.paging import decode_token, encode_token, next_token, page_size
-from libs.proto_convert import enum_name, required
+from libs.proto_convert import enum_name, required, timestamp
 from libs.protos.concord.adapter.v1 import adapter_pb2
 from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.sync.v1 import sync_pb2 as pb
@@ -107,6 +107,28 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
             request.value if request.HasField("value") else None,
         )
         return pb.ResolveReviewItemResponse(item=convert.review_to_proto(item))
+
+    async def GetRecordHistory(self, request: pb.GetRecordHistoryRequest, context) -> pb.GetRecordHistoryResponse:  # noqa: ANN001
+        rows = await self._service.record_history(
+            request.practice_id,
+            enum_name(common_pb2.EntityType, request.entity_type) or "ENTITY_TYPE_PATIENT",
+            required(request.record_id, "record_id"),
+            page_size(request.page_size),
+        )
+        return pb.GetRecordHistoryResponse(
+            changes=[
+                pb.RecordChange(
+                    version=r.version,
+                    side=r.side,
+                    source=r.source,
+                    action=r.action,
+                    fields=list(r.fields),
+                    run_id=r.run_id,
+                    change_time=timestamp(r.changed_at),
+                )
+                for r in rows
+            ]
+        )
 
     async def AcceptWebhook(self, request: pb.AcceptWebhookRequest, context) -> pb.AcceptWebhookResponse:  # noqa: ANN001
         counts = await self._service.accept_webhook(

@@ -177,6 +177,22 @@ async def test_each_policy_settles_a_patient_both_sides_edited(stack, caplog) ->
         # Every patient once at GHL, none twice.
         assert len(contacts) == 6
         assert ok(await http.get("/review-items", params={"status": "open"}, headers=admin))["items"] == []
+        # Each patient's history says who changed what, in which run, and never a value.
+        history = ok(await http.get(f"/patients/{held}/history", headers=admin))["changes"]
+        assert [(c["version"], c["side"], c["action"]) for c in history][-1] == (1, "hub", "create")
+        review_change = history[0]
+        assert (review_change["side"], review_change["source"], review_change["fields"]) == (
+            "review",
+            "u-admin",
+            ["city"],
+        )
+        hub_edit = next(c for c in history if c["side"] == "hub" and c["action"] == "update")
+        assert hub_edit["fields"] == ["city"] and hub_edit["source"] == "u-admin" and hub_edit["run_id"] is None
+        vendor_change = next(c for c in history if c["side"] == "vendor")  # GHL's state, taken by the pull
+        assert (vendor_change["source"], vendor_change["fields"]) == ("ghl", ["state"]) and vendor_change["run_id"]
+        assert "Pawtucket" not in str(history) and "Hubville" not in str(history)
+        versions = [c["version"] for c in history]
+        assert versions == sorted(versions, reverse=True) and len(set(versions)) == len(versions)
         # Nothing is left to settle: a two-way run changes nothing on either side.
         settled = await p.sync("bidirectional")
         assert settled["records_created"] == 0 and settled["records_updated"] == 0

@@ -73,6 +73,42 @@ CHANGE_EVENT_OUTCOME_DUPLICATE: ChangeEventOutcome
 CHANGE_EVENT_OUTCOME_PULL_STARTED: ChangeEventOutcome
 CHANGE_EVENT_OUTCOME_PULL_PENDING: ChangeEventOutcome
 
+class RecordChange(_message.Message):
+    __slots__ = ("version", "side", "source", "action", "fields", "run_id", "change_time")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SIDE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_TIME_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    side: str
+    source: str
+    action: str
+    fields: _containers.RepeatedScalarFieldContainer[str]
+    run_id: str
+    change_time: _timestamp_pb2.Timestamp
+    def __init__(self, version: _Optional[int] = ..., side: _Optional[str] = ..., source: _Optional[str] = ..., action: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., run_id: _Optional[str] = ..., change_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetRecordHistoryRequest(_message.Message):
+    __slots__ = ("practice_id", "entity_type", "record_id", "page_size")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    entity_type: _common_pb2.EntityType
+    record_id: str
+    page_size: int
+    def __init__(self, practice_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., record_id: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class GetRecordHistoryResponse(_message.Message):
+    __slots__ = ("changes",)
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[RecordChange]
+    def __init__(self, changes: _Optional[_Iterable[_Union[RecordChange, _Mapping]]] = ...) -> None: ...
+
 class AcceptWebhookRequest(_message.Message):
     __slots__ = ("integration_type", "headers", "body")
     class HeadersEntry(_message.Message):

@@ -155,6 +155,11 @@ class SyncServiceStub:
                 request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.AcceptWebhookRequest.SerializeToString,
                 response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.AcceptWebhookResponse.FromString,
                 _registered_method=True)
+        self.GetRecordHistory = channel.unary_unary(
+                '/concord.sync.v1.SyncService/GetRecordHistory',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryResponse.FromString,
+                _registered_method=True)
 
 
 class SyncServiceServicer:
@@ -336,6 +341,14 @@ class SyncServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRecordHistory(self, request, context):
+        """A record's changes, newest first: version, which side (hub, vendor, review) and who, which
+        fields (names only), which run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -458,6 +471,11 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     servicer.AcceptWebhook,
                     request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.AcceptWebhookRequest.FromString,
                     response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.AcceptWebhookResponse.SerializeToString,
+            ),
+            'GetRecordHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecordHistory,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1109,6 +1127,33 @@ class SyncService:
             '/concord.sync.v1.SyncService/AcceptWebhook',
             concord_dot_sync_dot_v1_dot_sync__pb2.AcceptWebhookRequest.SerializeToString,
             concord_dot_sync_dot_v1_dot_sync__pb2.AcceptWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecordHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/GetRecordHistory',
+            concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,
