@@ -166,7 +166,16 @@ async def start_stack(
                 settings = settings.model_copy(update=dev.settings)
         if temporal == "dev":
             port = _free_port() if ephemeral_ports else int(settings.temporal_address.rsplit(":", 1)[1])
-            stack.temporal = await start_temporal_dev_server(settings, port, 8233 if temporal_ui else None)
+            for attempt in range(3):
+                try:
+                    stack.temporal = await start_temporal_dev_server(settings, port, 8233 if temporal_ui else None)
+                    break
+                except RuntimeError:
+                    # The dev server also binds ports derived from its own (HTTP, metrics): on a
+                    # busy machine another process may hold one. An ephemeral port is tried again.
+                    if not ephemeral_ports or attempt == 2:
+                        raise
+                    port = _free_port()
             settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{port}"})
         for name, start in (
             ("registry", start_registry),

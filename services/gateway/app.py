@@ -23,6 +23,7 @@ from libs.settings import Settings
 from services.gateway import (
     availability,
     catalog,
+    dead_letters,
     mappings,
     marketing,
     memberships,
@@ -60,6 +61,7 @@ ROUTERS: list[APIRouter] = [
     marketing.router,
     zapier.router,
     reviews.router,
+    dead_letters.router,
     webhooks.router,
     salesforce.router,
     zapier_oauth.router,

@@ -113,3 +113,22 @@ def review_values_to_proto(values: dict[str, Any], vendor_record: dict[str, Any]
         if (vendor_record or {}).get(name):
             message.vendor_record[name] = str(vendor_record[name])
     return message
+
+
+def letter_to_proto(row: Any) -> pb.DeadLetter:
+    return pb.DeadLetter(
+        letter_id=row.letter_id,
+        config_id=row.config_id,
+        entity_type=common_pb2.EntityType.Value(row.entity_type),
+        direction=row.direction,
+        record_ref=row.record_ref,
+        error_class=row.error_class,
+        field=row.field,
+        message=row.message,
+        status=row.status,
+        attempts=row.attempts,
+        run_id=row.run_id,
+        first_seen_time=timestamp(row.first_seen_at),
+        last_seen_time=timestamp(row.last_seen_at),
+        resolve_time=timestamp(row.resolved_at),
+    )

@@ -179,3 +179,30 @@ record_history = Table(
     Column("changed_at", DateTime(timezone=True), nullable=False),
     Index("ix_sync_record_history_record", "record_id", "changed_at"),
 )
+
+# Records that cannot sync, parked with their error class while the rest of each run goes on: a
+# push letter keeps its hub record out of that vendor's pushes until replayed; a pull letter keeps
+# the vendor's record (encrypted) so a replay can reconcile it after a fix. One open letter per
+# (config, entity, direction, record); a success of the record resolves it.
+dead_letters = Table(
+    "sync_dead_letters",
+    metadata,
+    Column("letter_id", String(36), primary_key=True),
+    Column("practice_id", String(64), nullable=False),
+    Column("config_id", String(36), nullable=False),
+    Column("entity_type", String(32), nullable=False),
+    Column("direction", String(8), nullable=False),  # push, pull
+    Column("record_ref", String(128), nullable=False),  # hub record id (push), vendor id (pull)
+    Column("error_class", String(64), nullable=False),
+    Column("field", String(128), nullable=False, default=""),
+    Column("message", Text, nullable=False, default=""),
+    Column("payload_enc", LargeBinary, nullable=True),
+    Column("status", String(16), nullable=False),  # open, replaying, resolved
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("run_id", String(36), nullable=False),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Index("ix_sync_dead_letters_record", "config_id", "entity_type", "direction", "record_ref", "status"),
+    Index("ix_sync_dead_letters_practice", "practice_id", "status", "error_class"),
+)

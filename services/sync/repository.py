@@ -17,6 +17,7 @@ RV = models.review_items
 PI = models.patient_indexes
 IB = models.inbox
 RH = models.record_history
+DL = models.dead_letters
 OPEN, RESOLVED = "OPEN", "RESOLVED"
 
 
@@ -90,6 +91,14 @@ class SyncRepository:
                 REC.c.entity_type == entity_type,
                 REC.c.record_id > after,
                 (L.c.record_id.is_(None)) | (L.c.synced_version < REC.c.version),
+                # A record parked as a dead letter for this config waits for its replay.
+                ~exists().where(
+                    DL.c.config_id == config_id,
+                    DL.c.entity_type == entity_type,
+                    DL.c.direction == "push",
+                    DL.c.record_ref == REC.c.record_id,
+                    DL.c.status == "open",
+                ),
                 # A record with a field waiting in the review queue for this config waits with it.
                 ~exists().where(
                     RV.c.config_id == config_id,
@@ -395,4 +404,56 @@ class SyncRepository:
             .order_by(RH.c.version.desc(), RH.c.changed_at.desc())
             .limit(limit)
         )
+        return list(rows)
+
+    # Dead letters
+
+    async def live_letters(
+        self, session: AsyncSession, config_id: str, entity_type: str, direction: str, refs: list[str]
+    ) -> dict[str, Any]:
+        """Open or replaying letters of these records, by record ref."""
+        if not refs:
+            return {}
+        rows = await session.execute(
+            select(DL).where(
+                DL.c.config_id == config_id,
+                DL.c.entity_type == entity_type,
+                DL.c.direction == direction,
+                DL.c.record_ref.in_(sorted(set(refs))),
+                DL.c.status.in_(("open", "replaying")),
+            )
+        )
+        return {row.record_ref: row for row in rows}
+
+    async def insert_letters(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await session.execute(DL.insert(), rows)
+
+    async def update_letter(self, session: AsyncSession, letter_id: str, **values: Any) -> None:
+        await session.execute(update(DL).where(DL.c.letter_id == letter_id).values(**values))
+
+    async def list_letters(
+        self,
+        session: AsyncSession,
+        practice_id: str,
+        *,
+        config_id: str = "",
+        status: str = "",
+        error_class: str = "",
+        letter_ids: list[str] | None = None,
+        after: str = "",
+        limit: int = 100,
+    ) -> list[Any]:
+        query = select(DL).where(DL.c.practice_id == practice_id)
+        if config_id:
+            query = query.where(DL.c.config_id == config_id)
+        if status:
+            query = query.where(DL.c.status == status)
+        if error_class:
+            query = query.where(DL.c.error_class == error_class)
+        if letter_ids is not None:
+            query = query.where(DL.c.letter_id.in_(letter_ids))
+        if after:
+            query = query.where(DL.c.letter_id > after)
+        rows = await session.execute(query.order_by(DL.c.letter_id).limit(limit))
         return list(rows)

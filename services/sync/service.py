@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 SYNC_USER = "system:sync"
 # Associated data of a review item's ciphertext (its three values of one field): never rename.
 REVIEW_PURPOSE = "review-item-values"
+# ... and of a dead letter's vendor record.
+DEAD_LETTER_PURPOSE = "dead-letter-record"
 MAX_IMPORT = 5000
 # Records a vendor may send in one ApplyVendorRecords call.
 MAX_APPLY = 100
@@ -659,6 +661,83 @@ class SyncService:
             raise NotFound(f"{name} not found", reason=f"{name.upper()}_NOT_FOUND")
         return rows
 
+    # --- dead letters --------------------------------------------------------------------------
+
+    async def list_dead_letters(
+        self, practice_id: str, config_id: str, status: str, error_class: str, after: str, limit: int
+    ) -> list[Any]:
+        self._scope(practice_id)
+        async with self._sessions() as session:
+            return await self._repo.list_letters(
+                session,
+                practice_id,
+                config_id=config_id,
+                status=status,
+                error_class=error_class,
+                after=after,
+                limit=limit,
+            )
+
+    async def replay_dead_letters(
+        self, practice_id: str, letter_ids: list[str], error_class: str, config_id: str
+    ) -> tuple[int, list[str]]:
+        """Replays open letters (these ids, or every one of an error class): a push letter's record
+        goes to the vendor again in a push run started now; a pull letter's vendor record is
+        reconciled again as an inbound run. A record that fails again is parked again (attempts
+        + 1); one that syncs is resolved. Each replay is audited. Returns (letters, run ids)."""
+        self._scope(practice_id)
+        if not letter_ids and not error_class:
+            raise InvalidArgument("name the letters or an error class", field="letter_ids", reason="NOTHING_TO_REPLAY")
+        async with self._sessions() as session:
+            letters = await self._repo.list_letters(
+                session,
+                practice_id,
+                config_id=config_id,
+                status="open",
+                error_class=error_class,
+                letter_ids=letter_ids or None,
+                limit=1000,
+            )
+        if letter_ids and len(letters) != len(set(letter_ids)):
+            raise NotFound("no open dead letter of some of those ids", reason="DEAD_LETTER_NOT_FOUND")
+        groups: dict[tuple[str, str, str], list[Any]] = {}
+        for letter in letters:
+            groups.setdefault((letter.config_id, letter.entity_type, letter.direction), []).append(letter)
+        runs = []
+        for (config, entity_type, direction), group in groups.items():
+            kind = kind_of(entity_type)
+            await self._audit(
+                [
+                    self._event(practice_id, "dead_letter.replay", g.record_ref, fields=[g.error_class], kind=kind)
+                    for g in group
+                ]
+            )
+            if direction == "push":
+                async with self._sessions() as session, session.begin():
+                    for letter in group:
+                        await self._repo.update_letter(session, letter.letter_id, status="replaying")
+                try:
+                    row = await self.start_sync(practice_id, config, entity_type, "SYNC_DIRECTION_PUSH")
+                except (FailedPrecondition, NotFound):
+                    async with self._sessions() as session, session.begin():
+                        for letter in group:
+                            await self._repo.update_letter(session, letter.letter_id, status="open")
+                    raise
+                runs.append(row["run_id"])
+                continue
+            records = []
+            for letter in group:
+                if letter.payload_enc is not None:
+                    records.append(
+                        await self._cipher.decrypt_json(practice_id, letter.payload_enc, DEAD_LETTER_PURPOSE)
+                    )
+            for start in range(0, len(records), MAX_APPLY):
+                run, _ = await self.apply_vendor_records(
+                    practice_id, config, entity_type, records[start : start + MAX_APPLY]
+                )
+                runs.append(run.run_id)
+        return len(letters), runs
+
     # --- the manual review queue --------------------------------------------------------------
 
     async def list_reviews(self, practice_id: str, config_id: str, status: str, after: str, limit: int) -> list[Any]:
@@ -811,8 +890,10 @@ class SyncService:
         failures: list[dict[str, str]] = []
         usable = []
         modified: dict[str, datetime] = {}  # the vendor's modification time of each record, when it has one
+        raw_by_ref: dict[str, dict] = {}
         for raw, result in zip(page.records, mapped, strict=True):
             ref = result.external_id or str(raw.get("id", ""))
+            raw_by_ref[ref] = raw
             if result.errors or not result.external_id:
                 failures.extend(_failures(ref, result.errors) or [_failure(ref, "", "MISSING_ID", "record has no id")])
             else:
@@ -1001,6 +1082,8 @@ class SyncService:
                 await self._repo.set_cursor(session, page.config_id, kind.entity_type, page.next_cursor)
             counts.update(records_succeeded=len(usable), records_created=created, records_updated=updated)
             await self._repo.add_to_run(session, page.run_id, counts, failures)
+            await self._park(session, page.practice_id, page.config_id, kind, "pull", page.run_id, failures, raw_by_ref)
+            await self._heal(session, page.config_id, kind, "pull", [ext for ext, _ in usable])
             await self._audit(events)
 
     async def _match_unlinked(
@@ -1098,6 +1181,71 @@ class SyncService:
         await self._repo.insert_reviews(session, rows)
         return events
 
+    async def _park(
+        self,
+        session: Any,
+        practice_id: str,
+        config_id: str,
+        kind: EntityKind,
+        direction: str,
+        run_id: str,
+        failures: list[dict[str, str]],
+        payloads: dict[str, dict] | None = None,
+    ) -> None:
+        """Each failed record as a dead letter (its first failure's class), or its live letter again."""
+        first: dict[str, dict[str, str]] = {}
+        for failure in failures:
+            if failure["record_ref"]:
+                first.setdefault(failure["record_ref"], failure)
+        if not first:
+            return
+        live = await self._repo.live_letters(session, config_id, kind.entity_type, direction, list(first))
+        stamp = now()
+        rows = []
+        for ref, failure in first.items():
+            payload = (payloads or {}).get(ref)
+            sealed = (
+                await self._cipher.encrypt_json(practice_id, payload, DEAD_LETTER_PURPOSE)
+                if payload is not None
+                else None
+            )
+            values = {
+                "error_class": failure["reason"] or "UNKNOWN",
+                "field": failure.get("field", ""),
+                "message": failure.get("message", ""),
+                "run_id": run_id,
+                "last_seen_at": stamp,
+                "status": "open",
+            }
+            if ref in live:
+                changes = {**values, "attempts": live[ref].attempts + 1}
+                if sealed is not None:
+                    changes["payload_enc"] = sealed
+                await self._repo.update_letter(session, live[ref].letter_id, **changes)
+                continue
+            rows.append(
+                {
+                    "letter_id": str(uuid.uuid4()),
+                    "practice_id": practice_id,
+                    "config_id": config_id,
+                    "entity_type": kind.entity_type,
+                    "direction": direction,
+                    "record_ref": ref,
+                    "payload_enc": sealed,
+                    "attempts": 1,
+                    "first_seen_at": stamp,
+                    "resolved_at": None,
+                    **values,
+                }
+            )
+        await self._repo.insert_letters(session, rows)
+
+    async def _heal(self, session: Any, config_id: str, kind: EntityKind, direction: str, refs: list[str]) -> None:
+        """Records that synced now: their letters are resolved."""
+        live = await self._repo.live_letters(session, config_id, kind.entity_type, direction, refs)
+        for letter in live.values():
+            await self._repo.update_letter(session, letter.letter_id, status="resolved", resolved_at=now())
+
     async def _hold_for_review(
         self, session: Any, page: PullPage, kind: EntityKind, held: list[dict[str, Any]]
     ) -> list[audit_pb2.AuditEvent]:
@@ -1169,6 +1317,9 @@ class SyncService:
             async with self._sessions() as session, session.begin():
                 counts = {"records_processed": len(failed_ids), "records_failed": len(failed_ids)}
                 await self._repo.add_to_run(session, request.run_id, counts, failures)
+                await self._park(
+                    session, request.practice_id, request.config_id, kind, "push", request.run_id, failures
+                )
         last = fetched[-1].record_id if fetched else request.after_patient_id
         return PushBatch(items=items, last_patient_id=last, has_more=len(fetched) == request.limit, options=options)
 
@@ -1267,6 +1418,9 @@ class SyncService:
                 "vendor_requests": results.vendor_requests,
             }
             await self._repo.add_to_run(session, results.run_id, counts, failures)
+            await self._park(session, results.practice_id, results.config_id, kind, "push", results.run_id, failures)
+            failed_refs = {f["record_ref"] for f in failures}
+            await self._heal(session, results.config_id, kind, "push", [r for r in record_ids if r not in failed_refs])
             await self._audit(events)
 
     async def _to_hub_refs(

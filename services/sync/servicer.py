@@ -108,6 +108,25 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         )
         return pb.ResolveReviewItemResponse(item=convert.review_to_proto(item))
 
+    async def ListDeadLetters(self, request: pb.ListDeadLettersRequest, context) -> pb.ListDeadLettersResponse:  # noqa: ANN001
+        limit = page_size(request.page_size)
+        rows = await self._service.list_dead_letters(
+            request.practice_id,
+            request.config_id,
+            request.status,
+            request.error_class,
+            decode_token(request.page_token),
+            limit,
+        )
+        token = encode_token(rows[-1].letter_id) if len(rows) == limit else ""
+        return pb.ListDeadLettersResponse(letters=[convert.letter_to_proto(r) for r in rows], next_page_token=token)
+
+    async def ReplayDeadLetters(self, request: pb.ReplayDeadLettersRequest, context) -> pb.ReplayDeadLettersResponse:  # noqa: ANN001
+        replayed, runs = await self._service.replay_dead_letters(
+            request.practice_id, list(request.letter_ids), request.error_class, request.config_id
+        )
+        return pb.ReplayDeadLettersResponse(replayed=replayed, run_ids=runs)
+
     async def GetRecordHistory(self, request: pb.GetRecordHistoryRequest, context) -> pb.GetRecordHistoryResponse:  # noqa: ANN001
         rows = await self._service.record_history(
             request.practice_id,

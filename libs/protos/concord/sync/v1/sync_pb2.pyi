@@ -73,6 +73,82 @@ CHANGE_EVENT_OUTCOME_DUPLICATE: ChangeEventOutcome
 CHANGE_EVENT_OUTCOME_PULL_STARTED: ChangeEventOutcome
 CHANGE_EVENT_OUTCOME_PULL_PENDING: ChangeEventOutcome
 
+class DeadLetter(_message.Message):
+    __slots__ = ("letter_id", "config_id", "entity_type", "direction", "record_ref", "error_class", "field", "message", "status", "attempts", "run_id", "first_seen_time", "last_seen_time", "resolve_time")
+    LETTER_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    RECORD_REF_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CLASS_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_TIME_FIELD_NUMBER: _ClassVar[int]
+    RESOLVE_TIME_FIELD_NUMBER: _ClassVar[int]
+    letter_id: str
+    config_id: str
+    entity_type: _common_pb2.EntityType
+    direction: str
+    record_ref: str
+    error_class: str
+    field: str
+    message: str
+    status: str
+    attempts: int
+    run_id: str
+    first_seen_time: _timestamp_pb2.Timestamp
+    last_seen_time: _timestamp_pb2.Timestamp
+    resolve_time: _timestamp_pb2.Timestamp
+    def __init__(self, letter_id: _Optional[str] = ..., config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., direction: _Optional[str] = ..., record_ref: _Optional[str] = ..., error_class: _Optional[str] = ..., field: _Optional[str] = ..., message: _Optional[str] = ..., status: _Optional[str] = ..., attempts: _Optional[int] = ..., run_id: _Optional[str] = ..., first_seen_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolve_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListDeadLettersRequest(_message.Message):
+    __slots__ = ("practice_id", "config_id", "status", "error_class", "page_size", "page_token")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CLASS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    config_id: str
+    status: str
+    error_class: str
+    page_size: int
+    page_token: str
+    def __init__(self, practice_id: _Optional[str] = ..., config_id: _Optional[str] = ..., status: _Optional[str] = ..., error_class: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDeadLettersResponse(_message.Message):
+    __slots__ = ("letters", "next_page_token")
+    LETTERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    letters: _containers.RepeatedCompositeFieldContainer[DeadLetter]
+    next_page_token: str
+    def __init__(self, letters: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ReplayDeadLettersRequest(_message.Message):
+    __slots__ = ("practice_id", "letter_ids", "error_class", "config_id")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    LETTER_IDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CLASS_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    letter_ids: _containers.RepeatedScalarFieldContainer[str]
+    error_class: str
+    config_id: str
+    def __init__(self, practice_id: _Optional[str] = ..., letter_ids: _Optional[_Iterable[str]] = ..., error_class: _Optional[str] = ..., config_id: _Optional[str] = ...) -> None: ...
+
+class ReplayDeadLettersResponse(_message.Message):
+    __slots__ = ("replayed", "run_ids")
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    replayed: int
+    run_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, replayed: _Optional[int] = ..., run_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class RecordChange(_message.Message):
     __slots__ = ("version", "side", "source", "action", "fields", "run_id", "change_time")
     VERSION_FIELD_NUMBER: _ClassVar[int]

@@ -160,6 +160,16 @@ class SyncServiceStub:
                 request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryRequest.SerializeToString,
                 response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryResponse.FromString,
                 _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/concord.sync.v1.SyncService/ListDeadLetters',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.ReplayDeadLetters = channel.unary_unary(
+                '/concord.sync.v1.SyncService/ReplayDeadLetters',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ReplayDeadLettersRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ReplayDeadLettersResponse.FromString,
+                _registered_method=True)
 
 
 class SyncServiceServicer:
@@ -349,6 +359,21 @@ class SyncServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeadLetters(self, request, context):
+        """Records that could not sync, parked with their error class while the runs went on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayDeadLetters(self, request, context):
+        """Replays open letters (these ids, or every one of an error class): push letters in a push run
+        started now, pull letters reconciled again from the vendor record kept; audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -476,6 +501,16 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     servicer.GetRecordHistory,
                     request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryRequest.FromString,
                     response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryResponse.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'ReplayDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayDeadLetters,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ReplayDeadLettersRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ReplayDeadLettersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1154,6 +1189,60 @@ class SyncService:
             '/concord.sync.v1.SyncService/GetRecordHistory',
             concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryRequest.SerializeToString,
             concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/ListDeadLetters',
+            concord_dot_sync_dot_v1_dot_sync__pb2.ListDeadLettersRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/ReplayDeadLetters',
+            concord_dot_sync_dot_v1_dot_sync__pb2.ReplayDeadLettersRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.ReplayDeadLettersResponse.FromString,
             options,
             channel_credentials,
             insecure,
