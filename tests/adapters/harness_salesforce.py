@@ -505,3 +505,4 @@ async def _calendar_event_case(harness: AdapterHarness) -> EntityCase:
 
 
 ENTITIES = {"appointment": _service_appointment_case, "event": _calendar_event_case}
+GET_RECORDS = DELETE_RECORDS = ("patient", "appointment", "event")

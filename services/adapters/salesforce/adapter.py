@@ -82,6 +82,16 @@ class SalesforceAdapter:
         resource = self._resource(request.entity_type, request.options)
         return await resource.upsert(self._client(request.config_id), request)
 
+    async def get_records(self, request: pb.GetRecordsRequest) -> pb.GetRecordsResponse:
+        """Optional capability: records by Salesforce Id as they are now, in fetch_changes' shape."""
+        resource = self._resource(request.entity_type, request.options)
+        return await resource.get(self._client(request.config_id), request)
+
+    async def delete_records(self, request: pb.DeleteRecordsRequest) -> pb.DeleteRecordsResponse:
+        """Optional capability: deletes by Salesforce Id; a record already gone counts as deleted."""
+        resource = self._resource(request.entity_type, request.options)
+        return await resource.delete(self._client(request.config_id), request)
+
     async def check_health(self, request: pb.CheckHealthRequest) -> pb.CheckHealthResponse:
         client = self._client(request.config_id)
         try:

@@ -6,6 +6,9 @@ record's (SystemModstamp, Id), and the next page asks for
 page boundary is skipped or repeated. A record saved in the second being read could still land
 before that position, so only settled seconds are taken: records stamped less than
 SETTLE_SECONDS before the server's clock (the response's Date header) wait for the next page.
+
+Records by id (`by_ids`, GetRecords) are the same SELECT with ``Id IN (...)``: as they are now,
+no settle rule (nothing is resumed from them).
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from services.adapters.salesforce.schemas import SObjectResource
 
 MAX_PAGE = 2000  # Salesforce's largest query batch
 SETTLE_SECONDS = 2.0
+# Ids per read by id: one query per 200, as sObject Collections take them (the IN list stays short).
+MAX_IDS = 200
 _ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 
 @dataclass(frozen=True, order=True)
@@ -62,6 +68,22 @@ def parse_datetime(value: Any) -> datetime | None:
         if moment.tzinfo is not None:
             return moment.astimezone(UTC)
     return None
+
+
+def canonical_id(value: Any) -> str | None:
+    """The 18-character form of a 15- or 18-character Salesforce id, or None for anything else
+    (an 18-character id whose case-safe suffix does not match included): Salesforce would refuse
+    the whole request for it (MALFORMED_ID, INVALID_QUERY_FILTER_OPERATOR), so it is never sent."""
+    if not isinstance(value, str) or not _ID.match(value):
+        return None
+    head = value[:15]
+    suffix = "".join(
+        _SUFFIX[sum(1 << i for i, char in enumerate(head[start : start + 5]) if "A" <= char <= "Z")]
+        for start in (0, 5, 10)
+    )
+    if len(value) == 18 and value[15:].upper() != suffix:
+        return None
+    return head + suffix
 
 
 def soql_datetime(moment: datetime) -> str:
@@ -179,3 +201,42 @@ async def fetch(
         last = position
         records.append({k: v for k, v in row.items() if k != "attributes"})
     return Page(records, last, has_more=len(rows) == limit)
+
+
+def by_ids_soql(resource: SObjectResource, record_ids: list[str]) -> str:
+    conditions = [resource.where] if resource.where else []
+    # The only values in it are ids canonical_id made (18 letters and digits).
+    conditions.append("Id IN (" + ", ".join(f"'{i}'" for i in record_ids) + ")")
+    select = f"SELECT {', '.join(resource.select)} FROM {resource.sobject}"  # noqa: S608
+    return f"{select} WHERE {' AND '.join(conditions)}"
+
+
+async def by_ids(client: SalesforceClient, resource: SObjectResource, record_ids: list[str]) -> dict[str, dict]:
+    """The live records (the resource's filter applies) of these canonical ids, as `fetch` gives
+    them, by canonical id: one query per MAX_IDS ids (more only if Salesforce pages the answer).
+    Deleted records (in the recycle bin) and ids of no record are simply not in it."""
+    found: dict[str, dict] = {}
+    for start in range(0, len(record_ids), MAX_IDS):
+        chunk = record_ids[start : start + MAX_IDS]
+        response = await client.request("GET", f"{DATA_PATH}/query", params={"q": by_ids_soql(resource, chunk)})
+        rows, done, next_url = _batch(response)
+        while not done:
+            try:
+                more = await client.request("GET", next_url or "")
+            except SalesforceError as error:
+                if error.code == "INVALID_QUERY_LOCATOR":
+                    raise _malformed("a nextRecordsUrl Salesforce does not know") from None
+                raise
+            batch, done, next_url = _batch(more)
+            if not batch and not done:
+                raise _malformed("an empty batch with more to come")
+            rows += batch
+        asked = set(chunk)
+        for row in rows:
+            record_id = canonical_id(row.get("Id")) if isinstance(row, dict) else None
+            if record_id is None:
+                raise _malformed("a record without an id")
+            if record_id not in asked:
+                raise _malformed("a record that was not asked for")
+            found[record_id] = {k: v for k, v in row.items() if k != "attributes"}
+    return found

@@ -205,7 +205,8 @@ class SalesforceClient:
 
     async def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None) -> httpx.Response:
         """Sends one request (a path under the instance URL), retrying what is safe to retry.
-        Every request the adapter makes is a read, an upsert on an external id or an update by id."""
+        Every request the adapter makes is a read, an upsert on an external id, an update by id or a
+        delete by id (a record already gone counts as deleted)."""
         creds = await self.credentials()
         allowance = self._allowances(creds.instance_url)
         refreshed = False

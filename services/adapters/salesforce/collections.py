@@ -5,6 +5,10 @@ own id), so a retried batch updates what the first attempt created. Linked recor
 their Salesforce Id, which also writes the external id onto records first created in Salesforce.
 A call that holds both kinds goes as one Composite request with the two collection subrequests:
 still one API call per 200 records.
+
+Deletes are the Collections delete by Id (``DELETE /composite/sobjects?ids=…&allOrNone=false``),
+200 ids a call; a record already gone (in the recycle bin, or no record of that id) counts as
+deleted, so a retried batch is harmless.
 """
 
 from __future__ import annotations
@@ -18,11 +22,18 @@ from temporalio.exceptions import ApplicationError
 
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from services.adapters.common import struct
+from services.adapters.salesforce.changes import canonical_id
 from services.adapters.salesforce.client import DATA_PATH, SalesforceClient, SalesforceError, error_code, json_body
 from services.adapters.salesforce.schemas import SObjectResource
 
 MAX_RECORDS = 200
 _QUOTED = re.compile(r"'([A-Za-z0-9_]+)'")
+# A delete refused for these found the record already gone: deleted before (ENTITY_IS_DELETED, its
+# recycle bin days included) or never there / purged (INVALID_CROSS_REFERENCE_KEY, NOT_FOUND).
+GONE = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "NOT_FOUND"})
+# Concord's own reason for an id of another sObject: never sent (a Collections delete takes any
+# object's ids, and an appointment delete must not remove a patient).
+WRONG_SOBJECT = "WRONG_SOBJECT"
 
 
 @dataclass
@@ -85,6 +96,29 @@ def _refused_call(writes: list[Write], error: SalesforceError) -> list[pb.Upsert
     """A whole collection refused (a malformed request): each of its records fails with the reason."""
     detail = f"{error.code} on {', '.join(error.fields)}" if error.fields else error.code
     return [_failure(w.item.ref, error.code, f"Salesforce refused the request: {detail}") for w in writes]
+
+
+def _not_deleted(external_id: str, reason: str, message: str) -> pb.DeleteResult:
+    return pb.DeleteResult(external_id=external_id, success=False, error_reason=reason, error_message=message)
+
+
+def _deleted(external_id: str, result: Any) -> pb.DeleteResult:
+    """One record's delete result: Salesforce's statusCode and the fields it names, never its
+    message (it can quote values)."""
+    if not isinstance(result, dict):
+        raise ApplicationError("malformed collection result", type="VendorMalformedResponse")
+    if result.get("success") is True:
+        return pb.DeleteResult(external_id=external_id, success=True)
+    errors = result.get("errors")
+    errors = [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+    codes = [error_code(e.get("statusCode") or e.get("errorCode")) for e in errors] or ["VENDOR_ERROR"]
+    if all(code in GONE for code in codes):
+        return pb.DeleteResult(external_id=external_id, success=True)
+    parts = []
+    for code, error in zip(codes, errors or [{}], strict=True):
+        named = [f for f in error.get("fields") or [] if isinstance(f, str)]
+        parts.append(f"{code} on {', '.join(named)}" if named else code)
+    return _not_deleted(external_id, codes[0], "Salesforce refused the delete: " + "; ".join(parts))
 
 
 class Collections:
@@ -162,3 +196,50 @@ class Collections:
             fields = [f for f in first.get("fields") or [] if isinstance(f, str)]
             out += _refused_call(writes, SalesforceError(status, error_code(first.get("errorCode")), fields))
         return out
+
+    async def delete(self, client: SalesforceClient, external_ids: list[str]) -> list[pb.DeleteResult]:
+        """One result per distinct id, in request order. An id that is not a Salesforce id, or is
+        another sObject's, is refused without a call; the rest go 200 a call, allOrNone=false."""
+        outcome: dict[str, pb.DeleteResult] = {}
+        canonical: dict[str, str] = {}
+        for raw in dict.fromkeys(external_ids):
+            record_id = canonical_id(raw)
+            if record_id is None:
+                outcome[raw] = _not_deleted(raw, "MALFORMED_ID", "not a Salesforce record id")
+            elif not record_id.startswith(self.resource.key_prefix):
+                outcome[raw] = _not_deleted(
+                    raw, WRONG_SOBJECT, f"the id is of another sObject than {self.resource.sobject}"
+                )
+            else:
+                canonical[raw] = record_id
+        to_send = list(dict.fromkeys(canonical.values()))  # a 15- and an 18-character form: one record
+        by_record: dict[str, pb.DeleteResult] = {}
+        for start in range(0, len(to_send), MAX_RECORDS):
+            chunk = to_send[start : start + MAX_RECORDS]
+            by_record.update(zip(chunk, await self._delete(client, chunk), strict=True))
+        results = []
+        for raw in dict.fromkeys(external_ids):
+            if raw in outcome:
+                results.append(outcome[raw])
+                continue
+            result = pb.DeleteResult()
+            result.CopyFrom(by_record[canonical[raw]])
+            result.external_id = raw
+            results.append(result)
+        return results
+
+    async def _delete(self, client: SalesforceClient, chunk: list[str]) -> list[pb.DeleteResult]:
+        params = {"ids": ",".join(chunk), "allOrNone": "false"}
+        try:
+            response = await client.request("DELETE", self._update_path, params=params)
+        except SalesforceError as error:
+            if error.status >= 500:
+                raise
+            # A whole call refused (a permission, a malformed request): each of its records fails.
+            detail = f"{error.code} on {', '.join(error.fields)}" if error.fields else error.code
+            return [_not_deleted(i, error.code, f"Salesforce refused the request: {detail}") for i in chunk]
+        results = json_body(response, "a collection delete")
+        # Results come in request order, one per id, even when some fail (HTTP 200).
+        if not isinstance(results, list) or len(results) != len(chunk):
+            raise ApplicationError("collection results do not match the ids sent", type="VendorMalformedResponse")
+        return [_deleted(i, r) for i, r in zip(chunk, results, strict=True)]

@@ -25,6 +25,10 @@ class Resource(Protocol):
 
     async def upsert(self, client: SalesforceClient, request: pb.UpsertBatchRequest) -> pb.UpsertBatchResponse: ...
 
+    async def get(self, client: SalesforceClient, request: pb.GetRecordsRequest) -> pb.GetRecordsResponse: ...
+
+    async def delete(self, client: SalesforceClient, request: pb.DeleteRecordsRequest) -> pb.DeleteRecordsResponse: ...
+
 
 async def vendor_call(run: Callable[[], Awaitable[T]]) -> T:
     """A whole request Salesforce refused with a 4xx is our request's fault (a field the org lacks,
@@ -65,3 +69,30 @@ class SObjectEntity:
         refuses fails alone, with its errorCode and field names."""
         results = await self.write(client, list(request.items))
         return pb.UpsertBatchResponse(results=results, vendor_requests=client.requests)
+
+    async def get(self, client: SalesforceClient, request: pb.GetRecordsRequest) -> pb.GetRecordsResponse:
+        """The records of these ids as they are now, in fetch's shape (its SELECT with Id IN (...)),
+        each once; the ids of no live record of this entity in missing_ids, in request order. An id
+        that is not a Salesforce id, or is another sObject's, is missing without being sent."""
+        asked = list(dict.fromkeys(request.external_ids))
+        canonical = {raw: changes.canonical_id(raw) for raw in asked}
+        prefix = self.sobject.key_prefix
+        wanted = list(dict.fromkeys(c for c in canonical.values() if c and c.startswith(prefix)))
+        found = await vendor_call(lambda: changes.by_ids(client, self.sobject, wanted)) if wanted else {}
+        response = pb.GetRecordsResponse()
+        returned: set[str] = set()
+        for raw in asked:
+            record_id = canonical[raw]
+            if record_id not in found:
+                response.missing_ids.append(raw)
+            elif record_id not in returned:  # a 15- and an 18-character form of one record: once
+                returned.add(record_id)
+                response.records.append(struct(found[record_id]))
+        response.vendor_requests = client.requests
+        return response
+
+    async def delete(self, client: SalesforceClient, request: pb.DeleteRecordsRequest) -> pb.DeleteRecordsResponse:
+        """Collections deletes by Id, 200 a call; one already gone counts as deleted."""
+        ids = list(request.external_ids)
+        results = await vendor_call(lambda: Collections(self.sobject).delete(client, ids))
+        return pb.DeleteRecordsResponse(results=results, vendor_requests=client.requests)
