@@ -431,3 +431,4 @@ async def _appointment_case(harness: AdapterHarness) -> EntityCase:
 
 
 ENTITIES["appointment"] = _appointment_case
+GET_RECORDS = ("patient", "appointment")

@@ -85,6 +85,10 @@ class Appointments:
             return Step(records=body, cursor=WindowCursor(), has_more=False)
         return Step(records=body, cursor=WindowCursor(following), has_more=True)
 
+    async def read(self, client: ZenotiClient, appointment_id: str) -> dict:
+        """One appointment as it is now, the object the window list holds (get_records)."""
+        return await booking.get_appointment(client, appointment_id)
+
     async def write(
         self,
         client: ZenotiClient,

@@ -104,6 +104,14 @@ async def _json(client: ZenotiClient, method: str, path: str, **kwargs: Any) -> 
         raise _malformed(f"{method} {path.split('/')[2]} is not JSON") from None
 
 
+async def get_appointment(client: ZenotiClient, appointment_id: str) -> dict:
+    """``GET /v1/appointments/{id}``: the same object as in the window list (a 404 is a ZenotiError)."""
+    appointment = await _json(client, "GET", f"/v1/appointments/{appointment_id}")
+    if not isinstance(appointment, dict) or not appointment.get("appointment_id"):
+        raise _malformed("the appointment has no id")
+    return appointment
+
+
 class Booker:
     """The writes of ENTITY_TYPE_APPOINTMENT and the availability reads, for one activity."""
 
@@ -268,10 +276,7 @@ class Booker:
         return groups
 
     async def _get(self, appointment_id: str) -> dict:
-        appointment = await _json(self._client, "GET", f"/v1/appointments/{appointment_id}")
-        if not isinstance(appointment, dict) or not appointment.get("appointment_id"):
-            raise _malformed("the appointment has no id")
-        return appointment
+        return await get_appointment(self._client, appointment_id)
 
     # --- availability ---------------------------------------------------------------------------
 

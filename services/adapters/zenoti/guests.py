@@ -44,6 +44,10 @@ class Guests:
 
         return await paging.next_step(cursor, size, list_page, now)
 
+    async def read(self, client: ZenotiClient, guest_id: str) -> dict:
+        """One guest as it is now, the object the guest list holds (get_records)."""
+        return await self._get(client, guest_id)
+
     async def write(
         self, client: ZenotiClient, center_id: str, guest_id: str, record: dict, options: object = None
     ) -> tuple[dict, bool]:
