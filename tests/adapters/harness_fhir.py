@@ -440,3 +440,4 @@ async def _service_case(harness: AdapterHarness) -> EntityCase:
 
 
 ENTITIES = {"appointment": _appointment_case, "service": _service_case}
+GET_RECORDS = DELETE_RECORDS = ("patient", "appointment", "service")

@@ -13,12 +13,14 @@ from temporalio.exceptions import ApplicationError
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from services.adapters import AdapterContext
 from services.adapters.common import access_token, struct
-from services.adapters.fhir import search
+from services.adapters.fhir import records, search
 from services.adapters.fhir.client import Credentials, FhirClient, FhirError
 from services.adapters.fhir.resources import PATIENT, RESOURCES, FhirResource
+from services.adapters.fhir.search import ID
 from services.adapters.fhir.writes import RecordWriter, plain
 
-# The sandbox (like most EMRs) has no batch/transaction Bundle: one request per record, several in flight.
+# The sandbox (like most EMRs) has no batch/transaction Bundle: one request per record (writes and deletes),
+# several in flight.
 WRITE_CONCURRENCY = 8
 DEFAULT_PAGE = 100
 MAX_COUNT = 500
@@ -53,6 +55,13 @@ def _activity_error(error: FhirError) -> ApplicationError:
         return ApplicationError(message, type="VendorUnavailable")
     # The server refuses the request itself (scope, tenant, unsupported search): a retry would too.
     return ApplicationError(message, type="VendorRejected", non_retryable=True)
+
+
+def _first_failure(failures: ExceptionGroup) -> BaseException:
+    """A batch fails as its first failure, non-retryable ones first."""
+    errors = [_activity_error(e) if isinstance(e, FhirError) else e for e in failures.exceptions]
+    permanent = [e for e in errors if isinstance(e, ApplicationError) and e.non_retryable]
+    return (permanent or errors)[0]
 
 
 class FhirAdapter:
@@ -112,12 +121,45 @@ class FhirAdapter:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(write(item)) for item in request.items]
         except ExceptionGroup as failures:
-            # The activity fails as its first failure, non-retryable ones first; Temporal retries the
-            # rest, which conditional creates and If-Match updates make safe.
-            errors = [_activity_error(e) if isinstance(e, FhirError) else e for e in failures.exceptions]
-            permanent = [e for e in errors if isinstance(e, ApplicationError) and e.non_retryable]
-            raise (permanent or errors)[0] from None
+            # Temporal retries the batch, which conditional creates and If-Match updates make safe.
+            raise _first_failure(failures) from None
         return pb.UpsertBatchResponse(results=[t.result() for t in tasks], vendor_requests=client.requests)
+
+    async def get_records(self, request: pb.GetRecordsRequest) -> pb.GetRecordsResponse:
+        """Resources by id as they are now, in the shape fetch_changes returns (records.py)."""
+        reader = records.RecordReader(self._client(request.config_id), _resource(request.entity_type))
+        wanted = list(dict.fromkeys(request.external_ids))
+        try:
+            # An id FHIR cannot have names no resource: missing without asking the server.
+            found = await reader.read([i for i in wanted if ID.match(i)])
+        except FhirError as error:
+            raise _activity_error(error) from None
+        return pb.GetRecordsResponse(
+            records=[struct(found[i]) for i in wanted if i in found],
+            missing_ids=[i for i in wanted if i not in found],
+            vendor_requests=reader.client.requests,
+        )
+
+    async def delete_records(self, request: pb.DeleteRecordsRequest) -> pb.DeleteRecordsResponse:
+        """`DELETE [base]/<type>/<id>` per id, WRITE_CONCURRENCY in flight; one already gone is deleted."""
+        resource = _resource(request.entity_type)
+        client = self._client(request.config_id)
+        ids = list(dict.fromkeys(request.external_ids))
+        if ids:
+            await client.credentials()  # a connection that cannot give a token fails the batch once
+        gate = asyncio.Semaphore(WRITE_CONCURRENCY)
+
+        async def delete(external_id: str) -> pb.DeleteResult:
+            async with gate:
+                return await records.delete(client, resource, external_id)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(delete(i)) for i in ids]
+        except ExceptionGroup as failures:
+            # A retried batch is harmless: deletes of what is already gone succeed.
+            raise _first_failure(failures) from None
+        return pb.DeleteRecordsResponse(results=[t.result() for t in tasks], vendor_requests=client.requests)
 
     async def check_health(self, request: pb.CheckHealthRequest) -> pb.CheckHealthResponse:
         """An R4 CapabilityStatement, and a token the server accepts for a count-only search (no PHI read)."""

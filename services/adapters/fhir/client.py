@@ -97,7 +97,7 @@ class FhirClient:
                     },
                 )
             except httpx.TransportError:
-                # Every request here is safe to repeat: reads, conditional creates and If-Match updates.
+                # Every request here is safe to repeat: reads, conditional creates, If-Match updates, deletes.
                 if attempt == self._max_retries:
                     raise FhirError(0, "VENDOR_UNAVAILABLE", "network errors on every attempt") from None
                 await self._sleep(self._backoff(attempt))
