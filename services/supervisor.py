@@ -133,9 +133,12 @@ async def start_stack(
     temporal: str = "dev",
     temporal_ui: bool = False,
     sandbox_rate_limit: bool = True,
+    adapter_workers: tuple[str, ...] | None = None,
 ) -> Stack:
     """Starts everything in dependency order. With ephemeral_ports every listener binds port 0
-    (tests); otherwise the fixed ports in settings."""
+    (tests); otherwise the fixed ports in settings. ``adapter_workers`` names the vendors whose
+    adapter worker runs in this process (all by default); the others' are someone else's to run
+    (``python -m services.adapters --vendor <v>``)."""
     from services.audit.server import start as start_audit
     from services.connection.server import start as start_connection
     from services.gateway.server import start as start_gateway
@@ -189,7 +192,7 @@ async def start_stack(
             stack.services[name] = service
             settings = settings.model_copy(update={f"{name}_address": service.address})
         client = await connect(settings)
-        for vendor in VENDORS:
+        for vendor in VENDORS if adapter_workers is None else adapter_workers:
             worker = build_worker(vendor, settings, client)
             stack.workers.append((worker, asyncio.create_task(worker.run())))
         if with_sandbox:

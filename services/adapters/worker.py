@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
 from temporalio import activity
@@ -14,6 +17,27 @@ from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
 from libs.settings import Settings
 from services.adapters import Adapter, AdapterContext, load_adapter, task_queue
+
+T = TypeVar("T")
+
+# While an activity works it heartbeats this often, whatever the adapter does: a worker that dies
+# (SIGKILL, a lost machine) stops heartbeating, and Temporal gives the activity to another worker
+# once the step's heartbeat timeout passes (services/sync/workflows.py VENDOR_STEP).
+HEARTBEAT_EVERY = 5.0
+
+
+async def _alive(work: Awaitable[T]) -> T:
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY)
+
+    beating = asyncio.create_task(beat())
+    try:
+        return await work
+    finally:
+        beating.cancel()
+
 
 # Capabilities an adapter may have (services/adapters/__init__.py): served when it has the method.
 OPTIONAL = ("send_message", "get_availability", "get_records", "delete_records", "verify_webhook")
@@ -27,31 +51,31 @@ class AdapterActivities:
 
     @activity.defn(name="fetch_changes")
     async def fetch_changes(self, request: pb.FetchChangesRequest) -> pb.FetchChangesResponse:
-        return await self._adapter.fetch_changes(request)
+        return await _alive(self._adapter.fetch_changes(request))
 
     @activity.defn(name="upsert_batch")
     async def upsert_batch(self, request: pb.UpsertBatchRequest) -> pb.UpsertBatchResponse:
-        return await self._adapter.upsert_batch(request)
+        return await _alive(self._adapter.upsert_batch(request))
 
     @activity.defn(name="send_message")
     async def send_message(self, request: pb.SendMessageRequest) -> pb.SendMessageResponse:
-        return await self._adapter.send_message(request)  # type: ignore[attr-defined]
+        return await _alive(self._adapter.send_message(request))  # type: ignore[attr-defined]
 
     @activity.defn(name="get_availability")
     async def get_availability(self, request: pb.GetAvailabilityRequest) -> pb.GetAvailabilityResponse:
-        return await self._adapter.get_availability(request)  # type: ignore[attr-defined]
+        return await _alive(self._adapter.get_availability(request))  # type: ignore[attr-defined]
 
     @activity.defn(name="get_records")
     async def get_records(self, request: pb.GetRecordsRequest) -> pb.GetRecordsResponse:
-        return await self._adapter.get_records(request)  # type: ignore[attr-defined]
+        return await _alive(self._adapter.get_records(request))  # type: ignore[attr-defined]
 
     @activity.defn(name="delete_records")
     async def delete_records(self, request: pb.DeleteRecordsRequest) -> pb.DeleteRecordsResponse:
-        return await self._adapter.delete_records(request)  # type: ignore[attr-defined]
+        return await _alive(self._adapter.delete_records(request))  # type: ignore[attr-defined]
 
     @activity.defn(name="verify_webhook")
     async def verify_webhook(self, request: pb.VerifyWebhookRequest) -> pb.VerifyWebhookResponse:
-        return await self._adapter.verify_webhook(request)  # type: ignore[attr-defined]
+        return await _alive(self._adapter.verify_webhook(request))  # type: ignore[attr-defined]
 
     def served(self) -> list:
         """The activities this adapter answers: the contract, plus its optional capabilities."""
@@ -63,7 +87,7 @@ class AdapterActivities:
 
     @activity.defn(name="check_health")
     async def check_health(self, request: pb.CheckHealthRequest) -> pb.CheckHealthResponse:
-        return await self._adapter.check_health(request)
+        return await _alive(self._adapter.check_health(request))
 
 
 @dataclass

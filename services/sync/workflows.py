@@ -42,7 +42,9 @@ HUB_STEP = {
 # is for outages, not rate limits.
 VENDOR_STEP = {
     "start_to_close_timeout": timedelta(minutes=10),
-    "heartbeat_timeout": timedelta(minutes=2),
+    # The adapter worker heartbeats every 5 s while an activity runs (services/adapters/worker.py):
+    # one that died is noticed in 20 s and its activity retried elsewhere.
+    "heartbeat_timeout": timedelta(seconds=20),
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(seconds=2),
         backoff_coefficient=2.0,
