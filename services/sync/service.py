@@ -930,8 +930,9 @@ class SyncService:
                     "new": False,
                     "modified": _aware(row.updated_at),
                 }
+            planned_ids: dict[str, str] = {}
             if kind.is_patient:
-                usable, identity_events = await self._match_unlinked(session, page, kind, usable, state)
+                usable, identity_events, planned_ids = await self._match_unlinked(session, page, kind, usable, state)
                 events += identity_events
             created = updated = 0
             history: list[dict[str, Any]] = []
@@ -939,7 +940,7 @@ class SyncService:
                 theirs_view = kind.project(theirs)
                 entry = state.get(ext)
                 if entry is None:
-                    record_id = str(uuid.uuid4())
+                    record_id = planned_ids.get(ext) or str(uuid.uuid4())
                     state[ext] = {
                         "record_id": record_id,
                         "version": 1,
@@ -1088,17 +1089,18 @@ class SyncService:
 
     async def _match_unlinked(
         self, session: Any, page: PullPage, kind: EntityKind, usable: list[tuple[str, dict]], state: dict
-    ) -> tuple[list[tuple[str, dict]], list[audit_pb2.AuditEvent]]:
+    ) -> tuple[list[tuple[str, dict]], list[audit_pb2.AuditEvent], dict[str, str]]:
         """Vendor patients with no link to this config, before any is created: through the blind
         indexes (libs/blind_index.py, no record decrypted to look), one existing patient it MATCHes
         is linked and merged from an empty base (nothing known in common yet, so the policy settles
         what differs); a record that is POSSIBLY an existing patient is parked in the review queue
         instead of becoming a duplicate; the rest are created. Each decision is audited with why
         (the index kinds that agree or differ, never a value). A patient already linked to another
-        record of this vendor, or claimed by another record of the page, is never MATCHed."""
+        record of this vendor, claimed by another record of the page, or about to be created from
+        an earlier record of the page, is never MATCHed: the later record is held against it."""
         unlinked = [(ext, theirs) for ext, theirs in usable if ext not in state]
         if not unlinked:
-            return usable, []
+            return usable, [], {}
         digests = {ext: self._indexer.digests(page.practice_id, kind.project(theirs)) for ext, theirs in unlinked}
         candidates = await self._repo.index_candidates(
             session, page.practice_id, [d for by_kind in digests.values() for d in by_kind.values()]
@@ -1110,15 +1112,19 @@ class SyncService:
         claimed: set[str] = set()
         matched: dict[str, tuple[str, list[str]]] = {}
         parked: list[dict[str, Any]] = []
+        # Records of this page about to be created, with their ids already chosen: a later record
+        # of the same page that is the same person is held against them, not created twice.
+        planned: dict[str, dict[str, str]] = {}
+        planned_ids: dict[str, str] = {}
         for ext, theirs in unlinked:
             if ext in parked_before:  # a person is deciding already: the queue gets the latest record
                 parked.append({"ext": ext, "resource": theirs, "item": parked_before[ext]})
                 continue
             verdicts = []
-            for record_id, theirs_digests in candidates.items():
+            for record_id, theirs_digests in [*candidates.items(), *planned.items()]:
                 if set(theirs_digests.values()) & set(digests[ext].values()):
                     verdict, why = decide(digests[ext], theirs_digests)
-                    if verdict == MATCH and (record_id in linked or record_id in claimed):
+                    if verdict == MATCH and (record_id in linked or record_id in claimed or record_id in planned):
                         verdict = POSSIBLE
                     verdicts.append((verdict != MATCH, verdict != POSSIBLE, record_id, verdict, why))
             verdicts.sort()
@@ -1131,6 +1137,10 @@ class SyncService:
                 _, _, record_id, _, why = verdicts[0]
                 reasons = why + (["several_match"] if len(matches) > 1 else [])
                 parked.append({"ext": ext, "resource": theirs, "candidate": record_id, "why": reasons})
+            else:
+                new_id = str(uuid.uuid4())
+                planned[new_id] = digests[ext]
+                planned_ids[ext] = new_id
         events = []
         if matched:
             rows = await self._repo.get_records(
@@ -1152,7 +1162,7 @@ class SyncService:
                 events.append(self._event(page.practice_id, "match", record_id, fields=why, page=page, kind=kind))
         events += await self._park_for_identity(session, page, kind, parked)
         held = {p["ext"] for p in parked}
-        return [(ext, theirs) for ext, theirs in usable if ext not in held], events
+        return [(ext, theirs) for ext, theirs in usable if ext not in held], events, planned_ids
 
     async def _park_for_identity(
         self, session: Any, page: PullPage, kind: EntityKind, parked: list[dict[str, Any]]

@@ -85,3 +85,43 @@ async def test_a_push_through_vendor_errors_writes_every_record_once(stack) -> N
         ]
     assert sorted(link.external_id for link in links) == sorted(c["id"] for c in listed)
     assert {link.synced_version for link in links} == {1}
+
+
+async def test_a_pull_through_a_429_storm_5xx_and_a_malformed_page_loses_and_doubles_nothing(stack) -> None:  # noqa: ANN001
+    """GHL contacts pulled into an empty hub while GHL refuses with 429s, answers 500 at random and
+    sends one malformed page: the run waits and retries, and every contact is one hub patient."""
+    sandbox = stack.sandboxes["ghl"].url
+    headers = {"Authorization": f"Bearer {stack.gateway.issuer.mint('admin-1', 'p-stormy', 'admin')}"}
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=180) as http:
+        assert (await http.post("/practice", json={"name": "Stormy Clinic"}, headers=headers)).status_code == 201
+        await connect_ghl(http, headers)
+        location = (await http.get("/integrations/hl/status", headers=headers)).json()["account_id"]
+        seeded = await http.post(
+            f"{sandbox}/_sandbox/seed", json={"locationId": location, "count": 230, "appointments": False}
+        )
+        assert seeded.status_code < 300, seeded.text
+        faults = {"rate_limit_storm": 2, "status_5xx_rate": 0.2, "malformed_page": True}
+        assert (await http.post(f"{sandbox}/_sandbox/faults", json=faults)).status_code == 200
+
+        run = await http.post("/integrations/hl/patients/sync", json={"direction": "pull"}, headers=headers)
+        done = (await http.get(f"/sync-runs/{run.json()['run_id']}", params={"wait": "true"}, headers=headers)).json()
+
+        assert done["status"] == "succeeded", done
+        # The seed holds some people twice (as CRMs do): those are held for review, not created.
+        held = (await http.get("/review-items", params={"status": "open", "page_size": 200}, headers=headers)).json()
+        held_ids = {i["external_id"] for i in held["items"] if i["kind"] == "identity"}
+        assert done["records_failed"] == 0
+        assert done["records_created"] + len(held_ids) == 230  # every contact: a patient, or waiting for a person
+        patients = (await http.get("/patients", params={"page_size": 500}, headers=headers)).json()["patients"]
+        assert len(patients) == done["records_created"]
+        people = {(p["name"][0]["family"], p["name"][0]["given"][0], p.get("birthDate")) for p in patients}
+        assert len(people) == len(patients)  # nobody twice
+        stats = (await http.get(f"{sandbox}/_sandbox/stats")).json()
+        assert sum(v for k, v in stats.items() if k.startswith("POST /contacts/search")) > 3  # retried pages
+        # And nothing was left behind: the next pull brings nothing.
+        assert (await http.delete(f"{sandbox}/_sandbox/faults")).status_code == 200
+        again = await http.post("/integrations/hl/patients/sync", json={"direction": "pull"}, headers=headers)
+        settled = (
+            await http.get(f"/sync-runs/{again.json()['run_id']}", params={"wait": "true"}, headers=headers)
+        ).json()
+        assert (settled["records_created"], settled["records_updated"]) == (0, 0)
