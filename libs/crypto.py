@@ -131,6 +131,13 @@ class EnvelopeCipher:
         key = self._by_id.get(key_id) or await self._load_key(key_id)
         return key.aead.decrypt(blob[17:29], blob[29:], _aad(practice_id, purpose))
 
+    async def ensure_key(self, practice_id: str) -> None:
+        """Makes (or loads) the practice's data key now. A use case that encrypts inside its own
+        write transaction calls this first: on SQLite the key's insert, in a session of its own,
+        would wait on that transaction's lock."""
+        if practice_id not in self._active:
+            await self._active_key(practice_id)
+
     async def encrypt_json(self, practice_id: str, value: object, purpose: str) -> bytes:
         return await self.encrypt(practice_id, json.dumps(value, separators=(",", ":")).encode(), purpose)
 

@@ -19,6 +19,10 @@ IB = models.inbox
 RH = models.record_history
 DL = models.dead_letters
 OPEN, RESOLVED = "OPEN", "RESOLVED"
+# Failures that end by themselves (the patient an appointment names is pushed later): their
+# records keep being tried by every run, and their letters resolve when they sync. Others keep
+# their record out of that vendor's pushes until a replay.
+WAITING_CLASSES = ("PATIENT_NOT_LINKED",)
 
 
 def now() -> datetime:
@@ -98,6 +102,7 @@ class SyncRepository:
                     DL.c.direction == "push",
                     DL.c.record_ref == REC.c.record_id,
                     DL.c.status == "open",
+                    DL.c.error_class.not_in(WAITING_CLASSES),
                 ),
                 # A record with a field waiting in the review queue for this config waits with it.
                 ~exists().where(

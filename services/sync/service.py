@@ -886,6 +886,7 @@ class SyncService:
         """Maps a vendor page to FHIR and merges it into the hub; the page and its cursor commit
         together, so a retried or resumed run never applies a page twice or skips one."""
         kind = kind_of(page.entity_type)
+        await self._cipher.ensure_key(page.practice_id)  # its writes encrypt inside one transaction
         mapped = await self._map_to_hub(page.integration_type, kind, page.records, page.config_id, page.options)
         failures: list[dict[str, str]] = []
         usable = []
@@ -1345,6 +1346,7 @@ class SyncService:
     async def record_push_results(self, results: PushResults) -> None:
         """Stores what the vendor acknowledged: links, synced versions and merge bases."""
         kind = kind_of(results.entity_type)
+        await self._cipher.ensure_key(results.practice_id)
         done = [o for o in results.outcomes if o.success]
         mapped = (
             await self._map_to_hub(
