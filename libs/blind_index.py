@@ -44,6 +44,15 @@ def _normalise(field: str, value: str) -> str:
     return value.strip()  # phone (E.164 in projections), birth_date (ISO)
 
 
+# Kinds a candidate is looked up by. A birth date alone is shared by hundreds of patients of a
+# large practice: it only tells whether two candidates' birth dates differ.
+LOOKUP_KINDS = frozenset(KINDS) - {"birth"}
+
+
+def lookup_digests(digests: Mapping[str, str]) -> set[str]:
+    return {digest for kind, digest in digests.items() if kind in LOOKUP_KINDS}
+
+
 def index_values(projection: Mapping[str, str | None]) -> dict[str, str]:
     """kind -> the normalised plaintext the index is made of, for every kind whose fields are all present."""
     out = {}

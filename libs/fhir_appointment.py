@@ -141,4 +141,3 @@ def apply(appointment: dict, changes: dict[str, str | None]) -> dict:
         elif name == "patient" and value:
             result = set_patient_reference(result, value)
     return result
-

@@ -337,8 +337,6 @@ def apply(patient: dict, changes: dict[str, str | None]) -> dict:
     return result
 
 
-
-
 def _apply_name(patient: dict, todo: dict[str, str | None]) -> None:
     i = _primary_name(patient)
     if i is None:

@@ -59,10 +59,6 @@ def parse_service(resource_json: str | dict) -> dict:
     return service
 
 
-
-
-
-
 def _coding(service: dict, key: str) -> dict:
     concept = (service.get(key) or [{}])[0]
     return {**((concept.get("coding") or [{}])[0]), "_text": concept.get("text")}
@@ -121,8 +117,6 @@ def _set_coding(service: dict, key: str, system: str, element: str, value: str |
     set_or_drop(coding, element, value)
 
 
-
-
 def catalog_item(
     *,
     name: str,
@@ -149,4 +143,3 @@ def catalog_item(
         "description": description or None,
     }
     return parse_service(apply(base, changes))
-

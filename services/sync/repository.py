@@ -29,6 +29,16 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def _live_letters(config_id: str, entity_type: str, direction: str, refs: list[str]) -> Any:
+    return and_(
+        DL.c.config_id == config_id,
+        DL.c.entity_type == entity_type,
+        DL.c.direction == direction,
+        DL.c.record_ref.in_(sorted(set(refs))),
+        DL.c.status.in_(("open", "replaying")),
+    )
+
+
 class SyncRepository:
     # Canonical records (one entity type at a time)
 
@@ -419,16 +429,19 @@ class SyncRepository:
         """Open or replaying letters of these records, by record ref."""
         if not refs:
             return {}
-        rows = await session.execute(
-            select(DL).where(
-                DL.c.config_id == config_id,
-                DL.c.entity_type == entity_type,
-                DL.c.direction == direction,
-                DL.c.record_ref.in_(sorted(set(refs))),
-                DL.c.status.in_(("open", "replaying")),
-            )
-        )
+        rows = await session.execute(select(DL).where(_live_letters(config_id, entity_type, direction, refs)))
         return {row.record_ref: row for row in rows}
+
+    async def resolve_letters(
+        self, session: AsyncSession, config_id: str, entity_type: str, direction: str, refs: list[str]
+    ) -> None:
+        """The open or replaying letters of these records are resolved (one statement)."""
+        if refs:
+            await session.execute(
+                update(DL)
+                .where(_live_letters(config_id, entity_type, direction, refs))
+                .values(status="resolved", resolved_at=now())
+            )
 
     async def insert_letters(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
         if rows:

@@ -29,7 +29,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from libs import fhir_patient
-from libs.blind_index import MATCH, POSSIBLE, BlindIndexer, decide
+from libs.blind_index import MATCH, POSSIBLE, BlindIndexer, decide, lookup_digests
 from libs.crypto import EnvelopeCipher
 from libs.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from libs.grpc_client import call
@@ -1031,21 +1031,16 @@ class SyncService:
                 if nothing_unsent or kind.project(entry["resource"]) == theirs_view:
                     entry["synced_version"] = entry["version"]
                 entry["touched"] = True
-            new_rows, new_links = [], []
-            state_by_id = {entry["record_id"]: entry["resource"] for entry in state.values() if entry["new"]}
+            new_rows, new_links, new_indexes = [], [], []
             for ext, entry in state.items():
+                if not entry["new"] and not entry.get("touched"):
+                    continue
                 sealed_base = await self._cipher.encrypt_json(page.practice_id, entry["base"], kind.base_purpose)
                 if entry["new"]:
                     sealed = await self._seal(page.practice_id, entry["resource"], kind)
                     new_rows.append(self._new_row(page.practice_id, entry["resource"], sealed, kind))
-                    new_links.append(
-                        self._link_row(page.config_id, page.practice_id, kind, entry["record_id"], ext)
-                        | {"synced_version": entry["synced_version"], "base_enc": sealed_base}
-                    )
-                    continue
-                if not entry.get("touched"):
-                    continue
-                if entry["version"] != entry["stored_version"]:
+                    new_indexes += self._index_rows(page.practice_id, entry["record_id"], entry["resource"], kind)
+                elif entry["version"] != entry["stored_version"]:
                     sealed = await self._seal(page.practice_id, entry["resource"], kind)
                     if not await self._repo.update_record(
                         session, entry["record_id"], entry["version"], sealed, entry["stored_version"]
@@ -1054,7 +1049,7 @@ class SyncService:
                         # activity merges against it.
                         raise Aborted("a record changed during the merge", reason="CONCURRENT_UPDATE")
                     await self._reindex(session, page.practice_id, entry["record_id"], entry["resource"], kind)
-                if entry.get("link_new"):  # matched to an existing patient: its first link to this config
+                if entry["new"] or entry.get("link_new"):  # its first link to this config (made, or matched)
                     new_links.append(
                         self._link_row(page.config_id, page.practice_id, kind, entry["record_id"], ext)
                         | {"synced_version": entry["synced_version"], "base_enc": sealed_base}
@@ -1069,14 +1064,7 @@ class SyncService:
                     base_enc=sealed_base,
                 )
             await self._repo.insert_records(session, new_rows)
-            await self._repo.insert_indexes(
-                session,
-                [
-                    i
-                    for row in new_rows
-                    for i in self._index_rows(page.practice_id, row["record_id"], state_by_id[row["record_id"]], kind)
-                ],
-            )
+            await self._repo.insert_indexes(session, new_indexes)
             await self._repo.insert_links(session, new_links)
             await self._repo.add_history(session, history)
             events += await self._hold_for_review(session, page, kind, held_items)
@@ -1104,7 +1092,7 @@ class SyncService:
             return usable, [], {}
         digests = {ext: self._indexer.digests(page.practice_id, kind.project(theirs)) for ext, theirs in unlinked}
         candidates = await self._repo.index_candidates(
-            session, page.practice_id, [d for by_kind in digests.values() for d in by_kind.values()]
+            session, page.practice_id, [d for by_kind in digests.values() for d in lookup_digests(by_kind)]
         )
         linked = await self._repo.links_by_record(session, page.config_id, kind.entity_type, list(candidates))
         parked_before = await self._repo.open_identity_reviews(
@@ -1123,7 +1111,7 @@ class SyncService:
                 continue
             verdicts = []
             for record_id, theirs_digests in [*candidates.items(), *planned.items()]:
-                if set(theirs_digests.values()) & set(digests[ext].values()):
+                if lookup_digests(theirs_digests) & lookup_digests(digests[ext]):
                     verdict, why = decide(digests[ext], theirs_digests)
                     if verdict == MATCH and (record_id in linked or record_id in claimed or record_id in planned):
                         verdict = POSSIBLE
@@ -1253,9 +1241,7 @@ class SyncService:
 
     async def _heal(self, session: Any, config_id: str, kind: EntityKind, direction: str, refs: list[str]) -> None:
         """Records that synced now: their letters are resolved."""
-        live = await self._repo.live_letters(session, config_id, kind.entity_type, direction, refs)
-        for letter in live.values():
-            await self._repo.update_letter(session, letter.letter_id, status="resolved", resolved_at=now())
+        await self._repo.resolve_letters(session, config_id, kind.entity_type, direction, refs)
 
     async def _hold_for_review(
         self, session: Any, page: PullPage, kind: EntityKind, held: list[dict[str, Any]]

@@ -170,18 +170,7 @@ async def fetch(
     up to 2000 records; should Salesforce return fewer, the rest come through nextRecordsUrl)."""
     response = await client.request("GET", f"{DATA_PATH}/query", params={"q": soql(resource, after, limit)})
     horizon = _server_time(response.headers.get("Date")) - timedelta(seconds=settle_seconds)
-    rows, done, next_url = _batch(response)
-    while not done and len(rows) < limit:
-        try:
-            more = await client.request("GET", next_url or "")
-        except SalesforceError as error:
-            if error.code == "INVALID_QUERY_LOCATOR":
-                raise _malformed("a nextRecordsUrl Salesforce does not know") from None
-            raise
-        batch, done, next_url = _batch(more)
-        if not batch and not done:
-            raise _malformed("an empty batch with more to come")
-        rows += batch
+    rows = await _with_more_batches(client, response, limit)
     if len(rows) > limit:
         raise _malformed("more records than the query's LIMIT")
     records: list[dict[str, Any]] = []
@@ -203,6 +192,23 @@ async def fetch(
     return Page(records, last, has_more=len(rows) == limit)
 
 
+async def _with_more_batches(client: SalesforceClient, response: Any, limit: int | None = None) -> list:
+    """A query answer's records, following nextRecordsUrl until done (or `limit` records are in)."""
+    rows, done, next_url = _batch(response)
+    while not done and (limit is None or len(rows) < limit):
+        try:
+            more = await client.request("GET", next_url or "")
+        except SalesforceError as error:
+            if error.code == "INVALID_QUERY_LOCATOR":
+                raise _malformed("a nextRecordsUrl Salesforce does not know") from None
+            raise
+        batch, done, next_url = _batch(more)
+        if not batch and not done:
+            raise _malformed("an empty batch with more to come")
+        rows += batch
+    return rows
+
+
 def by_ids_soql(resource: SObjectResource, record_ids: list[str]) -> str:
     conditions = [resource.where] if resource.where else []
     # The only values in it are ids canonical_id made (18 letters and digits).
@@ -219,18 +225,7 @@ async def by_ids(client: SalesforceClient, resource: SObjectResource, record_ids
     for start in range(0, len(record_ids), MAX_IDS):
         chunk = record_ids[start : start + MAX_IDS]
         response = await client.request("GET", f"{DATA_PATH}/query", params={"q": by_ids_soql(resource, chunk)})
-        rows, done, next_url = _batch(response)
-        while not done:
-            try:
-                more = await client.request("GET", next_url or "")
-            except SalesforceError as error:
-                if error.code == "INVALID_QUERY_LOCATOR":
-                    raise _malformed("a nextRecordsUrl Salesforce does not know") from None
-                raise
-            batch, done, next_url = _batch(more)
-            if not batch and not done:
-                raise _malformed("an empty batch with more to come")
-            rows += batch
+        rows = await _with_more_batches(client, response)
         asked = set(chunk)
         for row in rows:
             record_id = canonical_id(row.get("Id")) if isinstance(row, dict) else None
