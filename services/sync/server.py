@@ -44,7 +44,7 @@ async def start(settings: Settings, address: str = "127.0.0.1:0") -> RunningServ
     )
     temporal = await connect(settings)
     indexer = BlindIndexer(LocalKeyring.in_data_dir(settings.data_dir).derive("sync-blind-index"))
-    service = SyncService(db.sessions, cipher, peers, temporal, settings.sync_task_queue, indexer)
+    service = SyncService(db.sessions, cipher, peers, temporal, settings.sync_task_queue, indexer, settings)
     worker = Worker(
         temporal,
         task_queue=settings.sync_task_queue,

@@ -81,6 +81,24 @@ async def test_ghl_webhooks_reach_the_hub_once_each_and_forged_ones_are_refused(
         patients = ok(await http.get("/patients", headers=admin))["patients"]
         assert len(patients) == 3  # no delivery created anyone
 
+        # Echo suppression: Concord's own write to GHL comes back as a ContactUpdate webhook; the
+        # inbox reads the contact, finds what Concord last synced with it, and changes nothing.
+        patient = await _patient(http, admin, first["id"])
+        patient["address"] = [{**patient["address"][0], "city": "Wakefield"}]
+        ok(await http.put(f"/patients/{first['id']}", json=patient, headers=admin))
+        edited = (await http.get(f"/patients/{first['id']}", headers=admin)).headers["ETag"]
+        sent_before = len(await _drained(stack, http))
+        assert (await run_sync(http, admin, "push"))["records_updated"] == 1
+        echoes = (await _drained(stack, http))[sent_before:]
+        assert [d["type"] for d in echoes] == ["ContactUpdate"] and all(d["delivered"] for d in echoes)
+        await _inbox_settled(temporal, config_id)
+        after = await http.get(f"/patients/{first['id']}", headers=admin)
+        assert after.headers["ETag"] == edited and _city(after.json()) == "Wakefield"
+        history = ok(await http.get(f"/patients/{first['id']}/history", headers=admin))["changes"]
+        assert (history[0]["side"], history[0]["action"]) == ("hub", "update")  # the echo wrote nothing
+        again = await run_sync(http, admin, "push")
+        assert again["records_processed"] == 0  # and nothing bounces back to GHL
+
         # A forged delivery and a tampered one: 401 problem JSON, nothing stored.
         body = json.dumps({"type": "ContactUpdate", "webhookId": "forged-1", "locationId": location, "id": contact})
         forged = await http.post("/webhooks/ghl", content=body, headers={"x-wh-signature": "AAAA"})
@@ -94,5 +112,5 @@ async def test_ghl_webhooks_reach_the_hub_once_each_and_forged_ones_are_refused(
         runs = ok(await http.get("/integrations/hl/patients/status", headers=admin))["runs"]
         assert any(r["direction"] == "pull" and r["status"] == "succeeded" and r["records_updated"] for r in runs)
 
-    for city in ("Narragansett", "Jamestown", "Tiverton", "Westerly"):
+    for city in ("Narragansett", "Jamestown", "Tiverton", "Westerly", "Wakefield"):
         assert city not in caplog.text

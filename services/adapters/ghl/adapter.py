@@ -10,11 +10,11 @@ from urllib.parse import quote
 import httpx
 from temporalio.exceptions import ApplicationError
 
+from libs import webhooks
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.common.v1 import common_pb2
 from services.adapters import AdapterContext
 from services.adapters.common import access_token, struct
-from services.adapters.ghl import webhooks
 from services.adapters.ghl.appointments import Appointments
 from services.adapters.ghl.client import Credentials, GhlClient, GhlError, Pacers
 from services.adapters.ghl.contacts import Contacts
@@ -113,7 +113,7 @@ class GhlAdapter:
         return response
 
     async def verify_webhook(self, request: pb.VerifyWebhookRequest) -> pb.VerifyWebhookResponse:
-        return webhooks.verify(self._context.settings.ghl_webhook_public_key, request)
+        return webhooks.verify_ghl(self._context.settings.ghl_webhook_public_key, request)
 
     async def check_health(self, request: pb.CheckHealthRequest) -> pb.CheckHealthResponse:
         client = self._client(request.config_id)

@@ -13,26 +13,41 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class Lane(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LANE_UNSPECIFIED: _ClassVar[Lane]
+    LANE_REALTIME: _ClassVar[Lane]
+    LANE_USER: _ClassVar[Lane]
+    LANE_SCHEDULED: _ClassVar[Lane]
+    LANE_BACKFILL: _ClassVar[Lane]
+
 class MessageChannel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     MESSAGE_CHANNEL_UNSPECIFIED: _ClassVar[MessageChannel]
     MESSAGE_CHANNEL_EMAIL: _ClassVar[MessageChannel]
     MESSAGE_CHANNEL_SMS: _ClassVar[MessageChannel]
+LANE_UNSPECIFIED: Lane
+LANE_REALTIME: Lane
+LANE_USER: Lane
+LANE_SCHEDULED: Lane
+LANE_BACKFILL: Lane
 MESSAGE_CHANNEL_UNSPECIFIED: MessageChannel
 MESSAGE_CHANNEL_EMAIL: MessageChannel
 MESSAGE_CHANNEL_SMS: MessageChannel
 
 class GetRecordsRequest(_message.Message):
-    __slots__ = ("config_id", "entity_type", "external_ids", "options")
+    __slots__ = ("config_id", "entity_type", "external_ids", "options", "lane")
     CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
     ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_IDS_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    LANE_FIELD_NUMBER: _ClassVar[int]
     config_id: str
     entity_type: _common_pb2.EntityType
     external_ids: _containers.RepeatedScalarFieldContainer[str]
     options: _registry_pb2.VendorOptions
-    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., external_ids: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[_registry_pb2.VendorOptions, _Mapping]] = ...) -> None: ...
+    lane: Lane
+    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., external_ids: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[_registry_pb2.VendorOptions, _Mapping]] = ..., lane: _Optional[_Union[Lane, str]] = ...) -> None: ...
 
 class GetRecordsResponse(_message.Message):
     __slots__ = ("records", "missing_ids", "vendor_requests")
@@ -45,16 +60,18 @@ class GetRecordsResponse(_message.Message):
     def __init__(self, records: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., missing_ids: _Optional[_Iterable[str]] = ..., vendor_requests: _Optional[int] = ...) -> None: ...
 
 class DeleteRecordsRequest(_message.Message):
-    __slots__ = ("config_id", "entity_type", "external_ids", "options")
+    __slots__ = ("config_id", "entity_type", "external_ids", "options", "lane")
     CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
     ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_IDS_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    LANE_FIELD_NUMBER: _ClassVar[int]
     config_id: str
     entity_type: _common_pb2.EntityType
     external_ids: _containers.RepeatedScalarFieldContainer[str]
     options: _registry_pb2.VendorOptions
-    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., external_ids: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[_registry_pb2.VendorOptions, _Mapping]] = ...) -> None: ...
+    lane: Lane
+    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., external_ids: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[_registry_pb2.VendorOptions, _Mapping]] = ..., lane: _Optional[_Union[Lane, str]] = ...) -> None: ...
 
 class DeleteResult(_message.Message):
     __slots__ = ("external_id", "success", "error_reason", "error_message")
@@ -118,18 +135,20 @@ class VerifyWebhookResponse(_message.Message):
     def __init__(self, valid: _Optional[bool] = ..., reason: _Optional[str] = ..., external_account_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[WebhookEvent, _Mapping]]] = ...) -> None: ...
 
 class FetchChangesRequest(_message.Message):
-    __slots__ = ("config_id", "entity_type", "cursor", "page_size", "options")
+    __slots__ = ("config_id", "entity_type", "cursor", "page_size", "options", "lane")
     CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
     ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    LANE_FIELD_NUMBER: _ClassVar[int]
     config_id: str
     entity_type: _common_pb2.EntityType
     cursor: str
     page_size: int
     options: _registry_pb2.VendorOptions
-    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., cursor: _Optional[str] = ..., page_size: _Optional[int] = ..., options: _Optional[_Union[_registry_pb2.VendorOptions, _Mapping]] = ...) -> None: ...
+    lane: Lane
+    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., cursor: _Optional[str] = ..., page_size: _Optional[int] = ..., options: _Optional[_Union[_registry_pb2.VendorOptions, _Mapping]] = ..., lane: _Optional[_Union[Lane, str]] = ...) -> None: ...
 
 class FetchChangesResponse(_message.Message):
     __slots__ = ("records", "next_cursor", "has_more", "vendor_requests")
@@ -154,16 +173,18 @@ class UpsertItem(_message.Message):
     def __init__(self, ref: _Optional[str] = ..., external_id: _Optional[str] = ..., record: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class UpsertBatchRequest(_message.Message):
-    __slots__ = ("config_id", "entity_type", "items", "options")
+    __slots__ = ("config_id", "entity_type", "items", "options", "lane")
     CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
     ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    LANE_FIELD_NUMBER: _ClassVar[int]
     config_id: str
     entity_type: _common_pb2.EntityType
     items: _containers.RepeatedCompositeFieldContainer[UpsertItem]
     options: _registry_pb2.VendorOptions
-    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., items: _Optional[_Iterable[_Union[UpsertItem, _Mapping]]] = ..., options: _Optional[_Union[_registry_pb2.VendorOptions, _Mapping]] = ...) -> None: ...
+    lane: Lane
+    def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., items: _Optional[_Iterable[_Union[UpsertItem, _Mapping]]] = ..., options: _Optional[_Union[_registry_pb2.VendorOptions, _Mapping]] = ..., lane: _Optional[_Union[Lane, str]] = ...) -> None: ...
 
 class UpsertResult(_message.Message):
     __slots__ = ("ref", "external_id", "success", "created", "error_reason", "error_message", "record")

@@ -1,6 +1,15 @@
-"""GoHighLevel webhooks (docs/vendors/gohighlevel: WebhookAuthentication.md): the body signed with
-GHL's RSA key, base64 RSA-SHA256 (PKCS#1 v1.5) over the exact body bytes in ``x-wh-signature``.
-GHL publishes the public key; Concord is given it as the setting ``ghl_webhook_public_key`` (PEM).
+"""Vendors' webhook signatures, checked in process: pure functions of the delivery's headers and
+exact body bytes and the vendor's published key, shared by the sync service (which checks each
+delivery as it arrives, before anything is stored) and the adapters' verify_webhook capability. A
+check costs well under a millisecond; a Temporal round trip to the adapter worker per delivery cost
+tens, and every write Concord makes to GHL comes back as a webhook.
+
+GoHighLevel (docs/vendors/gohighlevel: WebhookAuthentication.md): the body signed with GHL's RSA
+key, base64 RSA-SHA256 (PKCS#1 v1.5) over the exact body bytes in ``x-wh-signature``. GHL publishes
+the public key; Concord is given it as the setting ``ghl_webhook_public_key`` (PEM). Replays are
+dropped by GHL's ``webhookId`` where the events are stored (the sync service's inbox); the
+``timestamp`` is not used to refuse old deliveries, because GHL's own retries (after a 429) resend
+the same signed bytes up to an hour later.
 
 Contact events say which contact changed; the inbox reads the contact as it is now (get_records),
 so duplicated and out-of-order deliveries change nothing: only the current record is applied."""
@@ -38,7 +47,7 @@ def _refused(reason: str) -> pb.VerifyWebhookResponse:
     return pb.VerifyWebhookResponse(valid=False, reason=reason)
 
 
-def verify(public_key_pem: str, request: pb.VerifyWebhookRequest) -> pb.VerifyWebhookResponse:
+def verify_ghl(public_key_pem: str, request: pb.VerifyWebhookRequest) -> pb.VerifyWebhookResponse:
     key = _key(public_key_pem) if public_key_pem else None
     if key is None:
         return _refused("WEBHOOK_KEY_NOT_CONFIGURED")
@@ -68,3 +77,19 @@ def verify(public_key_pem: str, request: pb.VerifyWebhookRequest) -> pb.VerifyWe
                 )
             )
     return response
+
+
+# The vendors whose deliveries are checked in process, and the setting holding each one's key.
+VERIFIERS = {"ghl": (verify_ghl, "ghl_webhook_public_key")}
+
+
+def verify(
+    integration_type: str, settings: object, request: pb.VerifyWebhookRequest
+) -> pb.VerifyWebhookResponse | None:
+    """The delivery checked with the vendor's key from ``settings``; None for a vendor whose check
+    is not here (its adapter's verify_webhook capability answers instead)."""
+    found = VERIFIERS.get(integration_type)
+    if found is None:
+        return None
+    check, setting = found
+    return check(getattr(settings, setting, ""), request)
