@@ -108,6 +108,17 @@ async def edit_contact(request: Request) -> Response:
     return JSONResponse({"contact": model.render(contact)})
 
 
+async def delete_contact(request: Request) -> Response:
+    """A GHL user deleting the contact in the GHL UI: fires ContactDelete."""
+    sb = _sb(request)
+    found = sb.find_contact(request.path_params["contactId"])
+    if found is None:
+        return _error(404, "unknown contact")
+    location, contact = found
+    model.delete_contact(sb, location, contact)
+    return JSONResponse({"deleted": contact["id"]})
+
+
 async def set_clock_skew(request: Request) -> Response:
     """``{"skew_seconds": -600}``: GHL's clock runs that far behind (or, positive, ahead of) true time."""
     sb, body = _sb(request), await _body(request)
@@ -234,6 +245,7 @@ def routes(sb: Sandbox) -> list[Route]:
         ("POST", "/_sandbox/seed", seed_contacts),
         ("GET", "/_sandbox/contacts", list_contacts),
         ("PATCH", "/_sandbox/contacts/{contactId}", edit_contact),
+        ("DELETE", "/_sandbox/contacts/{contactId}", delete_contact),
         ("POST", "/_sandbox/clock", set_clock_skew),
         ("GET", "/_sandbox/appointments", list_appointments),
         ("GET", "/_sandbox/messages", list_messages),

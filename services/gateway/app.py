@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, FastAPI, Header, Query, Request, Response
 from google.protobuf import field_mask_pb2
 from joserfc.jwk import KeySet
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from libs.errors import InvalidArgument, NotFound
 from libs.grpc_client import call
@@ -101,6 +101,13 @@ class SyncSettingsIn(BaseModel):
     field_conflict_policies: dict[str, Literal["hub_wins", "vendor_wins", "newest_wins", "manual_review"]] | None = (
         Field(None, max_length=200)
     )
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # The survivor's id.
+    into: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
 
 
 def _patient_json(patient: sync_pb2.Patient) -> dict[str, Any]:
@@ -506,6 +513,45 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
         )
         response.headers["ETag"] = f'W/"{updated.patient.version}"'
         return _patient_json(updated.patient)
+
+    @app.delete("/patients/{patient_id}", status_code=204, summary="Delete a patient (everywhere it is synced)")
+    async def delete_patient(patient_id: str, caller: CallerDep) -> Response:
+        """The patient becomes a tombstone: no longer listed or read here, deleted at each linked
+        vendor that can delete on its next push (the others keep their record, unlinked)."""
+        require(caller, "patient.delete")
+        await call(
+            backends.sync.DeleteRecord,
+            sync_pb2.DeleteRecordRequest(practice_id=caller.practice_id, record_id=patient_id),
+        )
+        return Response(status_code=204)
+
+    @app.post("/patients/{patient_id}/merge", summary="Merge a duplicate patient into another")
+    async def merge_patient(patient_id: str, body: MergeIn, caller: CallerDep, response: Response) -> dict[str, Any]:
+        """``patient_id`` is merged into ``into``, whose values stand; its vendor links move to the
+        survivor where the survivor has none (those vendors' records get the survivor's values on
+        the next push); where both were linked, the duplicate's vendor copy is deleted."""
+        require(caller, "patient.delete")
+        merged = await call(
+            backends.sync.MergePatients,
+            sync_pb2.MergePatientsRequest(
+                practice_id=caller.practice_id, patient_id=patient_id, into_patient_id=body.into
+            ),
+        )
+        response.headers["ETag"] = f'W/"{merged.patient.version}"'
+        return _patient_json(merged.patient)
+
+    @app.delete("/appointments/{appointment_id}", status_code=204, summary="Delete (not cancel) an appointment")
+    async def delete_appointment(appointment_id: str, caller: CallerDep) -> Response:
+        require(caller, "appointment.book")
+        await call(
+            backends.sync.DeleteRecord,
+            sync_pb2.DeleteRecordRequest(
+                practice_id=caller.practice_id,
+                entity_type=common_pb2.ENTITY_TYPE_APPOINTMENT,
+                record_id=appointment_id,
+            ),
+        )
+        return Response(status_code=204)
 
     for router in ROUTERS:
         app.include_router(router)

@@ -37,6 +37,8 @@ PERMISSIONS = {
     "appointment.book": {"admin", "provider", "staff"},
     "patient.read": {"admin", "provider", "staff"},
     "patient.write": {"admin", "provider", "staff"},
+    # Deleting or merging a patient reaches every connected vendor (deletes there): not the front desk.
+    "patient.delete": {"admin", "provider"},
     "mapping.read": {"admin", "provider", "staff"},
     # The review queue shows one field's values of a record (PHI); settling it changes the record.
     "review.read": {"admin", "provider", "staff"},

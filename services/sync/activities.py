@@ -8,6 +8,7 @@ from temporalio.exceptions import ApplicationError
 from libs.errors import ConcordError, InvalidArgument, NotFound
 from services.sync.domain import (
     CursorRequest,
+    DeleteResults,
     FinishRun,
     InboxBatch,
     InboxDone,
@@ -51,6 +52,10 @@ class SyncActivities:
     async def record_push_results(self, results: PushResults) -> None:
         await self._service.record_push_results(results)
 
+    @activity.defn(name="record_delete_results")
+    async def record_delete_results(self, results: DeleteResults) -> None:
+        await self._service.record_delete_results(results)
+
     @activity.defn(name="finish_run")
     async def finish_run(self, request: FinishRun) -> None:
         await self._service.finish_run(request)
@@ -76,5 +81,6 @@ class SyncActivities:
             self.reconcile_pull_page,
             self.prepare_push_batch,
             self.record_push_results,
+            self.record_delete_results,
             self.finish_run,
         ]

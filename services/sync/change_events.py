@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from libs.errors import FailedPrecondition, InvalidArgument
+from libs.protos.concord.adapter.v1 import adapter_pb2
 from services.sync.domain import PULL, workflow_id
 from services.sync.entities import kind_of
 from services.sync.repository import SyncRepository, now
@@ -51,7 +52,10 @@ class ChangeEvents:
         self._service = service
 
     def _start_pull(self, practice_id: str, config_id: str, entity_type: str, delay: float, from_start: bool) -> Any:
-        return self._service.start_sync(practice_id, config_id, entity_type, PULL, delay, from_start)
+        # A change event is real-time work; a resync's full pull is a backfill (start_sync decides).
+        return self._service.start_sync(
+            practice_id, config_id, entity_type, PULL, delay, from_start, lane=adapter_pb2.LANE_REALTIME
+        )
 
     async def accept(
         self,

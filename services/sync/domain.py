@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -101,6 +102,25 @@ def merge(
     return MergeResult(changes, tuple(conflicts), tuple(held))
 
 
+# What becomes of a hub record whose vendor record was deleted (decide_delete).
+DELETE, KEEP, REVIEW = "delete", "keep", "review"
+
+
+def decide_delete(policy: str, hub_changed: bool, clocks: Clocks | None = None) -> str:
+    """A vendor's delete as a tombstone under the merge's rules: the whole record is one field
+    whose vendor side is "gone". With no hub change since the last sync it is a one-sided change,
+    taken (DELETE). A hub edit the vendor never saw makes it a conflict, settled by the policy:
+    hub_wins KEEPs the record (the vendor gets it again), vendor_wins DELETEs, newest_wins compares
+    the hub edit with the delete beyond the clock-skew guard (REVIEW when they cannot be ordered),
+    manual_review holds it for a REVIEW."""
+    if not hub_changed:
+        return DELETE
+    if policy == NEWEST_WINS:
+        newer = clocks.newer() if clocks is not None else None
+        policy = {"theirs": VENDOR_WINS, "ours": HUB_WINS}.get(newer or "", MANUAL_REVIEW)
+    return {HUB_WINS: KEEP, VENDOR_WINS: DELETE}.get(policy, REVIEW)
+
+
 def pulls(direction: str) -> bool:
     return direction in (PULL, BIDIRECTIONAL)
 
@@ -139,6 +159,9 @@ class SyncRunInput:
     # Pull from no cursor (everything at the vendor), as after a gap in its change events; a
     # continued execution resumes from the cursor the first one saved.
     from_start: bool = False
+    # The rate governor's lane its vendor calls wait in (adapter Lane: 1 real time, 2 a user's,
+    # 3 scheduled, 4 backfill).
+    lane: int = 2
 
 
 @dataclass
@@ -165,6 +188,9 @@ class PullPage:
     field_policies: dict = field(default_factory=dict)
     # False for records the webhook inbox read by id: the pull cursor stays where pulls left it.
     move_cursor: bool = True
+    # Vendor ids the vendor no longer has (a delete event it confirmed: get_records' missing_ids):
+    # each linked record's tombstone is settled by decide_delete.
+    deleted_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -193,6 +219,8 @@ class PushBatch:
     # The config's VendorOptions as JSON (registry IntegrationConfig.options) the batch was mapped
     # with, for UpsertBatchRequest.options.
     options: dict = field(default_factory=dict)
+    # Tombstones still linked to the vendor, to delete there (DeleteRecords): refs and vendor ids.
+    deletes: list[PushItem] = field(default_factory=list)
 
 
 @dataclass
@@ -216,6 +244,19 @@ class PushResults:
     entity_type: str = "ENTITY_TYPE_PATIENT"
     # The options the batch was mapped and written with (PushBatch.options).
     options: dict = field(default_factory=dict)
+
+
+@dataclass
+class DeleteResults:
+    """What the vendor said of the tombstones a push batch deleted there."""
+
+    run_id: str
+    config_id: str
+    practice_id: str
+    integration_type: str
+    entity_type: str
+    outcomes: list[PushOutcome]
+    vendor_requests: int
 
 
 @dataclass
@@ -346,3 +387,36 @@ class InboxDone:
 
 def inbox_workflow_id(config_id: str) -> str:
     return f"inbox:{config_id}"
+
+
+def review_row(
+    page: PullPage,
+    kind: Any,
+    record_id: str,
+    external_id: str,
+    sealed: bytes,
+    stamp: datetime,
+    *,
+    field: str = "",
+    kind_name: str = "conflict",
+    reasons: list[str] | None = None,
+) -> dict[str, Any]:
+    """A new open review item held by this page's run."""
+    return {
+        "review_id": str(uuid.uuid4()),
+        "practice_id": page.practice_id,
+        "config_id": page.config_id,
+        "entity_type": kind.entity_type,
+        "record_id": record_id,
+        "external_id": external_id,
+        "field": field,
+        "kind": kind_name,
+        "reasons": reasons or [],
+        "status": "OPEN",
+        "values_enc": sealed,
+        "run_id": page.run_id,
+        "created_at": stamp,
+        "updated_at": stamp,
+        "resolved_by": "",
+        "resolution": "",
+    }

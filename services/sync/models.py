@@ -33,6 +33,11 @@ records = Table(
     Column("resource_enc", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # A tombstone: the record was deleted (by a user, or following a vendor's delete) or merged into
+    # another (merged_into). It stays, encrypted, for the record's history and retention; it is not
+    # listed, read, matched or pushed, except as a delete to the vendors still linked to it.
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Column("merged_into", String(36), nullable=True),
     Index("ix_sync_records_practice_entity", "practice_id", "entity_type", "record_id"),
 )
 

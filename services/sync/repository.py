@@ -83,7 +83,12 @@ class SyncRepository:
     ) -> list[Any]:
         rows = await session.execute(
             select(REC)
-            .where(REC.c.practice_id == practice_id, REC.c.entity_type == entity_type, REC.c.record_id > after)
+            .where(
+                REC.c.practice_id == practice_id,
+                REC.c.entity_type == entity_type,
+                REC.c.record_id > after,
+                REC.c.deleted_at.is_(None),
+            )
             .order_by(REC.c.record_id)
             .limit(limit)
         )
@@ -98,13 +103,14 @@ class SyncRepository:
             and_(L.c.record_id == REC.c.record_id, L.c.config_id == config_id, L.c.entity_type == entity_type),
         )
         rows = await session.execute(
-            select(REC.c.record_id, REC.c.version, REC.c.resource_enc, L.c.external_id)
+            select(REC.c.record_id, REC.c.version, REC.c.resource_enc, REC.c.deleted_at, L.c.external_id)
             .select_from(join)
             .where(
                 REC.c.practice_id == practice_id,
                 REC.c.entity_type == entity_type,
                 REC.c.record_id > after,
-                (L.c.record_id.is_(None)) | (L.c.synced_version < REC.c.version),
+                # A tombstone goes only where it is still linked: as a delete.
+                (L.c.record_id.is_(None) & REC.c.deleted_at.is_(None)) | (L.c.synced_version < REC.c.version),
                 # A record parked as a dead letter for this config waits for its replay.
                 ~exists().where(
                     DL.c.config_id == config_id,
@@ -160,6 +166,42 @@ class SyncRepository:
             L.c.config_id == config_id, L.c.entity_type == entity_type, L.c.external_id == external_id
         )
         return (await session.execute(query)).first()
+
+    async def links_of(self, session: AsyncSession, entity_type: str, record_id: str) -> list[Any]:
+        """The record's links to every config."""
+        rows = await session.execute(select(L).where(L.c.entity_type == entity_type, L.c.record_id == record_id))
+        return list(rows)
+
+    async def delete_links(
+        self, session: AsyncSession, config_id: str, entity_type: str, record_ids: list[str]
+    ) -> None:
+        if record_ids:
+            await session.execute(
+                delete(L).where(
+                    L.c.config_id == config_id, L.c.entity_type == entity_type, L.c.record_id.in_(record_ids)
+                )
+            )
+
+    async def tombstone(
+        self,
+        session: AsyncSession,
+        record_id: str,
+        version: int,
+        expected_version: int,
+        merged_into: str | None = None,
+    ) -> bool:
+        """Marks the record deleted (or merged) at a new version; its blind-index rows go, so no
+        identity match finds it again. False when it changed since it was read."""
+        stamp = now()
+        result = await session.execute(
+            update(REC)
+            .where(REC.c.record_id == record_id, REC.c.version == expected_version, REC.c.deleted_at.is_(None))
+            .values(version=version, updated_at=stamp, deleted_at=stamp, merged_into=merged_into)
+        )
+        if result.rowcount != 1:
+            return False
+        await session.execute(delete(PI).where(PI.c.record_id == record_id))
+        return True
 
     async def insert_links(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
         if rows:

@@ -49,6 +49,7 @@ from services.sync.change_events import ChangeEvents
 from services.sync.convert import IDENTIFYING
 from services.sync.domain import (
     CursorRequest,
+    DeleteResults,
     FinishRun,
     PullPage,
     PushBatch,
@@ -61,6 +62,8 @@ from services.sync.domain import (
 from services.sync.entities import APPOINTMENT, ENTITIES, PATIENT, SERVICE, EntityKind, kind_of
 from services.sync.messaging import MessageInput, message_workflow_id, send_failure
 from services.sync.repository import SyncRepository, now
+from services.sync.tombstones import REVIEW_KIND as TOMBSTONE_REVIEW
+from services.sync.tombstones import Tombstones, can_delete, not_found
 
 log = logging.getLogger(__name__)
 SYNC_USER = "system:sync"
@@ -71,6 +74,8 @@ DEAD_LETTER_PURPOSE = "dead-letter-record"
 MAX_IMPORT = 5000
 # Records a vendor may send in one ApplyVendorRecords call.
 MAX_APPLY = 100
+# The answers a review item of each kind takes (a conflict's: hub, vendor or a typed value).
+CHOICES = {"identity": ("same", "different"), TOMBSTONE_REVIEW: ("hub", "vendor")}
 
 
 @dataclass
@@ -115,6 +120,7 @@ class SyncService:
         self._temporal = temporal
         self._task_queue = task_queue
         self.change_events = ChangeEvents(sessions, self._repo, self)
+        self.tombstones = Tombstones(self)
 
     # --- the practice's patients -------------------------------------------------------------
 
@@ -262,9 +268,8 @@ class SyncService:
         kind = kind_of(entity_type)
         async with self._sessions() as session:
             row = await self._repo.get_record(session, practice_id, kind.entity_type, record_id)
-        if row is None:
-            name = kind.resource_type.lower()
-            raise NotFound(f"{name} not found", reason=f"{name.upper()}_NOT_FOUND")
+        if row is None or row.deleted_at is not None:
+            raise not_found(kind)
         resource = await self._open(practice_id, row.resource_enc, kind)
         await self._audit([self._event(practice_id, "read", record_id, kind.project(resource), kind=kind)])
         return resource, row
@@ -282,7 +287,7 @@ class SyncService:
             raise InvalidArgument("resource id does not match patient_id", field="id", reason="ID_MISMATCH")
         async with self._sessions() as session, session.begin():
             row = await self._repo.get_record(session, practice_id, PATIENT, patient_id, lock=True)
-            if row is None:
+            if row is None or row.deleted_at is not None:
                 raise NotFound("patient not found", reason="PATIENT_NOT_FOUND")
             if expected_version and expected_version != row.version:
                 raise Aborted("the patient changed since it was read", reason="VERSION_MISMATCH")
@@ -302,6 +307,17 @@ class SyncService:
             await self._audit([self._event(practice_id, "patient.update", patient_id, fields=changed)])
             updated = await self._repo.get_record(session, practice_id, PATIENT, patient_id)
         return resource, updated
+
+    async def delete_record(self, practice_id: str, entity_type: str, record_id: str) -> int:
+        self._scope(practice_id)
+        kind = kind_of(entity_type)
+        await self._cipher.ensure_key(practice_id)
+        return await self.tombstones.delete(practice_id, kind.entity_type, record_id)
+
+    async def merge_patients(self, practice_id: str, patient_id: str, into: str) -> tuple[dict, Any]:
+        self._scope(practice_id)
+        await self.tombstones.merge(practice_id, patient_id, into)
+        return await self.get_patient(practice_id, into)
 
     async def list_records(self, practice_id: str, entity_type: str, after: str, limit: int) -> list[tuple[dict, Any]]:
         self._scope(practice_id)
@@ -429,7 +445,10 @@ class SyncService:
         direction: str,
         start_delay: float = 0.0,
         from_start: bool = False,
+        lane: int = adapter_pb2.LANE_USER,
     ) -> Any:
+        """Starts a run; its vendor calls wait in ``lane`` of the vendor's rate governor (a full
+        pull from the start is a backfill: it waits behind everything else)."""
         self._scope(practice_id)
         if not config_id:
             raise InvalidArgument("config_id is required", field="config_id", reason="REQUIRED_FIELD_MISSING")
@@ -459,6 +478,7 @@ class SyncService:
             push_batch_size=push_batch_size,
             options=_options_json(config),
             from_start=from_start,
+            lane=adapter_pb2.LANE_BACKFILL if from_start else lane,
         )
         try:
             await self._temporal.start_workflow(
@@ -620,7 +640,9 @@ class SyncService:
             run_id=request.run_id,
             entity_type=entity_type,
             event_ids=[e.event_id for e in events],
-            external_ids=list(dict.fromkeys(e.external_id for e in events if not e.deleted)),
+            # Deleted ones too: read back, a record the vendor still has is not deleted (a late
+            # delete event of a record made again); one it has not is a tombstone.
+            external_ids=list(dict.fromkeys(e.external_id for e in events)),
             cursor=cursor,
             conflict_policy=common_pb2.ConflictPolicy.Name(config.conflict_policy),
             field_policies=_field_policies(config),
@@ -636,7 +658,9 @@ class SyncService:
         """A schedule's run: started like a user's, skipped when one is running or the config can
         no longer run (disconnected, inactive); returns the run id, or "" when skipped."""
         try:
-            row = await self.start_sync(request.practice_id, request.config_id, request.entity_type, "")
+            row = await self.start_sync(
+                request.practice_id, request.config_id, request.entity_type, "", lane=adapter_pb2.LANE_SCHEDULED
+            )
         except (FailedPrecondition, NotFound) as error:
             log.info("scheduled sync skipped: %s", error.reason)
             return ""
@@ -773,7 +797,7 @@ class SyncService:
             values = {"vendor_record": shown}
             fields = sorted(shown)
         else:
-            fields = [item.field]
+            fields = [item.field] if item.field else []
         await self._audit([self._event(practice_id, "review.read", item.record_id, fields=fields, kind=kind)])
         return item, values
 
@@ -787,7 +811,7 @@ class SyncService:
                 raise NotFound("review item not found", reason="REVIEW_ITEM_NOT_FOUND")
             if item.status != "OPEN":
                 raise FailedPrecondition("the review item is settled already", reason="REVIEW_ITEM_RESOLVED")
-            allowed = ("same", "different") if item.kind == "identity" else ("hub", "vendor", "value")
+            allowed = CHOICES.get(item.kind, ("hub", "vendor", "value"))
             if choice not in allowed:
                 raise InvalidArgument(
                     f"choice must be {' or '.join(allowed)} for this item", field="choice", reason="INVALID_CHOICE"
@@ -795,6 +819,9 @@ class SyncService:
             kind = kind_of(item.entity_type)
             if item.kind == "identity":
                 await self._settle_identity(session, practice_id, item, kind, choice == "same")
+                return await self._close_review(session, practice_id, item, kind, choice)
+            if item.kind == TOMBSTONE_REVIEW:
+                await self.tombstones.settle_review(session, practice_id, item, kind, choice)
                 return await self._close_review(session, practice_id, item, kind, choice)
             row = await self._repo.get_record(session, practice_id, kind.entity_type, item.record_id, lock=True)
             if row is None:
@@ -932,6 +959,11 @@ class SyncService:
             rows = await self._repo.get_records(
                 session, page.practice_id, kind.entity_type, [link.record_id for link in links.values()]
             )
+            # A record deleted in the hub takes no vendor change: its delete goes to the vendor.
+            gone = {ext for ext, link in links.items() if rows[link.record_id].deleted_at is not None}
+            if gone:
+                usable = [(ext, theirs) for ext, theirs in usable if ext not in gone]
+                links = {ext: link for ext, link in links.items() if ext not in gone}
             state: dict[str, dict[str, Any]] = {}
             for ext, link in links.items():
                 row = rows[link.record_id]
@@ -1082,9 +1114,18 @@ class SyncService:
             await self._repo.insert_links(session, new_links)
             await self._repo.add_history(session, history)
             events += await self._hold_for_review(session, page, kind, held_items)
+            settled = 0
+            if page.deleted_ids:
+                settled, deleted_events = await self.tombstones.vendor_deleted(session, page, kind)
+                events += deleted_events
             if page.move_cursor:
                 await self._repo.set_cursor(session, page.config_id, kind.entity_type, page.next_cursor)
-            counts.update(records_succeeded=len(usable), records_created=created, records_updated=updated)
+            counts.update(
+                records_processed=len(page.records) + len(page.deleted_ids),
+                records_succeeded=len(usable) + len(page.deleted_ids),
+                records_created=created,
+                records_updated=updated + settled,
+            )
             await self._repo.add_to_run(session, page.run_id, counts, failures)
             await self._park(session, page.practice_id, page.config_id, kind, "pull", page.run_id, failures, raw_by_ref)
             await self._heal(session, page.config_id, kind, "pull", [ext for ext, _ in usable])
@@ -1184,7 +1225,9 @@ class SyncService:
             values = {"resource": p["resource"], "why": p["why"]}
             sealed = await self._cipher.encrypt_json(page.practice_id, values, REVIEW_PURPOSE)
             rows.append(
-                _review_row(page, kind, p["candidate"], p["ext"], sealed, stamp, kind_name="identity", reasons=p["why"])
+                domain.review_row(
+                    page, kind, p["candidate"], p["ext"], sealed, stamp, kind_name="identity", reasons=p["why"]
+                )
             )
             events.append(
                 self._event(
@@ -1275,7 +1318,9 @@ class SyncService:
                 await self._repo.update_review(session, current.review_id, values_enc=sealed, run_id=page.run_id)
             else:
                 new_rows.append(
-                    _review_row(page, kind, item["record_id"], item["external_id"], sealed, stamp, field=item["field"])
+                    domain.review_row(
+                        page, kind, item["record_id"], item["external_id"], sealed, stamp, field=item["field"]
+                    )
                 )
             events.append(
                 self._event(
@@ -1297,6 +1342,14 @@ class SyncService:
                 request.limit,
             )
         fetched = rows
+        rows = [row for row in fetched if row.deleted_at is None]
+        tombstoned = [row for row in fetched if row.deleted_at is not None]
+        deletes = []
+        if tombstoned:
+            definition = await self._definition(request)
+            deletes = await self.tombstones.push_deletes(
+                request.practice_id, request.config_id, kind, tombstoned, can_delete(definition, kind.entity_type)
+            )
         resources = [await self._open(request.practice_id, row.resource_enc, kind) for row in rows]
         failures: list[dict[str, str]] = []
         if kind.patient_ref is not None:
@@ -1332,7 +1385,9 @@ class SyncService:
                     session, request.practice_id, request.config_id, kind, "push", request.run_id, failures
                 )
         last = fetched[-1].record_id if fetched else request.after_patient_id
-        return PushBatch(items=items, last_patient_id=last, has_more=len(fetched) == request.limit, options=options)
+        return PushBatch(
+            items=items, last_patient_id=last, has_more=len(fetched) == request.limit, options=options, deletes=deletes
+        )
 
     async def _vendor_options(self, config_id: str) -> dict:
         """The config's vendor options (marketing switches, appointment object) as they are now."""
@@ -1342,6 +1397,9 @@ class SyncService:
             )
         ).config
         return _options_json(config)
+
+    async def record_delete_results(self, results: DeleteResults) -> None:
+        await self.tombstones.record_delete_results(results)
 
     async def record_push_results(self, results: PushResults) -> None:
         """Stores what the vendor acknowledged: links, synced versions and merge bases."""
@@ -1675,39 +1733,6 @@ class SyncService:
     async def _audit(self, events: list[audit_pb2.AuditEvent]) -> None:
         if events:
             await call(self._peers.audit.Record, audit_pb2.RecordRequest(events=events))
-
-
-def _review_row(
-    page: PullPage,
-    kind: EntityKind,
-    record_id: str,
-    external_id: str,
-    sealed: bytes,
-    stamp: datetime,
-    *,
-    field: str = "",
-    kind_name: str = "conflict",
-    reasons: list[str] | None = None,
-) -> dict[str, Any]:
-    """A new open review item held by this page's run."""
-    return {
-        "review_id": str(uuid.uuid4()),
-        "practice_id": page.practice_id,
-        "config_id": page.config_id,
-        "entity_type": kind.entity_type,
-        "record_id": record_id,
-        "external_id": external_id,
-        "field": field,
-        "kind": kind_name,
-        "reasons": reasons or [],
-        "status": "OPEN",
-        "values_enc": sealed,
-        "run_id": page.run_id,
-        "created_at": stamp,
-        "updated_at": stamp,
-        "resolved_by": "",
-        "resolution": "",
-    }
 
 
 def _field_policies(config: registry_pb2.IntegrationConfig) -> dict[str, str]:

@@ -44,6 +44,22 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         )
         return pb.UpdatePatientResponse(patient=convert.patient_to_proto(resource, row))
 
+    async def DeleteRecord(self, request: pb.DeleteRecordRequest, context) -> pb.DeleteRecordResponse:  # noqa: ANN001
+        version = await self._service.delete_record(
+            request.practice_id,
+            common_pb2.EntityType.Name(request.entity_type or common_pb2.ENTITY_TYPE_PATIENT),
+            required(request.record_id, "record_id"),
+        )
+        return pb.DeleteRecordResponse(version=version)
+
+    async def MergePatients(self, request: pb.MergePatientsRequest, context) -> pb.MergePatientsResponse:  # noqa: ANN001
+        resource, row = await self._service.merge_patients(
+            request.practice_id,
+            required(request.patient_id, "patient_id"),
+            required(request.into_patient_id, "into_patient_id"),
+        )
+        return pb.MergePatientsResponse(patient=convert.patient_to_proto(resource, row))
+
     async def ListPatients(self, request: pb.ListPatientsRequest, context) -> pb.ListPatientsResponse:  # noqa: ANN001
         limit = page_size(request.page_size)
         found = await self._service.list_patients(request.practice_id, decode_token(request.page_token), limit)

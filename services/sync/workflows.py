@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from services.sync import domain
     from services.sync.domain import (
         CursorRequest,
+        DeleteResults,
         FinishRun,
         InboxBatch,
         InboxDone,
@@ -95,6 +96,7 @@ class PatientSyncWorkflow:
                     cursor=cursor,
                     page_size=run.page_size,
                     options=json_format.ParseDict(run.options, registry_pb2.VendorOptions()),
+                    lane=run.lane,
                 ),
                 task_queue=f"adapter.{run.integration_type}",
                 result_type=adapter_pb2.FetchChangesResponse,
@@ -151,6 +153,7 @@ class PatientSyncWorkflow:
                             for i in batch.items
                         ],
                         options=json_format.ParseDict(batch.options, registry_pb2.VendorOptions()),
+                        lane=run.lane,
                     ),
                     task_queue=f"adapter.{run.integration_type}",
                     result_type=adapter_pb2.UpsertBatchResponse,
@@ -181,9 +184,52 @@ class PatientSyncWorkflow:
                     ),
                     **HUB_STEP,
                 )
+            if batch.deletes:
+                await self._delete(run, batch)
             after = batch.last_patient_id
             if not batch.has_more:
                 return
+
+    async def _delete(self, run: SyncRunInput, batch: PushBatch) -> None:
+        """The batch's tombstones deleted at the vendor, in one call (services/sync/tombstones.py)."""
+        deleted = await workflow.execute_activity(
+            "delete_records",
+            adapter_pb2.DeleteRecordsRequest(
+                config_id=run.config_id,
+                entity_type=common_pb2.EntityType.Value(run.entity_type),
+                external_ids=[d.external_id for d in batch.deletes],
+                options=json_format.ParseDict(batch.options, registry_pb2.VendorOptions()),
+                lane=run.lane,
+            ),
+            task_queue=f"adapter.{run.integration_type}",
+            result_type=adapter_pb2.DeleteRecordsResponse,
+            **VENDOR_STEP,
+        )
+        refs = {d.external_id: d.ref for d in batch.deletes}
+        outcomes = [
+            PushOutcome(
+                ref=refs[r.external_id],
+                external_id=r.external_id,
+                success=r.success,
+                error_reason=r.error_reason,
+                error_message=r.error_message,
+            )
+            for r in deleted.results
+            if r.external_id in refs
+        ]
+        await workflow.execute_activity(
+            "record_delete_results",
+            DeleteResults(
+                run.run_id,
+                run.config_id,
+                run.practice_id,
+                run.integration_type,
+                run.entity_type,
+                outcomes,
+                deleted.vendor_requests,
+            ),
+            **HUB_STEP,
+        )
 
 
 @workflow.defn(name="ScheduledSync")
@@ -245,6 +291,7 @@ class InboxWorkflow:
                     continue
                 return drained
             records: list[dict] = []
+            missing: list[str] = []
             requests = 0
             if batch.external_ids:
                 found = await workflow.execute_activity(
@@ -254,12 +301,15 @@ class InboxWorkflow:
                         entity_type=common_pb2.EntityType.Value(batch.entity_type),
                         external_ids=batch.external_ids,
                         options=json_format.ParseDict(batch.options, registry_pb2.VendorOptions()),
+                        lane=adapter_pb2.LANE_REALTIME,
                     ),
                     task_queue=f"adapter.{request.integration_type}",
                     result_type=adapter_pb2.GetRecordsResponse,
                     **VENDOR_STEP,
                 )
                 records = [json_format.MessageToDict(r) for r in found.records]
+                # Gone at the vendor when read (a delete event, or a change deleted since): tombstones.
+                missing = list(found.missing_ids)
                 requests = found.vendor_requests
             await workflow.execute_activity(
                 "reconcile_pull_page",
@@ -276,6 +326,7 @@ class InboxWorkflow:
                     entity_type=batch.entity_type,
                     options=batch.options,
                     move_cursor=False,
+                    deleted_ids=missing,
                 ),
                 **HUB_STEP,
             )

@@ -9,7 +9,20 @@ from hypothesis import strategies as st
 
 from libs import fhir_patient
 from libs.fhir_patient import CANONICAL_FIELDS, CONSENT_FIELDS
-from services.sync.domain import CLOCK_SKEW, HUB_WINS, MANUAL_REVIEW, NEWEST_WINS, POLICIES, VENDOR_WINS, Clocks, merge
+from services.sync.domain import (
+    CLOCK_SKEW,
+    DELETE,
+    HUB_WINS,
+    KEEP,
+    MANUAL_REVIEW,
+    NEWEST_WINS,
+    POLICIES,
+    REVIEW,
+    VENDOR_WINS,
+    Clocks,
+    decide_delete,
+    merge,
+)
 from services.sync.entities import ENTITIES, PATIENT
 
 # Few values per field, so that sides often agree, and often differ.
@@ -189,3 +202,26 @@ def test_newest_wins_takes_the_later_side_and_distrusts_a_clock_running_ahead(
         assert name not in later_hub.changes and name not in later_hub.held
         assert name in ahead.held and name not in ahead.changes
     assert later_vendor.conflicts == later_hub.conflicts == ahead.conflicts
+
+
+# A vendor's delete is the whole record's change to "gone" (domain.decide_delete).
+
+
+@given(st.sampled_from(POLICIES), st.integers(min_value=-7200, max_value=7200))
+def test_a_delete_nobody_contradicted_is_taken_under_every_policy(policy: str, gap: int) -> None:
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    clocks = Clocks(now + timedelta(seconds=gap), now, now)
+    assert decide_delete(policy, hub_changed=False, clocks=clocks) == DELETE
+
+
+@given(st.integers(min_value=0, max_value=7200))
+def test_a_delete_against_a_hub_edit_follows_the_policy(seconds_ago: int) -> None:
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    clocks = Clocks(now - timedelta(seconds=seconds_ago), now, now)
+    assert decide_delete(HUB_WINS, hub_changed=True, clocks=clocks) == KEEP
+    assert decide_delete(VENDOR_WINS, hub_changed=True, clocks=clocks) == DELETE
+    assert decide_delete(MANUAL_REVIEW, hub_changed=True, clocks=clocks) == REVIEW
+    # newest_wins: the delete (now) is later than the hub edit only beyond the skew guard.
+    newest = decide_delete(NEWEST_WINS, hub_changed=True, clocks=clocks)
+    assert newest == (DELETE if timedelta(seconds=seconds_ago) > CLOCK_SKEW else REVIEW)
+    assert decide_delete(NEWEST_WINS, hub_changed=True, clocks=None) == REVIEW

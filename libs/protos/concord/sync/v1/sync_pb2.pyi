@@ -34,6 +34,7 @@ class ReviewKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REVIEW_KIND_UNSPECIFIED: _ClassVar[ReviewKind]
     REVIEW_KIND_CONFLICT: _ClassVar[ReviewKind]
     REVIEW_KIND_IDENTITY: _ClassVar[ReviewKind]
+    REVIEW_KIND_DELETE: _ClassVar[ReviewKind]
 
 class SyncRunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -62,6 +63,7 @@ REVIEW_CHOICE_DIFFERENT: ReviewChoice
 REVIEW_KIND_UNSPECIFIED: ReviewKind
 REVIEW_KIND_CONFLICT: ReviewKind
 REVIEW_KIND_IDENTITY: ReviewKind
+REVIEW_KIND_DELETE: ReviewKind
 SYNC_RUN_STATUS_UNSPECIFIED: SyncRunStatus
 SYNC_RUN_STATUS_RUNNING: SyncRunStatus
 SYNC_RUN_STATUS_SUCCEEDED: SyncRunStatus
@@ -548,6 +550,38 @@ class UpdatePatientRequest(_message.Message):
     def __init__(self, practice_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., resource_json: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
 
 class UpdatePatientResponse(_message.Message):
+    __slots__ = ("patient",)
+    PATIENT_FIELD_NUMBER: _ClassVar[int]
+    patient: Patient
+    def __init__(self, patient: _Optional[_Union[Patient, _Mapping]] = ...) -> None: ...
+
+class DeleteRecordRequest(_message.Message):
+    __slots__ = ("practice_id", "entity_type", "record_id")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    entity_type: _common_pb2.EntityType
+    record_id: str
+    def __init__(self, practice_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., record_id: _Optional[str] = ...) -> None: ...
+
+class DeleteRecordResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...
+
+class MergePatientsRequest(_message.Message):
+    __slots__ = ("practice_id", "patient_id", "into_patient_id")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    INTO_PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    patient_id: str
+    into_patient_id: str
+    def __init__(self, practice_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., into_patient_id: _Optional[str] = ...) -> None: ...
+
+class MergePatientsResponse(_message.Message):
     __slots__ = ("patient",)
     PATIENT_FIELD_NUMBER: _ClassVar[int]
     patient: Patient

@@ -160,6 +160,16 @@ class SyncServiceStub:
                 request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryRequest.SerializeToString,
                 response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryResponse.FromString,
                 _registered_method=True)
+        self.DeleteRecord = channel.unary_unary(
+                '/concord.sync.v1.SyncService/DeleteRecord',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.DeleteRecordRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.DeleteRecordResponse.FromString,
+                _registered_method=True)
+        self.MergePatients = channel.unary_unary(
+                '/concord.sync.v1.SyncService/MergePatients',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.MergePatientsRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.MergePatientsResponse.FromString,
+                _registered_method=True)
         self.ListDeadLetters = channel.unary_unary(
                 '/concord.sync.v1.SyncService/ListDeadLetters',
                 request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListDeadLettersRequest.SerializeToString,
@@ -359,6 +369,21 @@ class SyncServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteRecord(self, request, context):
+        """Deletes a record: a tombstone (kept, encrypted, for its history), deleted at each linked
+        vendor on its next push where the vendor can delete.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MergePatients(self, request, context):
+        """Merges one patient into another (the survivor's values stand); the merged one is a tombstone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListDeadLetters(self, request, context):
         """Records that could not sync, parked with their error class while the runs went on.
         """
@@ -501,6 +526,16 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     servicer.GetRecordHistory,
                     request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryRequest.FromString,
                     response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryResponse.SerializeToString,
+            ),
+            'DeleteRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRecord,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.DeleteRecordRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.DeleteRecordResponse.SerializeToString,
+            ),
+            'MergePatients': grpc.unary_unary_rpc_method_handler(
+                    servicer.MergePatients,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.MergePatientsRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.MergePatientsResponse.SerializeToString,
             ),
             'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDeadLetters,
@@ -1189,6 +1224,60 @@ class SyncService:
             '/concord.sync.v1.SyncService/GetRecordHistory',
             concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryRequest.SerializeToString,
             concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRecord(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/DeleteRecord',
+            concord_dot_sync_dot_v1_dot_sync__pb2.DeleteRecordRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.DeleteRecordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MergePatients(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/MergePatients',
+            concord_dot_sync_dot_v1_dot_sync__pb2.MergePatientsRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.MergePatientsResponse.FromString,
             options,
             channel_credentials,
             insecure,
