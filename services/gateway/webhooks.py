@@ -144,6 +144,21 @@ def _header(event: Any) -> dict[str, Any]:
     return header
 
 
+def _deleted_ids(header: dict[str, Any]) -> list[str]:
+    """The records a DELETE (or GAP_DELETE) change event names: they reach the hub as tombstones
+    through the config's inbox, since a pull never sees a deleted record."""
+    if header.get("changeType") not in ("DELETE", "GAP_DELETE"):
+        return []
+    ids = header.get("recordIds")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and 0 < len(i) <= 64 for i in ids):
+        raise InvalidArgument(
+            "a delete event names its records in ChangeEventHeader.recordIds",
+            field="payload.ChangeEventHeader.recordIds",
+            reason="INVALID_CHANGE_EVENT",
+        )
+    return ids
+
+
 def _replay_id(event: dict[str, Any]) -> str:
     value = (event.get("event") or {}).get("replayId") if isinstance(event.get("event"), dict) else None
     if isinstance(value, bool) or not isinstance(value, int | str) or not 0 < len(str(value)) <= MAX_REPLAY_ID:
@@ -214,6 +229,7 @@ async def change_event(
         entity_type=entity,
         commit_time=_commit_time(header),
         settle=_settle(cdc),
+        deleted_ids=_deleted_ids(header) if entity else [],
     )
     try:
         accepted = await call(backends.sync.AcceptChangeEvent, accept)
@@ -233,7 +249,7 @@ async def change_event(
         _events.add(1, {"outcome": "ignored"})
         return JSONResponse({"status": "ignored", "entity": header["entityName"]}, status_code=200)
     _events.add(1, {"outcome": outcome})
-    return JSONResponse({"status": outcome, "run_id": accepted.run.run_id}, status_code=202)
+    return JSONResponse({"status": outcome, "run_id": accepted.run.run_id or None}, status_code=202)
 
 
 @router.get("/webhooks/salesforce/cdc/replay", summary="Where a CDC subscription resumes")

@@ -19,6 +19,7 @@ replay id is never redelivered. Only ids, entity types and times are stored (no 
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,6 +36,14 @@ KEEP = timedelta(days=4)
 MAX_REPLAY_ID = 128
 
 RECORDED, DUPLICATE, PULL_STARTED, PULL_PENDING = "RECORDED", "DUPLICATE", "PULL_STARTED", "PULL_PENDING"
+QUEUED = "QUEUED"
+# Record ids one delete event may name (Salesforce batches a mass delete's ids in one event).
+MAX_DELETED_IDS = 2000
+
+
+def _event_id(replay_id: str, record_id: str) -> str:
+    """One inbox event per record of a delete event (its replay id may be as long as the column)."""
+    return "cdc:" + hashlib.sha256(f"{replay_id}\n{record_id}".encode()).hexdigest()
 
 
 def _aware(moment: datetime) -> datetime:
@@ -65,18 +74,31 @@ class ChangeEvents:
         entity_type: str,
         commit_time: datetime | None,
         settle: float,
+        deleted_ids: list[str] | None = None,
     ) -> tuple[str, Any]:
-        """(outcome, the run started or pending, or None)."""
+        """(outcome, the run started or pending, or None). A delete event's records go to the
+        config's inbox, read back there and settled as tombstones: a pull cannot see a delete."""
         if not replay_id or len(replay_id) > MAX_REPLAY_ID:
             raise InvalidArgument(
                 f"replay_id must be 1-{MAX_REPLAY_ID} characters", field="replay_id", reason="INVALID_REPLAY_ID"
             )
-        await self._service.owned_config(practice_id, config_id)
+        deleted_ids = deleted_ids or []
+        if len(deleted_ids) > MAX_DELETED_IDS or not all(0 < len(i) <= 128 for i in deleted_ids):
+            raise InvalidArgument(
+                f"deleted_ids: at most {MAX_DELETED_IDS} ids of 1-128 characters",
+                field="deleted_ids",
+                reason="INVALID_DELETED_IDS",
+            )
+        config = await self._service.owned_config(practice_id, config_id)
         async with self._sessions() as session:
             if await self._repo.change_event_seen(session, config_id, replay_id):
                 return DUPLICATE, None
         outcome, run = RECORDED, None
-        if entity_type:
+        if entity_type and deleted_ids:
+            events = [(_event_id(replay_id, i), entity_type, i, True, "DELETE") for i in deleted_ids]
+            await self._service.to_inbox(config, events)
+            outcome = QUEUED
+        elif entity_type:
             outcome, run = await self._pull(practice_id, config_id, entity_type, commit_time or now(), settle)
         if not await self._record(config_id, replay_id, entity_type):
             return DUPLICATE, None  # a concurrent delivery of the same event recorded it first

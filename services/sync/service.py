@@ -558,40 +558,50 @@ class SyncService:
                 integration_type=integration_type, external_account_id=verified.external_account_id
             ),
         )
-        stamp = now()
         for connection in found.connections:
             config = await self.owned_config(connection.practice_id, connection.config_id)
             realtime = config.active and config.sync_frequency == common_pb2.SYNC_FREQUENCY_REAL_TIME
-            rows = [
-                {
-                    "config_id": config.config_id,
-                    "event_id": event.event_id,
-                    "entity_type": common_pb2.EntityType.Name(event.entity_type),
-                    "external_id": event.external_id,
-                    "deleted": int(event.deleted),
-                    "event_type": event.type,
-                    "received_at": stamp,
-                    "processed_at": None,
-                    "run_id": "",
-                }
-                for event in verified.events
-                if realtime and event.entity_type in config.enabled_entities
+            events = [
+                (e.event_id, common_pb2.EntityType.Name(e.entity_type), e.external_id, e.deleted, e.type)
+                for e in verified.events
+                if realtime and e.entity_type in config.enabled_entities
             ]
-            counts["ignored"] += len(verified.events) - len(rows)
-            if not rows:
+            counts["ignored"] += len(verified.events) - len(events)
+            if not events:
                 continue
-            async with self._sessions() as session, session.begin():
-                fresh = await self._repo.add_to_inbox(session, rows)
+            fresh = await self.to_inbox(config, events)
             counts["accepted"] += fresh
-            counts["duplicates"] += len(rows) - fresh
-            await self._temporal.start_workflow(
-                "Inbox",
-                domain.InboxRequest(config.config_id, config.practice_id, config.integration_type),
-                id=domain.inbox_workflow_id(config.config_id),
-                task_queue=self._task_queue,
-                start_signal="nudge",
-            )
+            counts["duplicates"] += len(events) - fresh
         return counts
+
+    async def to_inbox(self, config: Any, events: list[tuple[str, str, str, bool, str]]) -> int:
+        """Stores (event id, entity type, vendor id, deleted, event type) in the config's inbox,
+        deduplicated by event id, and starts or nudges its InboxWorkflow; returns how many were new."""
+        stamp = now()
+        rows = [
+            {
+                "config_id": config.config_id,
+                "event_id": event_id,
+                "entity_type": entity_type,
+                "external_id": external_id,
+                "deleted": int(deleted),
+                "event_type": event_type,
+                "received_at": stamp,
+                "processed_at": None,
+                "run_id": "",
+            }
+            for event_id, entity_type, external_id, deleted, event_type in events
+        ]
+        async with self._sessions() as session, session.begin():
+            fresh = await self._repo.add_to_inbox(session, rows)
+        await self._temporal.start_workflow(
+            "Inbox",
+            domain.InboxRequest(config.config_id, config.practice_id, config.integration_type),
+            id=domain.inbox_workflow_id(config.config_id),
+            task_queue=self._task_queue,
+            start_signal="nudge",
+        )
+        return fresh
 
     async def _verify_webhook(
         self, integration_type: str, headers: dict[str, str], body: bytes

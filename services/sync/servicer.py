@@ -280,6 +280,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
             enum_name(common_pb2.EntityType, entity) if entity else "",
             request.commit_time.ToDatetime(tzinfo=UTC) if request.HasField("commit_time") else None,
             min(request.settle.ToTimedelta().total_seconds(), MAX_START_DELAY_SECONDS),
+            list(request.deleted_ids),
         )
         response = pb.AcceptChangeEventResponse(outcome=pb.ChangeEventOutcome.Value(f"CHANGE_EVENT_OUTCOME_{outcome}"))
         if run is not None:

@@ -51,6 +51,7 @@ class ChangeEventOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANGE_EVENT_OUTCOME_DUPLICATE: _ClassVar[ChangeEventOutcome]
     CHANGE_EVENT_OUTCOME_PULL_STARTED: _ClassVar[ChangeEventOutcome]
     CHANGE_EVENT_OUTCOME_PULL_PENDING: _ClassVar[ChangeEventOutcome]
+    CHANGE_EVENT_OUTCOME_QUEUED: _ClassVar[ChangeEventOutcome]
 REVIEW_STATUS_UNSPECIFIED: ReviewStatus
 REVIEW_STATUS_OPEN: ReviewStatus
 REVIEW_STATUS_RESOLVED: ReviewStatus
@@ -74,6 +75,7 @@ CHANGE_EVENT_OUTCOME_RECORDED: ChangeEventOutcome
 CHANGE_EVENT_OUTCOME_DUPLICATE: ChangeEventOutcome
 CHANGE_EVENT_OUTCOME_PULL_STARTED: ChangeEventOutcome
 CHANGE_EVENT_OUTCOME_PULL_PENDING: ChangeEventOutcome
+CHANGE_EVENT_OUTCOME_QUEUED: ChangeEventOutcome
 
 class DeadLetter(_message.Message):
     __slots__ = ("letter_id", "config_id", "entity_type", "direction", "record_ref", "error_class", "field", "message", "status", "attempts", "run_id", "first_seen_time", "last_seen_time", "resolve_time")
@@ -788,20 +790,22 @@ class GetAvailabilityResponse(_message.Message):
     def __init__(self, slots: _Optional[_Iterable[_Union[_adapter_pb2.AvailableSlot, _Mapping]]] = ...) -> None: ...
 
 class AcceptChangeEventRequest(_message.Message):
-    __slots__ = ("practice_id", "config_id", "replay_id", "entity_type", "commit_time", "settle")
+    __slots__ = ("practice_id", "config_id", "replay_id", "entity_type", "commit_time", "settle", "deleted_ids")
     PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
     CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
     REPLAY_ID_FIELD_NUMBER: _ClassVar[int]
     ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
     COMMIT_TIME_FIELD_NUMBER: _ClassVar[int]
     SETTLE_FIELD_NUMBER: _ClassVar[int]
+    DELETED_IDS_FIELD_NUMBER: _ClassVar[int]
     practice_id: str
     config_id: str
     replay_id: str
     entity_type: _common_pb2.EntityType
     commit_time: _timestamp_pb2.Timestamp
     settle: _duration_pb2.Duration
-    def __init__(self, practice_id: _Optional[str] = ..., config_id: _Optional[str] = ..., replay_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., commit_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., settle: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    deleted_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, practice_id: _Optional[str] = ..., config_id: _Optional[str] = ..., replay_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., commit_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., settle: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., deleted_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AcceptChangeEventResponse(_message.Message):
     __slots__ = ("outcome", "run")
