@@ -231,6 +231,22 @@ async def ui_delete(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def ui_merge(request: Request) -> Response:
+    """A Salesforce user merging duplicates into this record: ``{"merge_ids": [id, ...]}`` (one or two)."""
+    sb = _sb(request)
+    org = _org(sb, request.query_params.get("org_id"))
+    obj = _object(request.path_params["sobject"])
+    body = await _body(request)
+    victims = body.get("merge_ids")
+    if not isinstance(victims, list) or not all(isinstance(v, str) for v in victims):
+        return JSONResponse(
+            [{"errorCode": "INVALID_FIELD", "message": "merge_ids: a list of record ids"}], status_code=400
+        )
+    txn = _ui_txn(request, sb, org)
+    record_id = _run(txn, lambda: txn.merge(obj, request.path_params["record_id"], victims))
+    return JSONResponse(_plain(obj, org.table(obj.name)[record_id], sb.settings.max_api_version))
+
+
 async def ui_undelete(request: Request) -> Response:
     sb = _sb(request)
     org = _org(sb, request.query_params.get("org_id"))
@@ -369,6 +385,7 @@ def routes(sb: Sandbox) -> list[Route]:
         route("/_sandbox/records/{sobject}/{record_id}", ui_update, "PATCH"),
         route("/_sandbox/records/{sobject}/{record_id}", ui_delete, "DELETE"),
         route("/_sandbox/records/{sobject}/{record_id}/undelete", ui_undelete, "POST"),
+        route("/_sandbox/records/{sobject}/{record_id}/merge", ui_merge, "POST"),
         route("/_sandbox/cdc/subscriptions", subscribe, "POST"),
         route("/_sandbox/cdc/subscriptions", list_subscriptions, "GET"),
         route("/_sandbox/cdc/subscriptions/{subscription_id}", unsubscribe, "DELETE"),

@@ -301,6 +301,46 @@ class Txn:
                 self.changes.append(Change("DELETE", victim_obj, victim["Id"], victim, deleted))
         return record["Id"]
 
+    def merge(self, obj: SObject, master_id: str, victim_ids: list[str]) -> str:
+        """Salesforce's merge of one or two records into a master (Account, Contact): the victims'
+        appointments and activities move to the master, each victim goes to the recycle bin with
+        MasterRecordId set to it (a DELETE event; the event carries no MasterRecordId: queryAll
+        reads it), and the master is touched (an UPDATE event)."""
+        if obj not in (ACCOUNT, CONTACT):
+            raise RecordError("INVALID_TYPE_FOR_OPERATION", f"entity type cannot be merged: {obj.label}")
+        master = self.live(obj, master_id)
+        if not 1 <= len(victim_ids) <= 2:
+            raise RecordError("INVALID_OPERATION", "A single merge request must contain at most 3 records to merge")
+        for raw in victim_ids:
+            victim = self.live(obj, raw)
+            if victim["Id"] == master["Id"] or victim.get("IsPersonAccount") != master.get("IsPersonAccount"):
+                raise RecordError("INVALID_OPERATION", "Cannot merge a record with itself or one of another type")
+            parents = {victim["Id"]: master["Id"]}
+            if victim.get("PersonContactId") and master.get("PersonContactId"):
+                parents[victim["PersonContactId"]] = master["PersonContactId"]
+            for child_obj, reference in ((SERVICE_APPOINTMENT, "ParentRecordId"), (EVENT, "WhatId"), (EVENT, "WhoId")):
+                for child in list(self.org.table(child_obj.name).values()):
+                    if child["IsDeleted"] or child.get(reference) not in parents:
+                        continue
+                    moved = dict(
+                        child, LastModifiedDate=self.now, LastModifiedById=self.user_id, SystemModstamp=self.now
+                    )
+                    moved[reference] = parents[child[reference]]
+                    self._put(child_obj, moved)
+                    self.changes.append(Change("UPDATE", child_obj, child["Id"], child, moved))
+            for victim_obj, gone in [(obj, victim), *self._cascade(obj, victim)]:
+                deleted = dict(gone, IsDeleted=True, SystemModstamp=self.now, _deleted_ms=self.now)
+                deleted["_cascade_of"] = None if gone is victim else victim["Id"]
+                if gone is victim:
+                    deleted["MasterRecordId"] = master["Id"]
+                self._put(victim_obj, deleted)
+                if not (victim_obj is CONTACT and gone["IsPersonAccount"]):
+                    self.changes.append(Change("DELETE", victim_obj, gone["Id"], gone, deleted))
+        touched = dict(master, LastModifiedDate=self.now, LastModifiedById=self.user_id, SystemModstamp=self.now)
+        self._put(obj, touched)
+        self.changes.append(Change("UPDATE", obj, master["Id"], master, touched))
+        return master["Id"]
+
     def undelete(self, obj: SObject, raw_id: str) -> str:
         record_id = resolve_id(obj, raw_id)
         record = self.org.table(obj.name).get(record_id)

@@ -191,6 +191,8 @@ class PullPage:
     # Vendor ids the vendor no longer has (a delete event it confirmed: get_records' missing_ids):
     # each linked record's tombstone is settled by decide_delete.
     deleted_ids: list[str] = field(default_factory=list)
+    # Of those, the ones the vendor merged into another record: deleted id -> the survivor's id.
+    merged_into: dict = field(default_factory=dict)
 
 
 @dataclass

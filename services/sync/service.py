@@ -63,12 +63,11 @@ from services.sync.entities import APPOINTMENT, ENTITIES, PATIENT, SERVICE, Enti
 from services.sync.messaging import MessageInput, message_workflow_id, send_failure
 from services.sync.repository import SyncRepository, now
 from services.sync.tombstones import REVIEW_KIND as TOMBSTONE_REVIEW
-from services.sync.tombstones import Tombstones, can_delete, not_found
+from services.sync.tombstones import REVIEW_PURPOSE, Tombstones, can_delete, not_found
 
 log = logging.getLogger(__name__)
 SYNC_USER = "system:sync"
 # Associated data of a review item's ciphertext (its three values of one field): never rename.
-REVIEW_PURPOSE = "review-item-values"
 # ... and of a dead letter's vendor record.
 DEAD_LETTER_PURPOSE = "dead-letter-record"
 MAX_IMPORT = 5000

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from services.sync.service import SyncService
 
 REVIEW_KIND = "delete"
+# The associated-data purpose of every review item's values (part of each ciphertext: never rename).
+REVIEW_PURPOSE = "review-item-values"
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -77,8 +79,15 @@ class Tombstones:
         """Settles each linked record the vendor no longer has; returns how many it settled and
         the audit events. Unlinked ids are nothing of the hub's."""
         links = await self._repo.links_by_external_id(session, page.config_id, kind.entity_type, page.deleted_ids)
+        # A vendor merge deleted the loser: its hub record merges into the survivor's, when linked.
+        masters = await self._repo.links_by_external_id(
+            session, page.config_id, kind.entity_type, sorted(set(page.merged_into.values()))
+        )
         rows = await self._repo.get_records(
-            session, page.practice_id, kind.entity_type, [link.record_id for link in links.values()]
+            session,
+            page.practice_id,
+            kind.entity_type,
+            [link.record_id for link in [*links.values(), *masters.values()]],
         )
         open_items = await self._repo.open_reviews(
             session, page.config_id, kind.entity_type, sorted(link.record_id for link in links.values())
@@ -94,7 +103,25 @@ class Tombstones:
                 continue
             clocks = domain.Clocks(_aware(row.updated_at), stamp, stamp)
             decision = domain.decide_delete(page.conflict_policy, row.version > link.synced_version, clocks)
+            master = masters.get(page.merged_into.get(ext, ""))
+            survivor = rows.get(master.record_id) if master is not None else None
+            if survivor is not None and (survivor.deleted_at is not None or survivor.record_id == row.record_id):
+                survivor = None
             if decision == domain.DELETE:
+                unlink.append(link.record_id)
+                if survivor is not None:
+                    merged = await self._merge_rows(
+                        session,
+                        page.practice_id,
+                        kind,
+                        row,
+                        survivor,
+                        side="vendor",
+                        source=page.integration_type,
+                        run_id=page.run_id,
+                    )
+                    events.append(merged)
+                    continue
                 events.append(
                     await self._mark(
                         session,
@@ -106,11 +133,11 @@ class Tombstones:
                         run_id=page.run_id,
                     )
                 )
-                unlink.append(link.record_id)
             elif decision == domain.KEEP:
                 unlink.append(link.record_id)  # unlinked and live: the next push makes it again
             elif (link.record_id, "") not in open_items:
-                sealed = await self._service._cipher.encrypt_json(page.practice_id, {}, "review-item-values")
+                held = {"merged_into": survivor.record_id} if survivor is not None else {}  # ids, never values
+                sealed = await self._service._cipher.encrypt_json(page.practice_id, held, REVIEW_PURPOSE)
                 reviews.append(domain.review_row(page, kind, link.record_id, ext, sealed, stamp, kind_name=REVIEW_KIND))
                 events.append(
                     self._service._event(page.practice_id, "review.hold", link.record_id, page=page, kind=kind)
@@ -122,15 +149,23 @@ class Tombstones:
     async def settle_review(self, session: Any, practice_id: str, item: Any, kind: EntityKind, choice: str) -> None:
         """A person's answer to a held vendor delete: ``vendor`` takes it, ``hub`` keeps the record
         (unlinked, so the vendor gets it again on the next push)."""
-        link = await self._repo.get_link(session, item.config_id, kind.entity_type, item.record_id)
-        if choice == "vendor":
-            row = await self._repo.get_record(session, practice_id, kind.entity_type, item.record_id, lock=True)
-            if row is not None and row.deleted_at is None:
-                await self._service._audit(
-                    [await self._mark(session, practice_id, kind, row, side="review", run_id=item.run_id)]
-                )
-        if link is not None:
-            await self._repo.delete_links(session, item.config_id, kind.entity_type, [item.record_id])
+        await self._repo.delete_links(session, item.config_id, kind.entity_type, [item.record_id])
+        if choice != "vendor":
+            return
+        row = await self._repo.get_record(session, practice_id, kind.entity_type, item.record_id, lock=True)
+        if row is None or row.deleted_at is not None:
+            return
+        into = (await self._service._cipher.decrypt_json(practice_id, item.values_enc, REVIEW_PURPOSE)).get(
+            "merged_into"
+        )
+        survivor = (
+            await self._repo.get_record(session, practice_id, kind.entity_type, into, lock=True) if into else None
+        )
+        if survivor is not None and survivor.deleted_at is None:
+            event = await self._merge_rows(session, practice_id, kind, row, survivor, side="review", run_id=item.run_id)
+        else:
+            event = await self._mark(session, practice_id, kind, row, side="review", run_id=item.run_id)
+        await self._service._audit([event])
 
     # --- a user deletes or merges ------------------------------------------------------------
 
@@ -153,31 +188,50 @@ class Tombstones:
         async with self._service._sessions() as session, session.begin():
             merged = await self._live(session, practice_id, kind, record_id)
             survivor = await self._live(session, practice_id, kind, into)
-            event = await self._mark(session, practice_id, kind, merged, side="hub", merged_into=into)
-            survivor_links = {link.config_id for link in await self._repo.links_of(session, PATIENT, into)}
-            for link in await self._repo.links_of(session, PATIENT, record_id):
-                if link.config_id in survivor_links:
-                    continue  # the survivor has its own record there: this one's copy is deleted
-                await self._repo.delete_links(session, link.config_id, PATIENT, [record_id])
-                await self._repo.insert_links(
-                    session,
-                    [
-                        {
-                            "config_id": link.config_id,
-                            "entity_type": PATIENT,
-                            "record_id": into,
-                            "practice_id": practice_id,
-                            "external_id": link.external_id,
-                            "synced_version": 0,  # the vendor's record gets the survivor's values
-                            "base_enc": link.base_enc,
-                            "synced_at": now(),
-                        }
-                    ],
-                )
-            change = self._service._change(practice_id, kind, into, survivor.version, "hub", "merge", [])
-            await self._repo.add_history(session, [change])
+            event = await self._merge_rows(session, practice_id, kind, merged, survivor, side="hub")
         await self._service._audit([event])
         return survivor.version
+
+    async def _merge_rows(
+        self,
+        session: Any,
+        practice_id: str,
+        kind: EntityKind,
+        merged: Any,
+        survivor: Any,
+        *,
+        side: str,
+        source: str = "",
+        run_id: str = "",
+    ) -> audit_pb2.AuditEvent:
+        """``merged``'s tombstone, pointing at ``survivor``; its links move to the survivor where the
+        survivor has none for that config (the vendor's record gets the survivor's values on the
+        next push), the others stay and carry the tombstone as a delete."""
+        into = survivor.record_id
+        event = await self._mark(
+            session, practice_id, kind, merged, side=side, source=source, run_id=run_id, merged_into=into
+        )
+        survivor_links = {link.config_id for link in await self._repo.links_of(session, kind.entity_type, into)}
+        for link in await self._repo.links_of(session, kind.entity_type, merged.record_id):
+            if link.config_id in survivor_links:
+                continue  # the survivor has its own record there: this one's copy is deleted
+            await self._repo.delete_links(session, link.config_id, kind.entity_type, [merged.record_id])
+            moved = {
+                "config_id": link.config_id,
+                "entity_type": kind.entity_type,
+                "record_id": into,
+                "practice_id": practice_id,
+                "external_id": link.external_id,
+                "synced_version": 0,  # the vendor's record gets the survivor's values
+                "base_enc": link.base_enc,
+                "synced_at": now(),
+            }
+            await self._repo.insert_links(session, [moved])
+        change = self._service._change(
+            practice_id, kind, into, survivor.version, side, "merge", [], source=source, run_id=run_id
+        )
+        await self._repo.add_history(session, [change])
+        return event
 
     async def _live(self, session: Any, practice_id: str, kind: EntityKind, record_id: str) -> Any:
         row = await self._repo.get_record(session, practice_id, kind.entity_type, record_id, lock=True)

@@ -292,6 +292,7 @@ class InboxWorkflow:
                 return drained
             records: list[dict] = []
             missing: list[str] = []
+            merged: dict[str, str] = {}
             requests = 0
             if batch.external_ids:
                 found = await workflow.execute_activity(
@@ -310,6 +311,7 @@ class InboxWorkflow:
                 records = [json_format.MessageToDict(r) for r in found.records]
                 # Gone at the vendor when read (a delete event, or a change deleted since): tombstones.
                 missing = list(found.missing_ids)
+                merged = dict(found.merged_into)
                 requests = found.vendor_requests
             await workflow.execute_activity(
                 "reconcile_pull_page",
@@ -327,6 +329,7 @@ class InboxWorkflow:
                     options=batch.options,
                     move_cursor=False,
                     deleted_ids=missing,
+                    merged_into=merged,
                 ),
                 **HUB_STEP,
             )

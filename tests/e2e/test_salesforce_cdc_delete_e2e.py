@@ -27,11 +27,11 @@ async def test_a_salesforce_delete_becomes_a_tombstone_and_concords_own_delete_i
             )
         )
         ids = sorted(
-            ok(await http.post("/patients/import", json=synthetic_patients_bundle(3), headers=headers), 201)[
+            ok(await http.post("/patients/import", json=synthetic_patients_bundle(5), headers=headers), 201)[
                 "patient_ids"
             ]
         )
-        assert (await run_sync(http, headers, "push", vendor="salesforce"))["records_created"] == 3
+        assert (await run_sync(http, headers, "push", vendor="salesforce"))["records_created"] == 5
 
         async def accounts() -> dict[str, str]:
             listed = ok(await http.get(f"{sandbox}/_sandbox/records/Account"))
@@ -41,7 +41,7 @@ async def test_a_salesforce_delete_becomes_a_tombstone_and_concords_own_delete_i
         live = await subscribe_cdc(
             http, sandbox, ok(await http.post("/integrations/salesforce/realtime", headers=headers), 201)
         )
-        deleted_there, deleted_here, kept = ids
+        deleted_there, deleted_here, kept, duplicate, survivor = ids
 
         # A Salesforce user deletes the Account: its DELETE event goes through the inbox.
         gone = await http.delete(f"{sandbox}/_sandbox/records/Account/{account[deleted_there]}")
@@ -59,12 +59,30 @@ async def test_a_salesforce_delete_becomes_a_tombstone_and_concords_own_delete_i
         sent = len(sender.deliveries)
         pushed = await run_sync(http, headers, "push", vendor="salesforce")
         assert (pushed["records_processed"], pushed["records_failed"]) == (1, 0)
-        assert set(await accounts()) == {kept}
+        assert set(await accounts()) == {kept, duplicate, survivor}
         await sender.drain()
         echoes = sender.deliveries[sent:]
         assert echoes and all(d.attempts[-1] == 200 for d in echoes)  # suppressed: nothing queued
 
-        live_patients = [p["id"] for p in ok(await http.get("/patients", headers=headers))["patients"]]
-        assert live_patients == [kept]
+        # A Salesforce user merges a duplicate Account into another: the duplicate's DELETE event
+        # carries no master, the adapter reads MasterRecordId from the recycle bin (queryAll), and
+        # the hub merges the duplicate's patient into the survivor's.
+        merge = {"merge_ids": [account[duplicate]]}
+        ok(await http.post(f"{sandbox}/_sandbox/records/Account/{account[survivor]}/merge", json=merge))
+        await sender.drain()
+        await temporal.get_workflow_handle(f"inbox:{connected['config_id']}").result()
+        # The survivor's UPDATE event started a pull: it ends before the next push can start.
+        await temporal.get_workflow_handle(f"sync:{connected['config_id']}:ENTITY_TYPE_PATIENT").result()
+        answer = await http.get(f"/patients/{duplicate}", headers=headers)
+        assert answer.status_code == 404
+        history = ok(await http.get(f"/patients/{duplicate}/history", headers=headers))["changes"]
+        assert (history[0]["side"], history[0]["action"], history[0]["source"]) == ("vendor", "merge", "salesforce")
+        merged = ok(await http.get(f"/patients/{survivor}/history", headers=headers))["changes"]
+        assert (merged[0]["side"], merged[0]["action"]) == ("vendor", "merge")
+        ok(await http.get(f"/patients/{survivor}", headers=headers))
+
+        live_patients = sorted(p["id"] for p in ok(await http.get("/patients", headers=headers))["patients"])
+        assert live_patients == sorted([kept, survivor])
+        assert set(await accounts()) == {kept, survivor}
         assert (await run_sync(http, headers, "push", vendor="salesforce"))["records_processed"] == 0
         assert (await http.delete(f"{sandbox}/_sandbox/cdc/subscriptions/{live['id']}")).status_code == 204

@@ -1522,3 +1522,29 @@ async def test_stats_and_reset(client: httpx.AsyncClient, h: dict[str, str], sf:
         "GET /services/data/{version}/query": 1,
         "POST /services/oauth2/token": 1,
     }
+
+
+async def test_a_ui_merge_deletes_the_duplicates_into_the_master(
+    client: httpx.AsyncClient, h: dict[str, str], receiver: Receiver, sf: Starlette
+) -> None:
+    url = "https://hub.example/cdc/merge"
+    subscribed = await client.post("/_sandbox/cdc/subscriptions", json={"url": url, "channel": "/data/ChangeEvents"})
+    assert subscribed.status_code == 201
+    master = await create(client, h, "Account", {"FirstName": "Ada", "LastName": "Byron"})
+    duplicate = await create(client, h, "Account", {"FirstName": "Ada", "LastName": "Lovelace"})
+    refused = await client.post(f"/_sandbox/records/Account/{master}/merge", json={"merge_ids": [master]})
+    assert refused.status_code == 400 and refused.json()[0]["errorCode"] == "INVALID_OPERATION"
+    merged = await client.post(f"/_sandbox/records/Account/{master}/merge", json={"merge_ids": [duplicate]})
+    assert merged.status_code == 200 and merged.json()["Id"] == master
+
+    assert (await client.get(f"{V}/sobjects/Account/{duplicate}", headers=h)).status_code == 404
+    by_id = f"SELECT Id, IsDeleted, MasterRecordId FROM Account WHERE Id = '{duplicate}'"  # noqa: S608
+    assert await records(client, h, by_id) == []
+    [gone] = (await soql(client, h, by_id, resource="queryAll")).json()["records"]
+    assert (gone["IsDeleted"], gone["MasterRecordId"]) == (True, master)
+
+    await sf.state.sandbox.sender.drain()
+    headers = [e["payload"]["ChangeEventHeader"] for e in receiver.events(url)][-2:]
+    assert sorted((x["changeType"], x["recordIds"][0]) for x in headers) == sorted(
+        [("DELETE", duplicate), ("UPDATE", master)]
+    )

@@ -217,6 +217,32 @@ def by_ids_soql(resource: SObjectResource, record_ids: list[str]) -> str:
     return f"{select} WHERE {' AND '.join(conditions)}"
 
 
+# sObjects Salesforce merges (their deleted records keep MasterRecordId).
+MERGEABLE = ("Account", "Contact", "Lead")
+
+
+async def merged_into(client: SalesforceClient, resource: SObjectResource, record_ids: list[str]) -> dict[str, str]:
+    """Of these canonical ids of deleted records, those merged into another: id -> the master's
+    id. queryAll reads the recycle bin; one query per MAX_IDS ids."""
+    if resource.sobject not in MERGEABLE:
+        return {}
+    found: dict[str, str] = {}
+    for start in range(0, len(record_ids), MAX_IDS):
+        chunk = record_ids[start : start + MAX_IDS]
+        # The only values in it are ids canonical_id made (18 letters and digits).
+        soql = (
+            f"SELECT Id, MasterRecordId FROM {resource.sobject} "  # noqa: S608
+            "WHERE IsDeleted = true AND MasterRecordId != null AND Id IN (" + ", ".join(f"'{i}'" for i in chunk) + ")"
+        )
+        response = await client.request("GET", f"{DATA_PATH}/queryAll", params={"q": soql})
+        for row in await _with_more_batches(client, response):
+            record_id = canonical_id(row.get("Id")) if isinstance(row, dict) else None
+            master = canonical_id(row.get("MasterRecordId")) if isinstance(row, dict) else None
+            if record_id in chunk and master:
+                found[record_id] = master
+    return found
+
+
 async def by_ids(client: SalesforceClient, resource: SObjectResource, record_ids: list[str]) -> dict[str, dict]:
     """The live records (the resource's filter applies) of these canonical ids, as `fetch` gives
     them, by canonical id: one query per MAX_IDS ids (more only if Salesforce pages the answer).

@@ -88,6 +88,12 @@ class SObjectEntity:
             elif record_id not in returned:  # a 15- and an 18-character form of one record: once
                 returned.add(record_id)
                 response.records.append(struct(found[record_id]))
+        gone = [canonical[raw] for raw in response.missing_ids if canonical[raw] and canonical[raw].startswith(prefix)]
+        if gone:  # merged into another record (a merge's loser is a deleted record with MasterRecordId)
+            masters = await vendor_call(lambda: changes.merged_into(client, self.sobject, gone))
+            for raw in response.missing_ids:
+                if canonical[raw] in masters:
+                    response.merged_into[raw] = masters[canonical[raw]]
         response.vendor_requests = client.requests
         return response
 

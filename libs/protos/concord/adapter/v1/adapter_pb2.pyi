@@ -50,14 +50,23 @@ class GetRecordsRequest(_message.Message):
     def __init__(self, config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., external_ids: _Optional[_Iterable[str]] = ..., options: _Optional[_Union[_registry_pb2.VendorOptions, _Mapping]] = ..., lane: _Optional[_Union[Lane, str]] = ...) -> None: ...
 
 class GetRecordsResponse(_message.Message):
-    __slots__ = ("records", "missing_ids", "vendor_requests")
+    __slots__ = ("records", "missing_ids", "vendor_requests", "merged_into")
+    class MergedIntoEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     MISSING_IDS_FIELD_NUMBER: _ClassVar[int]
     VENDOR_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    MERGED_INTO_FIELD_NUMBER: _ClassVar[int]
     records: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
     missing_ids: _containers.RepeatedScalarFieldContainer[str]
     vendor_requests: int
-    def __init__(self, records: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., missing_ids: _Optional[_Iterable[str]] = ..., vendor_requests: _Optional[int] = ...) -> None: ...
+    merged_into: _containers.ScalarMap[str, str]
+    def __init__(self, records: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., missing_ids: _Optional[_Iterable[str]] = ..., vendor_requests: _Optional[int] = ..., merged_into: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class DeleteRecordsRequest(_message.Message):
     __slots__ = ("config_id", "entity_type", "external_ids", "options", "lane")
