@@ -833,7 +833,7 @@ class SyncService:
                 await self.tombstones.settle_review(session, practice_id, item, kind, choice)
                 return await self._close_review(session, practice_id, item, kind, choice)
             row = await self._repo.get_record(session, practice_id, kind.entity_type, item.record_id, lock=True)
-            if row is None:
+            if row is None or row.deleted_at is not None:
                 raise NotFound("the record under review no longer exists", reason="RECORD_NOT_FOUND")
             resource = await self._open(practice_id, row.resource_enc, kind)
             current = kind.project(resource).get(item.field)
@@ -888,7 +888,7 @@ class SyncService:
                     "the patient is linked to another record of this vendor already", reason="CANDIDATE_LINKED"
                 )
             row = await self._repo.get_record(session, practice_id, kind.entity_type, item.record_id, lock=True)
-            if row is None:
+            if row is None or row.deleted_at is not None:
                 raise NotFound("the candidate patient no longer exists", reason="RECORD_NOT_FOUND")
             resource = await self._open(practice_id, row.resource_enc, kind)
             result = domain.merge({}, kind.project(resource), theirs_view, domain.HUB_WINS, kind.prevailing)
@@ -1581,7 +1581,7 @@ class SyncService:
         async with self._sessions() as session:
             row = (await self._repo.get_records(session, practice_id, PATIENT, [patient_id])).get(patient_id)
             link = await self._repo.get_link(session, message.config_id, PATIENT, patient_id)
-        if row is None:
+        if row is None or row.deleted_at is not None:
             raise NotFound("patient not found", reason="PATIENT_NOT_FOUND")
         if link is None or link.practice_id != practice_id:
             raise FailedPrecondition(
