@@ -29,6 +29,7 @@ from services.gateway import (
     memberships,
     messaging,
     problems,
+    reconciliations,
     reviews,
     salesforce,
     webhooks,
@@ -61,6 +62,7 @@ ROUTERS: list[APIRouter] = [
     marketing.router,
     zapier.router,
     reviews.router,
+    reconciliations.router,
     dead_letters.router,
     webhooks.router,
     salesforce.router,
@@ -112,6 +114,17 @@ class MergeIn(BaseModel):
 
 def _patient_json(patient: sync_pb2.Patient) -> dict[str, Any]:
     return json.loads(patient.resource_json)
+
+
+def _schedules_json(schedules: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "entity": common_pb2.EntityType.Name(s.entity_type).removeprefix("ENTITY_TYPE_").lower(),
+            "every_seconds": s.every.seconds,
+            "next_run_at": time_or_none(s, "next_run_time"),
+        }
+        for s in schedules
+    ]
 
 
 def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
@@ -320,14 +333,9 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
         )
         return {
             "config_id": updated.config_id,
-            "schedules": [
-                {
-                    "entity": common_pb2.EntityType.Name(s.entity_type).removeprefix("ENTITY_TYPE_").lower(),
-                    "every_seconds": s.every.seconds,
-                    "next_run_at": time_or_none(s, "next_run_time"),
-                }
-                for s in applied.schedules
-            ],
+            "schedules": _schedules_json(applied.schedules),
+            # The daily reconciliation of each entity (services/gateway/reconciliations.py), manual configs too.
+            "reconciliation_schedules": _schedules_json(applied.reconciliation_schedules),
             "active": updated.active,
             "sync_direction": enum_out("sync_direction", updated.sync_direction),
             "sync_frequency": enum_out("sync_frequency", updated.sync_frequency),

@@ -33,6 +33,7 @@ from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.connection.v1 import connection_pb2
 from libs.protos.concord.registry.v1 import registry_pb2
 from libs.protos.concord.sync.v1 import sync_pb2
+from libs.webhooks import ZENOTI_GUEST_EVENTS
 from services.gateway import problems
 from services.gateway.auth import require
 from services.gateway.deps import BackendsDep, CallerDep, SettingsDep, find_config
@@ -316,6 +317,36 @@ async def resync(
     return {"status": "full_pull_started", "replay_preset": "LATEST", "run_ids": [r.run_id for r in started.runs]}
 
 
+ZENOTI = "zenoti"
+
+
+@router.post("/integrations/zenoti/webhooks", summary="Where and how Zenoti sends this practice's webhooks")
+async def zenoti_webhook_setup(caller: CallerDep, backends: BackendsDep, settings: SettingsDep) -> dict[str, Any]:
+    """What to enter where the practice registers Concord's webhook in Zenoti: the URL (it names
+    the config) and the signing secret (Concord's own, derived: asking again gives the same one).
+    Events reach the hub while the config's patients sync in real time."""
+    require(caller, "integration.manage")
+    config = await find_config(backends, caller, ZENOTI)
+    secret = await call(
+        backends.sync.GetWebhookSecret,
+        sync_pb2.GetWebhookSecretRequest(practice_id=caller.practice_id, config_id=config.config_id),
+    )
+    return {
+        "config_id": config.config_id,
+        "url": f"{settings.public_base_url}/webhooks/zenoti/{config.config_id}",
+        "secret": secret.secret,
+        "signature_header": "X-Zenoti-Signature",
+        "events": sorted(ZENOTI_GUEST_EVENTS),
+    }
+
+
+@router.post("/webhooks/zenoti/{config_id}", summary="A Zenoti webhook delivery (signed with the config's secret)")
+async def zenoti_webhook(config_id: str, request: Request, backends: BackendsDep) -> dict[str, Any]:
+    """No bearer token: the signature with the config's secret is the authentication (401 when it
+    does not verify, or the URL names no Zenoti config: the same answer)."""
+    return await _accept(request, backends, ZENOTI, config_id[:64])
+
+
 # Vendors whose webhooks Concord takes (their adapter has verify_webhook), by the slug in the URL.
 SIGNED_WEBHOOKS = {"ghl": "ghl"}
 MAX_WEBHOOK_BODY = 256 * 1024
@@ -329,13 +360,21 @@ async def vendor_webhook(vendor: str, request: Request, backends: BackendsDep) -
     integration_type = SIGNED_WEBHOOKS.get(vendor)
     if integration_type is None:
         raise NotFound("Concord takes no webhooks from that vendor", reason="UNKNOWN_WEBHOOK_VENDOR")
+    return await _accept(request, backends, integration_type)
+
+
+async def _accept(
+    request: Request, backends: BackendsDep, integration_type: str, config_id: str = ""
+) -> dict[str, Any]:
     body = await request.body()
     if len(body) > MAX_WEBHOOK_BODY:
         raise InvalidArgument("the delivery is too large", field="body", reason="BODY_TOO_LARGE")
     headers = {name.lower(): value for name, value in request.headers.items()}
     accepted = await call(
         backends.sync.AcceptWebhook,
-        sync_pb2.AcceptWebhookRequest(integration_type=integration_type, headers=headers, body=body),
+        sync_pb2.AcceptWebhookRequest(
+            integration_type=integration_type, headers=headers, body=body, config_id=config_id
+        ),
     )
     _webhooks.add(1, {"vendor": integration_type, "outcome": "accepted"})
     return {

@@ -337,6 +337,8 @@ class ScheduledSyncInput:
     practice_id: str
     config_id: str
     entity_type: str
+    # A reconciliation's schedule (services/sync/reconciliation.py), not a sync run's.
+    reconcile: bool = False
 
 
 def schedule_id(config_id: str, entity_type: str) -> str:

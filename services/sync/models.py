@@ -211,3 +211,42 @@ dead_letters = Table(
     Index("ix_sync_dead_letters_record", "config_id", "entity_type", "direction", "record_ref", "status"),
     Index("ix_sync_dead_letters_practice", "practice_id", "status", "error_class"),
 )
+
+# Reconciliations (services/sync/reconciliation.py): one report per run comparing the vendor's whole
+# listing of an entity with the links' merge bases. Counts and checksums only: no value, no PHI.
+reconciliations = Table(
+    "sync_reconciliations",
+    metadata,
+    Column("reconciliation_id", String(36), primary_key=True),
+    Column("practice_id", String(64), nullable=False),
+    Column("config_id", String(36), nullable=False),
+    Column("entity_type", String(32), nullable=False),
+    Column("run_id", String(36), nullable=False),
+    Column("status", String(16), nullable=False),  # running, succeeded, failed
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True), nullable=True),
+    Column("hub_count", Integer, nullable=False, default=0),
+    Column("vendor_count", Integer, nullable=False, default=0),
+    # Sums mod 2^256 of per-record SHA-256 digests, 64 hex digits.
+    Column("hub_checksum", String(64), nullable=False),
+    Column("vendor_checksum", String(64), nullable=False),
+    Column("matched", Integer, nullable=False, default=0),
+    Column("drifted", Integer, nullable=False, default=0),
+    Column("healed", Integer, nullable=False, default=0),
+    Column("unlinked", Integer, nullable=False, default=0),
+    Column("missing_at_vendor", Integer, nullable=False, default=0),
+    Column("pending_push", Integer, nullable=False, default=0),
+    Column("review_items_opened", Integer, nullable=False, default=0),
+    Column("error_message", Text, nullable=False, default=""),
+    Index("ix_sync_reconciliations_config", "config_id", "entity_type", "started_at"),
+)
+
+# The vendor ids a running reconciliation has seen: listed, read back by id and found, or read
+# back and gone. A link none of its rows names is missing at the vendor. Dropped when it finishes.
+reconciliation_seen = Table(
+    "sync_reconciliation_seen",
+    metadata,
+    Column("reconciliation_id", String(36), primary_key=True),
+    Column("external_id", String(128), primary_key=True),
+    Column("state", String(8), nullable=False),  # listed, read, gone
+)

@@ -23,6 +23,7 @@ from services.sync import models
 from services.sync.activities import SyncActivities
 from services.sync.availability import AvailabilityWorkflow
 from services.sync.messaging import SendMessageWorkflow
+from services.sync.reconciliation import ReconcileWorkflow, ReconciliationActivities
 from services.sync.service import Peers, SyncService
 from services.sync.servicer import SyncServicer
 from services.sync.workflows import InboxWorkflow, PatientSyncWorkflow, ScheduledSyncWorkflow, VerifyWebhookWorkflow
@@ -55,8 +56,9 @@ async def start(settings: Settings, address: str = "127.0.0.1:0") -> RunningServ
             VerifyWebhookWorkflow,
             SendMessageWorkflow,
             AvailabilityWorkflow,
+            ReconcileWorkflow,
         ],
-        activities=SyncActivities(service).all(),
+        activities=SyncActivities(service).all() + ReconciliationActivities(service.reconciliations).all(),
     )
     worker_task = asyncio.create_task(worker.run())
 

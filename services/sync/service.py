@@ -30,7 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from libs import fhir_patient, webhooks
 from libs.blind_index import MATCH, POSSIBLE, BlindIndexer, decide, lookup_digests
-from libs.crypto import EnvelopeCipher
+from libs.crypto import EnvelopeCipher, LocalKeyring
 from libs.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from libs.grpc_client import call
 from libs.identity import current_caller
@@ -61,6 +61,8 @@ from services.sync.domain import (
 )
 from services.sync.entities import APPOINTMENT, ENTITIES, PATIENT, SERVICE, EntityKind, kind_of
 from services.sync.messaging import MessageInput, message_workflow_id, send_failure
+from services.sync.reconciliation import REVIEW_KIND as MISSING_REVIEW
+from services.sync.reconciliation import Reconciliations
 from services.sync.repository import SyncRepository, now
 from services.sync.tombstones import REVIEW_KIND as TOMBSTONE_REVIEW
 from services.sync.tombstones import REVIEW_PURPOSE, Tombstones, can_delete, not_found
@@ -74,7 +76,12 @@ MAX_IMPORT = 5000
 # Records a vendor may send in one ApplyVendorRecords call.
 MAX_APPLY = 100
 # The answers a review item of each kind takes (a conflict's: hub, vendor or a typed value).
-CHOICES = {"identity": ("same", "different"), TOMBSTONE_REVIEW: ("hub", "vendor")}
+CHOICES = {
+    "identity": ("same", "different"),
+    TOMBSTONE_REVIEW: ("hub", "vendor"),
+    # A record a reconciliation did not find at the vendor: make it there again, or take the vendor's side.
+    MISSING_REVIEW: ("hub", "vendor"),
+}
 
 
 @dataclass
@@ -120,6 +127,7 @@ class SyncService:
         self._task_queue = task_queue
         self.change_events = ChangeEvents(sessions, self._repo, self)
         self.tombstones = Tombstones(self)
+        self.reconciliations = Reconciliations(self)
 
     # --- the practice's patients -------------------------------------------------------------
 
@@ -501,7 +509,8 @@ class SyncService:
     async def apply_schedules(self, practice_id: str, config_id: str) -> list[Any]:
         """Makes the config's Temporal Schedules what its frequency says: one per entity it syncs,
         every SCHEDULE_INTERVALS[frequency], overlapping runs skipped; none for a manual or
-        inactive config. Idempotent; returns the schedules' descriptions."""
+        inactive config. Besides, the daily reconciliations (services/sync/reconciliation.py).
+        Idempotent; returns the schedules' descriptions, the sync ones first."""
         self._scope(practice_id)
         config = await self.owned_config(practice_id, config_id)
         every = domain.SCHEDULE_INTERVALS.get(common_pb2.SyncFrequency.Name(config.sync_frequency))
@@ -512,53 +521,83 @@ class SyncService:
             wanted = set()
         described = []
         for entity_type in sorted(ENTITIES):
-            handle = self._temporal.get_schedule_handle(domain.schedule_id(config_id, entity_type))
-            if entity_type not in wanted:
-                with contextlib.suppress(RPCError):  # none there: nothing to delete
-                    await handle.delete()
-                continue
-            schedule = Schedule(
-                action=ScheduleActionStartWorkflow(
-                    "ScheduledSync",
-                    domain.ScheduledSyncInput(practice_id, config_id, entity_type),
-                    id=f"scheduled-sync:{config_id}:{entity_type}",
-                    task_queue=self._task_queue,
-                ),
-                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
-                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            request = domain.ScheduledSyncInput(practice_id, config_id, entity_type) if entity_type in wanted else None
+            description = await self.put_schedule(
+                domain.schedule_id(config_id, entity_type),
+                request,
+                every,
+                workflow_id=f"scheduled-sync:{config_id}:{entity_type}",
             )
-            try:
-                await handle.update(lambda _, schedule=schedule: ScheduleUpdate(schedule=schedule))
-            except RPCError as error:
-                if error.status != RPCStatusCode.NOT_FOUND:
-                    raise
-                handle = await self._temporal.create_schedule(handle.id, schedule)
-            described.append((entity_type, every, await handle.describe()))
-        return described
+            if description is not None:
+                described.append((entity_type, every, description))
+        return described + await self.reconciliations.apply_schedules(config)
+
+    async def put_schedule(
+        self,
+        schedule_id: str,
+        request: domain.ScheduledSyncInput | None,
+        every: timedelta | None,
+        *,
+        workflow_id: str,
+        jitter: timedelta | None = None,
+    ) -> Any:
+        """Makes Temporal Schedule ``schedule_id`` start ScheduledSync(request) every ``every``
+        (overlapping starts skipped), or deletes it when ``request`` is None; returns its
+        description (None when deleted)."""
+        handle = self._temporal.get_schedule_handle(schedule_id)
+        if request is None:
+            with contextlib.suppress(RPCError):  # none there: nothing to delete
+                await handle.delete()
+            return None
+        schedule = Schedule(
+            action=ScheduleActionStartWorkflow("ScheduledSync", request, id=workflow_id, task_queue=self._task_queue),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)], jitter=jitter),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        )
+        try:
+            await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            handle = await self._temporal.create_schedule(handle.id, schedule)
+        return await handle.describe()
 
     # --- webhooks -------------------------------------------------------------------------------
 
-    async def accept_webhook(self, integration_type: str, headers: dict[str, str], body: bytes) -> dict[str, int]:
-        """A vendor's delivery, verified by its adapter (the vendor's signature), its events put in
-        the inbox of each real-time config connected to the account it names, deduplicated by the
-        vendor's event id, and each such config's InboxWorkflow started or nudged. Configs of
-        other frequencies ignore webhooks: their scheduled pulls bring the same changes."""
+    async def accept_webhook(
+        self, integration_type: str, headers: dict[str, str], body: bytes, config_id: str = ""
+    ) -> dict[str, int]:
+        """A vendor's delivery, its signature checked (libs/webhooks.py, else the vendor's adapter),
+        its events put in the inbox of each real-time config connected to the account it names
+        (or of the config its URL names, for vendors that sign with a secret per config),
+        deduplicated by the vendor's event id, and each such config's InboxWorkflow started or
+        nudged. Configs of other frequencies ignore webhooks: their scheduled pulls bring the same
+        changes."""
         if not integration_type.isidentifier():
             raise InvalidArgument("unknown vendor", field="integration_type", reason="UNKNOWN_VENDOR")
-        verified = await self._verify_webhook(integration_type, headers, body)
+        configs: list[Any] = []
+        if integration_type in webhooks.PER_CONFIG:
+            config = await self._webhook_config(integration_type, config_id)
+            secret = self.webhook_secret_of(config.config_id) if config is not None else ""
+            request = adapter_pb2.VerifyWebhookRequest(headers=headers, body=body)
+            verified = webhooks.PER_CONFIG[integration_type](secret, request) if secret else _UNSIGNED
+            configs = [config]
+        else:
+            verified = await self._verify_webhook(integration_type, headers, body)
         if not verified.valid:
             raise Unauthenticated("the webhook's signature does not verify", reason=verified.reason or "BAD_SIGNATURE")
         counts = {"events": len(verified.events), "accepted": 0, "duplicates": 0, "ignored": 0}
-        if not verified.events or not verified.external_account_id:
+        if not verified.events or not (verified.external_account_id or configs):
             return counts
-        found = await call(
-            self._peers.connection.FindConnections,
-            connection_pb2.FindConnectionsRequest(
-                integration_type=integration_type, external_account_id=verified.external_account_id
-            ),
-        )
-        for connection in found.connections:
-            config = await self.owned_config(connection.practice_id, connection.config_id)
+        if not configs:
+            found = await call(
+                self._peers.connection.FindConnections,
+                connection_pb2.FindConnectionsRequest(
+                    integration_type=integration_type, external_account_id=verified.external_account_id
+                ),
+            )
+            configs = [await self.owned_config(c.practice_id, c.config_id) for c in found.connections]
+        for config in configs:
             realtime = config.active and config.sync_frequency == common_pb2.SYNC_FREQUENCY_REAL_TIME
             events = [
                 (e.event_id, common_pb2.EntityType.Name(e.entity_type), e.external_id, e.deleted, e.type)
@@ -601,6 +640,37 @@ class SyncService:
             start_signal="nudge",
         )
         return fresh
+
+    def webhook_secret_of(self, config_id: str) -> str:
+        """A config's webhook signing secret, derived from a key of the sync service's (none is
+        stored); empty when the service runs without settings (then such webhooks are refused)."""
+        if self._settings is None:
+            return ""
+        key = LocalKeyring.in_data_dir(self._settings.data_dir).derive("vendor-webhook-secrets")
+        return webhooks.zenoti_secret(key, config_id)
+
+    async def webhook_secret(self, practice_id: str, config_id: str) -> str:
+        self._scope(practice_id)
+        config = await self.owned_config(practice_id, config_id)
+        if config.integration_type not in webhooks.PER_CONFIG:
+            raise FailedPrecondition("this vendor signs its webhooks with its own key", reason="NO_WEBHOOK_SECRET")
+        return self.webhook_secret_of(config_id)
+
+    async def _webhook_config(self, integration_type: str, config_id: str) -> Any:
+        """The config a per-config webhook URL names, if it is of that vendor; None otherwise (the
+        delivery is refused as unsigned: a URL tells nothing about which configs exist)."""
+        if not config_id:
+            return None
+        try:
+            config = (
+                await call(
+                    self._peers.registry.GetIntegrationConfig,
+                    registry_pb2.GetIntegrationConfigRequest(config_id=config_id),
+                )
+            ).config
+        except (NotFound, InvalidArgument):
+            return None
+        return config if config.integration_type == integration_type else None
 
     async def _verify_webhook(
         self, integration_type: str, headers: dict[str, str], body: bytes
@@ -664,14 +734,17 @@ class SyncService:
             await self._repo.finish_run(session, request.run_id, "")
 
     async def start_scheduled_sync(self, request: domain.ScheduledSyncInput) -> str:
-        """A schedule's run: started like a user's, skipped when one is running or the config can
-        no longer run (disconnected, inactive); returns the run id, or "" when skipped."""
+        """A schedule's run (or reconciliation): started like a user's, skipped when one is running
+        or the config can no longer run (disconnected, inactive); returns the run id (the
+        reconciliation id), or "" when skipped."""
         try:
+            if request.reconcile:
+                return await self.reconciliations.start_scheduled(request)
             row = await self.start_sync(
                 request.practice_id, request.config_id, request.entity_type, "", lane=adapter_pb2.LANE_SCHEDULED
             )
         except (FailedPrecondition, NotFound) as error:
-            log.info("scheduled sync skipped: %s", error.reason)
+            log.info("scheduled %s skipped: %s", "reconciliation" if request.reconcile else "sync", error.reason)
             return ""
         return row["run_id"]
 
@@ -831,6 +904,9 @@ class SyncService:
                 return await self._close_review(session, practice_id, item, kind, choice)
             if item.kind == TOMBSTONE_REVIEW:
                 await self.tombstones.settle_review(session, practice_id, item, kind, choice)
+                return await self._close_review(session, practice_id, item, kind, choice)
+            if item.kind == MISSING_REVIEW:
+                await self.reconciliations.settle_review(session, practice_id, item, kind, choice)
                 return await self._close_review(session, practice_id, item, kind, choice)
             row = await self._repo.get_record(session, practice_id, kind.entity_type, item.record_id, lock=True)
             if row is None or row.deleted_at is not None:
@@ -1742,6 +1818,10 @@ class SyncService:
     async def _audit(self, events: list[audit_pb2.AuditEvent]) -> None:
         if events:
             await call(self._peers.audit.Record, audit_pb2.RecordRequest(events=events))
+
+
+# What a delivery to a per-config URL that names no such config gets: the same as a bad signature.
+_UNSIGNED = adapter_pb2.VerifyWebhookResponse(valid=False, reason="BAD_SIGNATURE")
 
 
 def _field_policies(config: registry_pb2.IntegrationConfig) -> dict[str, str]:

@@ -13,7 +13,7 @@ from libs.protos.concord.adapter.v1 import adapter_pb2
 from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.sync.v1 import sync_pb2 as pb
 from libs.protos.concord.sync.v1 import sync_pb2_grpc
-from services.sync import convert
+from services.sync import convert, reconciliation
 from services.sync.messaging import MessageInput
 from services.sync.service import SyncService
 
@@ -167,21 +167,53 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
 
     async def AcceptWebhook(self, request: pb.AcceptWebhookRequest, context) -> pb.AcceptWebhookResponse:  # noqa: ANN001
         counts = await self._service.accept_webhook(
-            required(request.integration_type, "integration_type"), dict(request.headers), request.body
+            required(request.integration_type, "integration_type"),
+            dict(request.headers),
+            request.body,
+            request.config_id,
         )
         return pb.AcceptWebhookResponse(**counts)
 
+    async def GetWebhookSecret(self, request: pb.GetWebhookSecretRequest, context) -> pb.GetWebhookSecretResponse:  # noqa: ANN001
+        secret = await self._service.webhook_secret(request.practice_id, required(request.config_id, "config_id"))
+        return pb.GetWebhookSecretResponse(secret=secret)
+
     async def ApplySchedules(self, request: pb.ApplySchedulesRequest, context) -> pb.ApplySchedulesResponse:  # noqa: ANN001
         described = await self._service.apply_schedules(request.practice_id, required(request.config_id, "config_id"))
-        schedules = []
+        schedules, reconciling = [], []
         for entity_type, every, description in described:
             schedule = pb.SyncSchedule(schedule_id=description.id, entity_type=common_pb2.EntityType.Value(entity_type))
             schedule.every.FromTimedelta(every)
             upcoming = description.info.next_action_times
             if upcoming:
                 schedule.next_run_time.FromDatetime(upcoming[0])
-            schedules.append(schedule)
-        return pb.ApplySchedulesResponse(schedules=schedules)
+            (reconciling if reconciliation.is_schedule(description.id) else schedules).append(schedule)
+        return pb.ApplySchedulesResponse(schedules=schedules, reconciliation_schedules=reconciling)
+
+    async def StartReconciliation(  # noqa: N802
+        self,
+        request: pb.StartReconciliationRequest,
+        context,  # noqa: ANN001
+    ) -> pb.StartReconciliationResponse:
+        report = await self._service.reconciliations.start(
+            request.practice_id,
+            required(request.config_id, "config_id"),
+            enum_name(common_pb2.EntityType, request.entity_type),
+        )
+        return pb.StartReconciliationResponse(reconciliation=reconciliation.to_proto(report))
+
+    async def ListReconciliations(  # noqa: N802
+        self,
+        request: pb.ListReconciliationsRequest,
+        context,  # noqa: ANN001
+    ) -> pb.ListReconciliationsResponse:
+        rows = await self._service.reconciliations.list_reports(
+            request.practice_id,
+            required(request.config_id, "config_id"),
+            enum_name(common_pb2.EntityType, request.entity_type),
+            request.limit,
+        )
+        return pb.ListReconciliationsResponse(reconciliations=[reconciliation.to_proto(r) for r in rows])
 
     async def GetPatientLink(self, request: pb.GetPatientLinkRequest, context) -> pb.GetPatientLinkResponse:  # noqa: ANN001
         link = await self._service.get_link(

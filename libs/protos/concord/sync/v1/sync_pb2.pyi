@@ -14,6 +14,13 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ReconciliationStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RECONCILIATION_STATUS_UNSPECIFIED: _ClassVar[ReconciliationStatus]
+    RECONCILIATION_STATUS_RUNNING: _ClassVar[ReconciliationStatus]
+    RECONCILIATION_STATUS_SUCCEEDED: _ClassVar[ReconciliationStatus]
+    RECONCILIATION_STATUS_FAILED: _ClassVar[ReconciliationStatus]
+
 class ReviewStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     REVIEW_STATUS_UNSPECIFIED: _ClassVar[ReviewStatus]
@@ -34,6 +41,7 @@ class ReviewKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REVIEW_KIND_UNSPECIFIED: _ClassVar[ReviewKind]
     REVIEW_KIND_CONFLICT: _ClassVar[ReviewKind]
     REVIEW_KIND_IDENTITY: _ClassVar[ReviewKind]
+    REVIEW_KIND_MISSING: _ClassVar[ReviewKind]
     REVIEW_KIND_DELETE: _ClassVar[ReviewKind]
 
 class SyncRunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
@@ -52,6 +60,10 @@ class ChangeEventOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANGE_EVENT_OUTCOME_PULL_STARTED: _ClassVar[ChangeEventOutcome]
     CHANGE_EVENT_OUTCOME_PULL_PENDING: _ClassVar[ChangeEventOutcome]
     CHANGE_EVENT_OUTCOME_QUEUED: _ClassVar[ChangeEventOutcome]
+RECONCILIATION_STATUS_UNSPECIFIED: ReconciliationStatus
+RECONCILIATION_STATUS_RUNNING: ReconciliationStatus
+RECONCILIATION_STATUS_SUCCEEDED: ReconciliationStatus
+RECONCILIATION_STATUS_FAILED: ReconciliationStatus
 REVIEW_STATUS_UNSPECIFIED: ReviewStatus
 REVIEW_STATUS_OPEN: ReviewStatus
 REVIEW_STATUS_RESOLVED: ReviewStatus
@@ -64,6 +76,7 @@ REVIEW_CHOICE_DIFFERENT: ReviewChoice
 REVIEW_KIND_UNSPECIFIED: ReviewKind
 REVIEW_KIND_CONFLICT: ReviewKind
 REVIEW_KIND_IDENTITY: ReviewKind
+REVIEW_KIND_MISSING: ReviewKind
 REVIEW_KIND_DELETE: ReviewKind
 SYNC_RUN_STATUS_UNSPECIFIED: SyncRunStatus
 SYNC_RUN_STATUS_RUNNING: SyncRunStatus
@@ -76,6 +89,84 @@ CHANGE_EVENT_OUTCOME_DUPLICATE: ChangeEventOutcome
 CHANGE_EVENT_OUTCOME_PULL_STARTED: ChangeEventOutcome
 CHANGE_EVENT_OUTCOME_PULL_PENDING: ChangeEventOutcome
 CHANGE_EVENT_OUTCOME_QUEUED: ChangeEventOutcome
+
+class Reconciliation(_message.Message):
+    __slots__ = ("reconciliation_id", "practice_id", "config_id", "entity_type", "run_id", "status", "start_time", "end_time", "hub_count", "vendor_count", "hub_checksum", "vendor_checksum", "matched", "drifted", "healed", "unlinked", "missing_at_vendor", "pending_push", "review_items_opened", "error_message")
+    RECONCILIATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    HUB_COUNT_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_COUNT_FIELD_NUMBER: _ClassVar[int]
+    HUB_CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    DRIFTED_FIELD_NUMBER: _ClassVar[int]
+    HEALED_FIELD_NUMBER: _ClassVar[int]
+    UNLINKED_FIELD_NUMBER: _ClassVar[int]
+    MISSING_AT_VENDOR_FIELD_NUMBER: _ClassVar[int]
+    PENDING_PUSH_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_ITEMS_OPENED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    reconciliation_id: str
+    practice_id: str
+    config_id: str
+    entity_type: _common_pb2.EntityType
+    run_id: str
+    status: ReconciliationStatus
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    hub_count: int
+    vendor_count: int
+    hub_checksum: str
+    vendor_checksum: str
+    matched: int
+    drifted: int
+    healed: int
+    unlinked: int
+    missing_at_vendor: int
+    pending_push: int
+    review_items_opened: int
+    error_message: str
+    def __init__(self, reconciliation_id: _Optional[str] = ..., practice_id: _Optional[str] = ..., config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., run_id: _Optional[str] = ..., status: _Optional[_Union[ReconciliationStatus, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hub_count: _Optional[int] = ..., vendor_count: _Optional[int] = ..., hub_checksum: _Optional[str] = ..., vendor_checksum: _Optional[str] = ..., matched: _Optional[int] = ..., drifted: _Optional[int] = ..., healed: _Optional[int] = ..., unlinked: _Optional[int] = ..., missing_at_vendor: _Optional[int] = ..., pending_push: _Optional[int] = ..., review_items_opened: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class StartReconciliationRequest(_message.Message):
+    __slots__ = ("practice_id", "config_id", "entity_type")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    config_id: str
+    entity_type: _common_pb2.EntityType
+    def __init__(self, practice_id: _Optional[str] = ..., config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ...) -> None: ...
+
+class StartReconciliationResponse(_message.Message):
+    __slots__ = ("reconciliation",)
+    RECONCILIATION_FIELD_NUMBER: _ClassVar[int]
+    reconciliation: Reconciliation
+    def __init__(self, reconciliation: _Optional[_Union[Reconciliation, _Mapping]] = ...) -> None: ...
+
+class ListReconciliationsRequest(_message.Message):
+    __slots__ = ("practice_id", "config_id", "entity_type", "limit")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTITY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    config_id: str
+    entity_type: _common_pb2.EntityType
+    limit: int
+    def __init__(self, practice_id: _Optional[str] = ..., config_id: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListReconciliationsResponse(_message.Message):
+    __slots__ = ("reconciliations",)
+    RECONCILIATIONS_FIELD_NUMBER: _ClassVar[int]
+    reconciliations: _containers.RepeatedCompositeFieldContainer[Reconciliation]
+    def __init__(self, reconciliations: _Optional[_Iterable[_Union[Reconciliation, _Mapping]]] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
     __slots__ = ("letter_id", "config_id", "entity_type", "direction", "record_ref", "error_class", "field", "message", "status", "attempts", "run_id", "first_seen_time", "last_seen_time", "resolve_time")
@@ -190,7 +281,7 @@ class GetRecordHistoryResponse(_message.Message):
     def __init__(self, changes: _Optional[_Iterable[_Union[RecordChange, _Mapping]]] = ...) -> None: ...
 
 class AcceptWebhookRequest(_message.Message):
-    __slots__ = ("integration_type", "headers", "body")
+    __slots__ = ("integration_type", "headers", "body", "config_id")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -201,10 +292,26 @@ class AcceptWebhookRequest(_message.Message):
     INTEGRATION_TYPE_FIELD_NUMBER: _ClassVar[int]
     HEADERS_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
     integration_type: str
     headers: _containers.ScalarMap[str, str]
     body: bytes
-    def __init__(self, integration_type: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[bytes] = ...) -> None: ...
+    config_id: str
+    def __init__(self, integration_type: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[bytes] = ..., config_id: _Optional[str] = ...) -> None: ...
+
+class GetWebhookSecretRequest(_message.Message):
+    __slots__ = ("practice_id", "config_id")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    config_id: str
+    def __init__(self, practice_id: _Optional[str] = ..., config_id: _Optional[str] = ...) -> None: ...
+
+class GetWebhookSecretResponse(_message.Message):
+    __slots__ = ("secret",)
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    secret: str
+    def __init__(self, secret: _Optional[str] = ...) -> None: ...
 
 class AcceptWebhookResponse(_message.Message):
     __slots__ = ("events", "accepted", "duplicates", "ignored")
@@ -239,10 +346,12 @@ class ApplySchedulesRequest(_message.Message):
     def __init__(self, practice_id: _Optional[str] = ..., config_id: _Optional[str] = ...) -> None: ...
 
 class ApplySchedulesResponse(_message.Message):
-    __slots__ = ("schedules",)
+    __slots__ = ("schedules", "reconciliation_schedules")
     SCHEDULES_FIELD_NUMBER: _ClassVar[int]
+    RECONCILIATION_SCHEDULES_FIELD_NUMBER: _ClassVar[int]
     schedules: _containers.RepeatedCompositeFieldContainer[SyncSchedule]
-    def __init__(self, schedules: _Optional[_Iterable[_Union[SyncSchedule, _Mapping]]] = ...) -> None: ...
+    reconciliation_schedules: _containers.RepeatedCompositeFieldContainer[SyncSchedule]
+    def __init__(self, schedules: _Optional[_Iterable[_Union[SyncSchedule, _Mapping]]] = ..., reconciliation_schedules: _Optional[_Iterable[_Union[SyncSchedule, _Mapping]]] = ...) -> None: ...
 
 class ReviewItem(_message.Message):
     __slots__ = ("review_id", "config_id", "entity_type", "record_id", "external_id", "field", "status", "run_id", "create_time", "update_time", "resolve_time", "resolved_by", "resolution", "kind", "reasons")

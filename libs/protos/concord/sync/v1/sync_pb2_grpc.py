@@ -155,6 +155,11 @@ class SyncServiceStub:
                 request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.AcceptWebhookRequest.SerializeToString,
                 response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.AcceptWebhookResponse.FromString,
                 _registered_method=True)
+        self.GetWebhookSecret = channel.unary_unary(
+                '/concord.sync.v1.SyncService/GetWebhookSecret',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetWebhookSecretRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetWebhookSecretResponse.FromString,
+                _registered_method=True)
         self.GetRecordHistory = channel.unary_unary(
                 '/concord.sync.v1.SyncService/GetRecordHistory',
                 request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryRequest.SerializeToString,
@@ -179,6 +184,16 @@ class SyncServiceStub:
                 '/concord.sync.v1.SyncService/ReplayDeadLetters',
                 request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ReplayDeadLettersRequest.SerializeToString,
                 response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ReplayDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.StartReconciliation = channel.unary_unary(
+                '/concord.sync.v1.SyncService/StartReconciliation',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.StartReconciliationRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.StartReconciliationResponse.FromString,
+                _registered_method=True)
+        self.ListReconciliations = channel.unary_unary(
+                '/concord.sync.v1.SyncService/ListReconciliations',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListReconciliationsRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListReconciliationsResponse.FromString,
                 _registered_method=True)
 
 
@@ -361,6 +376,13 @@ class SyncServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWebhookSecret(self, request, context):
+        """The signing secret of a config's webhook, for vendors that sign with one per config (Zenoti).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetRecordHistory(self, request, context):
         """A record's changes, newest first: version, which side (hub, vendor, review) and who, which
         fields (names only), which run.
@@ -394,6 +416,24 @@ class SyncServiceServicer:
     def ReplayDeadLetters(self, request, context):
         """Replays open letters (these ids, or every one of an error class): push letters in a push run
         started now, pull letters reconciled again from the vendor record kept; audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartReconciliation(self, request, context):
+        """Reconciliation (services/sync/reconciliation.py): the vendor's whole listing of one entity
+        compared with what Concord last synced (counts and order-independent checksums); drift and
+        records the hub lacks are healed through the pull's reconcile path, records the vendor no
+        longer lists open review items of kind missing. Starts one and returns its report as started;
+        RECONCILIATION_RUNNING when one of that config and entity is running.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReconciliations(self, request, context):
+        """Reports of a config's reconciliations of one entity, newest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -522,6 +562,11 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.AcceptWebhookRequest.FromString,
                     response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.AcceptWebhookResponse.SerializeToString,
             ),
+            'GetWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWebhookSecret,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetWebhookSecretRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetWebhookSecretResponse.SerializeToString,
+            ),
             'GetRecordHistory': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRecordHistory,
                     request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryRequest.FromString,
@@ -546,6 +591,16 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     servicer.ReplayDeadLetters,
                     request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ReplayDeadLettersRequest.FromString,
                     response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ReplayDeadLettersResponse.SerializeToString,
+            ),
+            'StartReconciliation': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartReconciliation,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.StartReconciliationRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.StartReconciliationResponse.SerializeToString,
+            ),
+            'ListReconciliations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReconciliations,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListReconciliationsRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ListReconciliationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1208,6 +1263,33 @@ class SyncService:
             _registered_method=True)
 
     @staticmethod
+    def GetWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/GetWebhookSecret',
+            concord_dot_sync_dot_v1_dot_sync__pb2.GetWebhookSecretRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.GetWebhookSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetRecordHistory(request,
             target,
             options=(),
@@ -1332,6 +1414,60 @@ class SyncService:
             '/concord.sync.v1.SyncService/ReplayDeadLetters',
             concord_dot_sync_dot_v1_dot_sync__pb2.ReplayDeadLettersRequest.SerializeToString,
             concord_dot_sync_dot_v1_dot_sync__pb2.ReplayDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartReconciliation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/StartReconciliation',
+            concord_dot_sync_dot_v1_dot_sync__pb2.StartReconciliationRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.StartReconciliationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReconciliations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/ListReconciliations',
+            concord_dot_sync_dot_v1_dot_sync__pb2.ListReconciliationsRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.ListReconciliationsResponse.FromString,
             options,
             channel_credentials,
             insecure,
