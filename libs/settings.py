@@ -6,6 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("registry", "connection", "mapping", "sync", "audit")
@@ -44,6 +45,10 @@ class Settings(BaseSettings):
     # Adapters pace themselves under each vendor's rate limit. Only benchmarks against a sandbox
     # whose limit is switched off turn this off.
     vendor_pacing: bool = True
+    # This worker process's part of each vendor's per-window limit: 1 / the number of replicas of
+    # one vendor's adapter worker (each paces its own share; the vendor's "remaining" headers,
+    # which every replica sees, hold them all when the shared bucket runs dry anyway).
+    vendor_rate_share: float = Field(default=1.0, gt=0.0, le=1.0)
 
     otel_exporter: Literal["none", "console", "otlp", "memory"] = "none"
     log_level: str = "INFO"

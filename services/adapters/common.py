@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
+import heapq
+import itertools
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -16,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from libs.errors import ConcordError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from libs.grpc_client import call
+from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.connection.v1 import connection_pb2, connection_pb2_grpc
 
 C = TypeVar("C")
@@ -67,8 +71,52 @@ def without_values(message: str, record: dict) -> str:
     return message
 
 
+# The rate governor's lane of the activity running (adapter Lane), set by the worker from the
+# request (services/adapters/worker.py): every pacer serves its waiters by lane.
+current_lane: contextvars.ContextVar[int] = contextvars.ContextVar("concord_lane", default=pb.LANE_USER)
+
+
+class LaneLock:
+    """A lock handed to the waiter of the lowest lane (real time, a user's, scheduled, backfill),
+    first come first served within a lane: while a vendor's window is full, a real-time write that
+    arrives after a backfill page's requests still goes before them."""
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[int, int]] = []
+        self._held = False
+        self._turns = asyncio.Condition()
+        self._order = itertools.count()
+
+    async def __aenter__(self) -> None:
+        me = (current_lane.get() or pb.LANE_USER, next(self._order))
+        async with self._turns:
+            heapq.heappush(self._waiting, me)
+            try:
+                await self._turns.wait_for(lambda: not self._held and self._waiting[0] == me)
+            except BaseException:
+                self._waiting.remove(me)
+                heapq.heapify(self._waiting)
+                self._turns.notify_all()
+                raise
+            heapq.heappop(self._waiting)
+            self._held = True
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self._turns:
+            self._held = False
+            self._turns.notify_all()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+
 class Pacer:
-    """A sliding-window limiter: at most ``limit`` requests in any ``interval`` seconds."""
+    """A sliding-window limiter: at most ``limit`` requests in any ``interval`` seconds, and none
+    while held (the vendor said its bucket is empty); waiters are served by lane (LaneLock).
+
+    ``share`` is this process's part of the limit when several replicas of a vendor's worker call
+    the same account (settings.vendor_rate_share = 1 / replicas)."""
 
     def __init__(
         self,
@@ -76,14 +124,22 @@ class Pacer:
         interval: float,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        share: float = 1.0,
     ) -> None:
         self.limit = limit
         self.interval = interval
+        self.share = share
         self._clock = clock
         self._sleep = sleep
         self._sent: collections.deque[float] = collections.deque()
-        self._lock = asyncio.Lock()
+        self._closed_until = 0.0
+        self._lock = LaneLock()
         self.waited_seconds = 0.0
+
+    @property
+    def capacity(self) -> int:
+        """Requests this process may send per window."""
+        return max(1, int(self.limit * self.share))
 
     async def acquire(self) -> None:
         async with self._lock:
@@ -91,13 +147,21 @@ class Pacer:
                 now = self._clock()
                 while self._sent and now - self._sent[0] >= self.interval:
                     self._sent.popleft()
-                if len(self._sent) < self.limit:
+                if now < self._closed_until:
+                    wait = self._closed_until - now
+                elif len(self._sent) < self.capacity:
                     self._sent.append(now)
                     return
-                wait = self.interval - (now - self._sent[0])
+                else:
+                    wait = self.interval - (now - self._sent[0])
                 self.waited_seconds += wait
                 heartbeat()
                 await self._sleep(wait)
+
+    def hold(self, seconds: float) -> None:
+        """Nothing goes out for ``seconds``: the vendor's shared bucket is empty (other replicas
+        or other clients of the account spent it), or it answered 429."""
+        self._closed_until = max(self._closed_until, self._clock() + max(seconds, 0.0))
 
     def follow(self, headers: Any) -> None:
         """Adopts the limit a vendor announces in its response headers; vendors that announce one
@@ -112,6 +176,9 @@ class Unpaced(Pacer):
         super().__init__(limit=0, interval=0.0)
 
     async def acquire(self) -> None:
+        return None
+
+    def hold(self, seconds: float) -> None:
         return None
 
     def follow(self, headers: Any) -> None:

@@ -17,6 +17,7 @@ from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
 from libs.settings import Settings
 from services.adapters import Adapter, AdapterContext, load_adapter, task_queue
+from services.adapters.common import current_lane
 
 T = TypeVar("T")
 
@@ -26,7 +27,10 @@ T = TypeVar("T")
 HEARTBEAT_EVERY = 5.0
 
 
-async def _alive(work: Awaitable[T]) -> T:
+async def _alive(work: Awaitable[T], lane: int = pb.LANE_USER) -> T:
+    """Runs an adapter call, heartbeating, its vendor requests waiting in ``lane`` of each pacer."""
+    current_lane.set(lane or pb.LANE_USER)
+
     async def beat() -> None:
         while True:
             activity.heartbeat()
@@ -51,27 +55,27 @@ class AdapterActivities:
 
     @activity.defn(name="fetch_changes")
     async def fetch_changes(self, request: pb.FetchChangesRequest) -> pb.FetchChangesResponse:
-        return await _alive(self._adapter.fetch_changes(request))
+        return await _alive(self._adapter.fetch_changes(request), request.lane)
 
     @activity.defn(name="upsert_batch")
     async def upsert_batch(self, request: pb.UpsertBatchRequest) -> pb.UpsertBatchResponse:
-        return await _alive(self._adapter.upsert_batch(request))
+        return await _alive(self._adapter.upsert_batch(request), request.lane)
 
     @activity.defn(name="send_message")
     async def send_message(self, request: pb.SendMessageRequest) -> pb.SendMessageResponse:
-        return await _alive(self._adapter.send_message(request))  # type: ignore[attr-defined]
+        return await _alive(self._adapter.send_message(request), pb.LANE_REALTIME)  # type: ignore[attr-defined]
 
     @activity.defn(name="get_availability")
     async def get_availability(self, request: pb.GetAvailabilityRequest) -> pb.GetAvailabilityResponse:
-        return await _alive(self._adapter.get_availability(request))  # type: ignore[attr-defined]
+        return await _alive(self._adapter.get_availability(request), pb.LANE_REALTIME)  # type: ignore[attr-defined]
 
     @activity.defn(name="get_records")
     async def get_records(self, request: pb.GetRecordsRequest) -> pb.GetRecordsResponse:
-        return await _alive(self._adapter.get_records(request))  # type: ignore[attr-defined]
+        return await _alive(self._adapter.get_records(request), request.lane)  # type: ignore[attr-defined]
 
     @activity.defn(name="delete_records")
     async def delete_records(self, request: pb.DeleteRecordsRequest) -> pb.DeleteRecordsResponse:
-        return await _alive(self._adapter.delete_records(request))  # type: ignore[attr-defined]
+        return await _alive(self._adapter.delete_records(request), request.lane)  # type: ignore[attr-defined]
 
     @activity.defn(name="verify_webhook")
     async def verify_webhook(self, request: pb.VerifyWebhookRequest) -> pb.VerifyWebhookResponse:

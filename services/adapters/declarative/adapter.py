@@ -144,7 +144,7 @@ class DeclarativeAdapter:
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0))
         self._channel = open_channel(context.settings.registry_address)
         self._catalog = DefinitionCatalog(registry_pb2_grpc.RegistryServiceStub(self._channel), definition_ttl_seconds)
-        self._pacers = Pacers(enabled=context.settings.vendor_pacing)
+        self._pacers = Pacers(enabled=context.settings.vendor_pacing, share=context.settings.vendor_rate_share)
         self._backoff_seconds = backoff_seconds
 
     async def aclose(self) -> None:

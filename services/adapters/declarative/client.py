@@ -60,8 +60,9 @@ TokenSource = Callable[[bool], Awaitable[Credentials]]
 class Pacers:
     """One pacer per (integration, connection) or per integration: shared by the worker's activities."""
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, share: float = 1.0) -> None:
         self._enabled = enabled
+        self._share = share
         self._pacers: dict[tuple[str, str], Pacer] = {}
 
     def __call__(self, definition: Declarative, config_id: str) -> Pacer:
@@ -71,7 +72,7 @@ class Pacers:
         key = (definition.integration_type, config_id if limit.scope == "connection" else "")
         pacer = self._pacers.get(key)
         if pacer is None or (pacer.limit, pacer.interval) != (limit.requests, limit.per_seconds):
-            pacer = self._pacers[key] = Pacer(limit.requests, limit.per_seconds)
+            pacer = self._pacers[key] = Pacer(limit.requests, limit.per_seconds, share=self._share)
         return pacer
 
 

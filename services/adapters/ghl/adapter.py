@@ -37,7 +37,7 @@ class GhlAdapter:
     ) -> None:
         self._context = context
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0))
-        self._pacers = Pacers(enabled=context.settings.vendor_pacing)
+        self._pacers = Pacers(enabled=context.settings.vendor_pacing, share=context.settings.vendor_rate_share)
         self._backoff_seconds = backoff_seconds
         self._resources: dict[int, Resource] = {
             common_pb2.ENTITY_TYPE_PATIENT: Contacts(),

@@ -59,7 +59,9 @@ class GhlPacer(Pacer):
     """The shared window, following GHL's X-RateLimit-* headers."""
 
     def follow(self, headers: httpx.Headers) -> None:
-        """Adopts the vendor's advertised window (less a safety margin) when it sends one."""
+        """Adopts the vendor's advertised window (less a safety margin) when it sends one, and
+        holds every request for a window when GHL says none is left in it (another replica or
+        another app of the location spent it): they wait instead of meeting a 429."""
         try:
             limit = int(headers["X-RateLimit-Max"])
             interval = int(headers["X-RateLimit-Interval-Milliseconds"]) / 1000
@@ -67,22 +69,26 @@ class GhlPacer(Pacer):
             return
         self.limit = max(1, limit - max(1, limit // 20))
         self.interval = interval
+        remaining = headers.get("X-RateLimit-Remaining", "")
+        if remaining.isdigit() and int(remaining) == 0:
+            self.hold(interval)
 
 
 class Pacers:
     """One pacer per location, shared by every activity of the worker that owns this."""
 
-    def __init__(self, limit: int = 95, interval: float = 10.0, enabled: bool = True) -> None:
+    def __init__(self, limit: int = 95, interval: float = 10.0, enabled: bool = True, share: float = 1.0) -> None:
         self._limit = limit
         self._interval = interval
         self._enabled = enabled
+        self._share = share
         self._pacers: dict[str, Pacer] = {}
 
     def __call__(self, location_id: str) -> Pacer:
         if not self._enabled:
             return _UNPACED
         if location_id not in self._pacers:
-            self._pacers[location_id] = GhlPacer(self._limit, self._interval)
+            self._pacers[location_id] = GhlPacer(self._limit, self._interval, share=self._share)
         return self._pacers[location_id]
 
 

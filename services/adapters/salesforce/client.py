@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 from temporalio.exceptions import ApplicationError
 
-from services.adapters.common import SharedToken, heartbeat
+from libs.protos.concord.adapter.v1 import adapter_pb2
+from services.adapters.common import SharedToken, current_lane, heartbeat
 
 API_VERSION = "60.0"
 DATA_PATH = f"/services/data/v{API_VERSION}"
@@ -90,6 +91,17 @@ class AllowancePolicy:
     max_pause_seconds: float = 30.0
     # How long the adapter leaves the org alone once it is at stop_at or refused with REQUEST_LIMIT_EXCEEDED.
     backoff: timedelta = timedelta(minutes=15)
+    # Lower lanes stop sooner, keeping the last of the allowance for real-time and users' syncs.
+    scheduled_stop_at: float = 0.90
+    backfill_stop_at: float = 0.85
+
+    def stop_for(self, lane: int) -> float:
+        """The share of the allowance at which requests of this governor lane are no longer sent."""
+        if lane == adapter_pb2.LANE_BACKFILL:
+            return self.backfill_stop_at
+        if lane == adapter_pb2.LANE_SCHEDULED:
+            return self.scheduled_stop_at
+        return self.stop_at
 
 
 class Allowance:
@@ -146,6 +158,12 @@ class Allowance:
                     f"the org's daily API allowance is {self.share_used:.0%} used: leaving the rest to its users",
                     type="VendorAllowanceLow",
                     next_retry_delay=timedelta(seconds=self._blocked_until - now),
+                )
+            if self.max and self.share_used >= self.policy.stop_for(current_lane.get()):
+                raise ApplicationError(
+                    f"the org's daily API allowance is {self.share_used:.0%} used: kept for real-time and users' syncs",
+                    type="VendorAllowanceLow",
+                    next_retry_delay=self.policy.backoff,
                 )
             gap = self.gap()
             if not gap:

@@ -96,9 +96,9 @@ class ZapierAdapter:
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0))
         self._backoff_seconds = backoff_seconds
         self._sleep = sleep
-        paced = context.settings.vendor_pacing
-        self._account = Pacer(*PER_ACCOUNT) if paced else Unpaced()
-        self._hooks: dict[str, Pacer] = defaultdict(lambda: Pacer(*PER_HOOK) if paced else Unpaced())
+        paced, share = context.settings.vendor_pacing, context.settings.vendor_rate_share
+        self._account = Pacer(*PER_ACCOUNT, share=share) if paced else Unpaced()
+        self._hooks: dict[str, Pacer] = defaultdict(lambda: Pacer(*PER_HOOK, share=share) if paced else Unpaced())
 
     async def aclose(self) -> None:
         await self._http.aclose()

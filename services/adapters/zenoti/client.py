@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from services.adapters.common import SharedToken, heartbeat
+from services.adapters.common import LaneLock, SharedToken, heartbeat
 
 RETRYABLE_STATUSES = {500, 502, 503, 504}
 DEFAULT_LIMIT, DEFAULT_WINDOW = 60, 60.0
@@ -80,14 +80,17 @@ class Pacer:
         window: float = DEFAULT_WINDOW,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        share: float = 1.0,
     ) -> None:
         self.limit = _with_margin(limit)
         self.window = window
+        # This process's part of the limit among replicas (settings.vendor_rate_share).
+        self.share = share
         self._clock = clock
         self._sleep = sleep
         self._sent: collections.deque[float] = collections.deque()
         self._closed_until = 0.0
-        self._lock = asyncio.Lock()
+        self._lock = LaneLock()
         self.waited_seconds = 0.0
 
     async def acquire(self) -> None:
@@ -98,7 +101,7 @@ class Pacer:
                     self._sent.popleft()
                 if now < self._closed_until:
                     wait = self._closed_until - now
-                elif len(self._sent) < self.limit:
+                elif len(self._sent) < max(1, int(self.limit * self.share)):
                     self._sent.append(now)
                     return
                 else:
@@ -158,9 +161,9 @@ class Unpaced(Pacer):
 class Pacers:
     """One pacer per organisation, shared by every activity of the worker that owns this."""
 
-    def __init__(self, enabled: bool = True, factory: Callable[[], Pacer] = Pacer) -> None:
+    def __init__(self, enabled: bool = True, factory: Callable[[], Pacer] | None = None, share: float = 1.0) -> None:
         self._enabled = enabled
-        self._factory = factory
+        self._factory = factory or (lambda: Pacer(share=share))
         self._pacers: dict[str, Pacer] = {}
 
     def __call__(self, organisation: str) -> Pacer:
