@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63oncord/audit/v1/audit.proto\x12\x10\x63oncord.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x02\n\nAuditEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x13\n\x0bpractice_id\x18\x02 \x01(\t\x12-\n\ttimestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x10\n\x08resource\x18\x06 \x01(\t\x12\x12\n\npatient_id\x18\x07 \x01(\t\x12\x18\n\x10integration_type\x18\x08 \x01(\t\x12\x15\n\rdata_accessed\x18\t \x03(\t\x12\x0f\n\x07success\x18\n \x01(\x08\x12\x12\n\nip_address\x18\x0b \x01(\t\x12\x12\n\nuser_agent\x18\x0c \x01(\t\x12\x10\n\x08sequence\x18\r \x01(\x03\x12\x15\n\rprevious_hash\x18\x0e \x01(\t\x12\x0c\n\x04hash\x18\x0f \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x10 \x01(\t\"=\n\rRecordRequest\x12,\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1c.concord.audit.v1.AuditEvent\">\n\x0eRecordResponse\x12,\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1c.concord.audit.v1.AuditEvent\"\xdd\x01\n\x0cQueryRequest\x12\x13\n\x0bpractice_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\"V\n\rQueryResponse\x12,\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1c.concord.audit.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\rVerifyRequest\x12\x13\n\x0bpractice_id\x18\x01 \x01(\t\"{\n\x0eVerifyResponse\x12\x0e\n\x06intact\x18\x01 \x01(\x08\x12\x16\n\x0e\x65vents_checked\x18\x02 \x01(\x03\x12\x1d\n\x15\x66irst_broken_sequence\x18\x03 \x01(\x03\x12\x0f\n\x07problem\x18\x04 \x01(\t\x12\x11\n\thead_hash\x18\x05 \x01(\t2\xf2\x01\n\x0c\x41uditService\x12K\n\x06Record\x12\x1f.concord.audit.v1.RecordRequest\x1a .concord.audit.v1.RecordResponse\x12H\n\x05Query\x12\x1e.concord.audit.v1.QueryRequest\x1a\x1f.concord.audit.v1.QueryResponse\x12K\n\x06Verify\x12\x1f.concord.audit.v1.VerifyRequest\x1a .concord.audit.v1.VerifyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63oncord/audit/v1/audit.proto\x12\x10\x63oncord.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x02\n\nAuditEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x13\n\x0bpractice_id\x18\x02 \x01(\t\x12-\n\ttimestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x10\n\x08resource\x18\x06 \x01(\t\x12\x12\n\npatient_id\x18\x07 \x01(\t\x12\x18\n\x10integration_type\x18\x08 \x01(\t\x12\x15\n\rdata_accessed\x18\t \x03(\t\x12\x0f\n\x07success\x18\n \x01(\x08\x12\x12\n\nip_address\x18\x0b \x01(\t\x12\x12\n\nuser_agent\x18\x0c \x01(\t\x12\x10\n\x08sequence\x18\r \x01(\x03\x12\x15\n\rprevious_hash\x18\x0e \x01(\t\x12\x0c\n\x04hash\x18\x0f \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x10 \x01(\t\x12\x17\n\x0fmapping_version\x18\x11 \x01(\x03\"=\n\rRecordRequest\x12,\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1c.concord.audit.v1.AuditEvent\">\n\x0eRecordResponse\x12,\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1c.concord.audit.v1.AuditEvent\"\xdd\x01\n\x0cQueryRequest\x12\x13\n\x0bpractice_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\"V\n\rQueryResponse\x12,\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1c.concord.audit.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\rVerifyRequest\x12\x13\n\x0bpractice_id\x18\x01 \x01(\t\"{\n\x0eVerifyResponse\x12\x0e\n\x06intact\x18\x01 \x01(\x08\x12\x16\n\x0e\x65vents_checked\x18\x02 \x01(\x03\x12\x1d\n\x15\x66irst_broken_sequence\x18\x03 \x01(\x03\x12\x0f\n\x07problem\x18\x04 \x01(\t\x12\x11\n\thead_hash\x18\x05 \x01(\t\"\xc6\x01\n\x16ListDisclosuresRequest\x12\x13\n\x0bpractice_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"\x80\x02\n\nDisclosure\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x10\n\x08resource\x18\x04 \x01(\t\x12\x12\n\npatient_id\x18\x05 \x01(\t\x12\x18\n\x10integration_type\x18\x06 \x01(\t\x12\x15\n\rdata_accessed\x18\x07 \x03(\t\x12\x0e\n\x06run_id\x18\x08 \x01(\t\x12\x17\n\x0fmapping_version\x18\t \x01(\x03\x12\x0f\n\x07user_id\x18\n \x01(\t\x12\x10\n\x08sequence\x18\x0b \x01(\x03\"e\n\x17ListDisclosuresResponse\x12\x31\n\x0b\x64isclosures\x18\x01 \x03(\x0b\x32\x1c.concord.audit.v1.Disclosure\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xda\x02\n\x0c\x41uditService\x12K\n\x06Record\x12\x1f.concord.audit.v1.RecordRequest\x1a .concord.audit.v1.RecordResponse\x12H\n\x05Query\x12\x1e.concord.audit.v1.QueryRequest\x1a\x1f.concord.audit.v1.QueryResponse\x12K\n\x06Verify\x12\x1f.concord.audit.v1.VerifyRequest\x1a .concord.audit.v1.VerifyResponse\x12\x66\n\x0fListDisclosures\x12(.concord.audit.v1.ListDisclosuresRequest\x1a).concord.audit.v1.ListDisclosuresResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,19 +33,25 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'concord.audit.v1.audit_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AUDITEVENT']._serialized_start=84
-  _globals['_AUDITEVENT']._serialized_end=438
-  _globals['_RECORDREQUEST']._serialized_start=440
-  _globals['_RECORDREQUEST']._serialized_end=501
-  _globals['_RECORDRESPONSE']._serialized_start=503
-  _globals['_RECORDRESPONSE']._serialized_end=565
-  _globals['_QUERYREQUEST']._serialized_start=568
-  _globals['_QUERYREQUEST']._serialized_end=789
-  _globals['_QUERYRESPONSE']._serialized_start=791
-  _globals['_QUERYRESPONSE']._serialized_end=877
-  _globals['_VERIFYREQUEST']._serialized_start=879
-  _globals['_VERIFYREQUEST']._serialized_end=915
-  _globals['_VERIFYRESPONSE']._serialized_start=917
-  _globals['_VERIFYRESPONSE']._serialized_end=1040
-  _globals['_AUDITSERVICE']._serialized_start=1043
-  _globals['_AUDITSERVICE']._serialized_end=1285
+  _globals['_AUDITEVENT']._serialized_end=463
+  _globals['_RECORDREQUEST']._serialized_start=465
+  _globals['_RECORDREQUEST']._serialized_end=526
+  _globals['_RECORDRESPONSE']._serialized_start=528
+  _globals['_RECORDRESPONSE']._serialized_end=590
+  _globals['_QUERYREQUEST']._serialized_start=593
+  _globals['_QUERYREQUEST']._serialized_end=814
+  _globals['_QUERYRESPONSE']._serialized_start=816
+  _globals['_QUERYRESPONSE']._serialized_end=902
+  _globals['_VERIFYREQUEST']._serialized_start=904
+  _globals['_VERIFYREQUEST']._serialized_end=940
+  _globals['_VERIFYRESPONSE']._serialized_start=942
+  _globals['_VERIFYRESPONSE']._serialized_end=1065
+  _globals['_LISTDISCLOSURESREQUEST']._serialized_start=1068
+  _globals['_LISTDISCLOSURESREQUEST']._serialized_end=1266
+  _globals['_DISCLOSURE']._serialized_start=1269
+  _globals['_DISCLOSURE']._serialized_end=1525
+  _globals['_LISTDISCLOSURESRESPONSE']._serialized_start=1527
+  _globals['_LISTDISCLOSURESRESPONSE']._serialized_end=1628
+  _globals['_AUDITSERVICE']._serialized_start=1631
+  _globals['_AUDITSERVICE']._serialized_end=1977
 # @@protoc_insertion_point(module_scope)

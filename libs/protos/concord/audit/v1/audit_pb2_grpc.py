@@ -5,7 +5,7 @@ import warnings
 
 from libs.protos.concord.audit.v1 import audit_pb2 as concord_dot_audit_dot_v1_dot_audit__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -50,6 +50,11 @@ class AuditServiceStub:
                 request_serializer=concord_dot_audit_dot_v1_dot_audit__pb2.VerifyRequest.SerializeToString,
                 response_deserializer=concord_dot_audit_dot_v1_dot_audit__pb2.VerifyResponse.FromString,
                 _registered_method=True)
+        self.ListDisclosures = channel.unary_unary(
+                '/concord.audit.v1.AuditService/ListDisclosures',
+                request_serializer=concord_dot_audit_dot_v1_dot_audit__pb2.ListDisclosuresRequest.SerializeToString,
+                response_deserializer=concord_dot_audit_dot_v1_dot_audit__pb2.ListDisclosuresResponse.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -76,6 +81,15 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDisclosures(self, request, context):
+        """A patient's accounting of disclosures (HIPAA 45 CFR 164.528): every event whose action is
+        <kind>.disclose naming the patient, oldest first: which PHI fields went to which vendor,
+        when, by which sync run and under which field-mapping version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -93,6 +107,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.Verify,
                     request_deserializer=concord_dot_audit_dot_v1_dot_audit__pb2.VerifyRequest.FromString,
                     response_serializer=concord_dot_audit_dot_v1_dot_audit__pb2.VerifyResponse.SerializeToString,
+            ),
+            'ListDisclosures': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDisclosures,
+                    request_deserializer=concord_dot_audit_dot_v1_dot_audit__pb2.ListDisclosuresRequest.FromString,
+                    response_serializer=concord_dot_audit_dot_v1_dot_audit__pb2.ListDisclosuresResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +196,33 @@ class AuditService:
             '/concord.audit.v1.AuditService/Verify',
             concord_dot_audit_dot_v1_dot_audit__pb2.VerifyRequest.SerializeToString,
             concord_dot_audit_dot_v1_dot_audit__pb2.VerifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDisclosures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.audit.v1.AuditService/ListDisclosures',
+            concord_dot_audit_dot_v1_dot_audit__pb2.ListDisclosuresRequest.SerializeToString,
+            concord_dot_audit_dot_v1_dot_audit__pb2.ListDisclosuresResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,17 +28,17 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n concord/mapping/v1/mapping.proto\x12\x12\x63oncord.mapping.v1\x1a\x1e\x63oncord/common/v1/common.proto\x1a\"concord/registry/v1/registry.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n\nFieldError\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xd8\x01\n\x0fMapToHubRequest\x12\x18\n\x10integration_type\x18\x01 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x02 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12/\n\x0evendor_records\x18\x03 \x03(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\tconfig_id\x18\x04 \x01(\t\x12\x33\n\x07options\x18\x05 \x01(\x0b\x32\".concord.registry.v1.VendorOptions\"\xa1\x01\n\x10HubMappingResult\x12\x15\n\rresource_json\x18\x01 \x01(\t\x12.\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1e.concord.mapping.v1.FieldError\x12\x13\n\x0b\x65xternal_id\x18\x03 \x01(\t\x12\x31\n\rmodified_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"b\n\x10MapToHubResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32$.concord.mapping.v1.HubMappingResult\x12\x17\n\x0fmapping_version\x18\x02 \x01(\x03\"\xc2\x01\n\x12MapToVendorRequest\x12\x18\n\x10integration_type\x18\x01 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x02 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12\x16\n\x0eresource_jsons\x18\x03 \x03(\t\x12\x11\n\tconfig_id\x18\x04 \x01(\t\x12\x33\n\x07options\x18\x05 \x01(\x0b\x32\".concord.registry.v1.VendorOptions\"u\n\x13VendorMappingResult\x12.\n\rvendor_record\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1e.concord.mapping.v1.FieldError\"h\n\x13MapToVendorResponse\x12\x38\n\x07results\x18\x01 \x03(\x0b\x32\'.concord.mapping.v1.VendorMappingResult\x12\x17\n\x0fmapping_version\x18\x02 \x01(\x03\"B\n\tTransform\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x06params\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x89\x02\n\x0c\x46ieldMapping\x12\x32\n\x0b\x65ntity_type\x18\x01 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12\x11\n\thub_field\x18\x02 \x01(\t\x12\x14\n\x0cvendor_field\x18\x03 \x01(\t\x12\x30\n\ttransform\x18\x04 \x01(\x0b\x32\x1d.concord.mapping.v1.Transform\x12\x37\n\tdirection\x18\x05 \x01(\x0e\x32$.concord.mapping.v1.MappingDirection\x12\x31\n\x06source\x18\x06 \x01(\x0e\x32!.concord.mapping.v1.MappingSource\"\xa2\x01\n\x18ListFieldMappingsRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x18\n\x10integration_type\x18\x02 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x03 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x87\x01\n\x19ListFieldMappingsResponse\x12\x38\n\x0e\x66ield_mappings\x18\x01 \x03(\x0b\x32 .concord.mapping.v1.FieldMapping\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x17\n\x0fmapping_version\x18\x03 \x01(\x03\"\xcd\x01\n\x1bReplaceFieldMappingsRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x18\n\x10integration_type\x18\x02 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x03 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12\x33\n\toverrides\x18\x04 \x03(\x0b\x32 .concord.mapping.v1.FieldMapping\x12\x18\n\x10\x65xpected_version\x18\x05 \x01(\x03\"q\n\x1cReplaceFieldMappingsResponse\x12\x38\n\x0e\x66ield_mappings\x18\x01 \x03(\x0b\x32 .concord.mapping.v1.FieldMapping\x12\x17\n\x0fmapping_version\x18\x02 \x01(\x03\"\x8f\x01\n\x19\x44\x65leteFieldMappingRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x18\n\x10integration_type\x18\x02 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x03 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12\x11\n\thub_field\x18\x04 \x01(\t\"5\n\x1a\x44\x65leteFieldMappingResponse\x12\x17\n\x0fmapping_version\x18\x01 \x01(\x03\"\xf8\x01\n\x15PreviewMappingRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x18\n\x10integration_type\x18\x02 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x03 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12\x37\n\tdirection\x18\x04 \x01(\x0e\x32$.concord.mapping.v1.MappingDirection\x12.\n\rvendor_record\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rresource_json\x18\x06 \x01(\t\"\xa8\x01\n\x16PreviewMappingResponse\x12\x15\n\rresource_json\x18\x01 \x01(\t\x12.\n\rvendor_record\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x1e.concord.mapping.v1.FieldError\x12\x17\n\x0fmapping_version\x18\x04 \x01(\x03*\xac\x01\n\x10MappingDirection\x12!\n\x1dMAPPING_DIRECTION_UNSPECIFIED\x10\x00\x12\x1c\n\x18MAPPING_DIRECTION_TO_HUB\x10\x01\x12\x1f\n\x1bMAPPING_DIRECTION_TO_VENDOR\x10\x02\x12\x1a\n\x16MAPPING_DIRECTION_BOTH\x10\x03\x12\x1a\n\x16MAPPING_DIRECTION_NONE\x10\x04*h\n\rMappingSource\x12\x1e\n\x1aMAPPING_SOURCE_UNSPECIFIED\x10\x00\x12\x1a\n\x16MAPPING_SOURCE_DEFAULT\x10\x01\x12\x1b\n\x17MAPPING_SOURCE_OVERRIDE\x10\x02\x32\x92\x05\n\x0eMappingService\x12U\n\x08MapToHub\x12#.concord.mapping.v1.MapToHubRequest\x1a$.concord.mapping.v1.MapToHubResponse\x12^\n\x0bMapToVendor\x12&.concord.mapping.v1.MapToVendorRequest\x1a\'.concord.mapping.v1.MapToVendorResponse\x12p\n\x11ListFieldMappings\x12,.concord.mapping.v1.ListFieldMappingsRequest\x1a-.concord.mapping.v1.ListFieldMappingsResponse\x12y\n\x14ReplaceFieldMappings\x12/.concord.mapping.v1.ReplaceFieldMappingsRequest\x1a\x30.concord.mapping.v1.ReplaceFieldMappingsResponse\x12s\n\x12\x44\x65leteFieldMapping\x12-.concord.mapping.v1.DeleteFieldMappingRequest\x1a..concord.mapping.v1.DeleteFieldMappingResponse\x12g\n\x0ePreviewMapping\x12).concord.mapping.v1.PreviewMappingRequest\x1a*.concord.mapping.v1.PreviewMappingResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n concord/mapping/v1/mapping.proto\x12\x12\x63oncord.mapping.v1\x1a\x1e\x63oncord/common/v1/common.proto\x1a\"concord/registry/v1/registry.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n\nFieldError\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xd8\x01\n\x0fMapToHubRequest\x12\x18\n\x10integration_type\x18\x01 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x02 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12/\n\x0evendor_records\x18\x03 \x03(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\tconfig_id\x18\x04 \x01(\t\x12\x33\n\x07options\x18\x05 \x01(\x0b\x32\".concord.registry.v1.VendorOptions\"\xa1\x01\n\x10HubMappingResult\x12\x15\n\rresource_json\x18\x01 \x01(\t\x12.\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1e.concord.mapping.v1.FieldError\x12\x13\n\x0b\x65xternal_id\x18\x03 \x01(\t\x12\x31\n\rmodified_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"b\n\x10MapToHubResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32$.concord.mapping.v1.HubMappingResult\x12\x17\n\x0fmapping_version\x18\x02 \x01(\x03\"\xc2\x01\n\x12MapToVendorRequest\x12\x18\n\x10integration_type\x18\x01 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x02 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12\x16\n\x0eresource_jsons\x18\x03 \x03(\t\x12\x11\n\tconfig_id\x18\x04 \x01(\t\x12\x33\n\x07options\x18\x05 \x01(\x0b\x32\".concord.registry.v1.VendorOptions\"\xba\x01\n\x13VendorMappingResult\x12.\n\rvendor_record\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x1e.concord.mapping.v1.FieldError\x12\x17\n\x0fwithheld_fields\x18\x03 \x03(\t\x12\x10\n\x08withheld\x18\x04 \x01(\x08\x12\x18\n\x10\x64isclosed_fields\x18\x05 \x03(\t\"h\n\x13MapToVendorResponse\x12\x38\n\x07results\x18\x01 \x03(\x0b\x32\'.concord.mapping.v1.VendorMappingResult\x12\x17\n\x0fmapping_version\x18\x02 \x01(\x03\"B\n\tTransform\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x06params\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x89\x02\n\x0c\x46ieldMapping\x12\x32\n\x0b\x65ntity_type\x18\x01 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12\x11\n\thub_field\x18\x02 \x01(\t\x12\x14\n\x0cvendor_field\x18\x03 \x01(\t\x12\x30\n\ttransform\x18\x04 \x01(\x0b\x32\x1d.concord.mapping.v1.Transform\x12\x37\n\tdirection\x18\x05 \x01(\x0e\x32$.concord.mapping.v1.MappingDirection\x12\x31\n\x06source\x18\x06 \x01(\x0e\x32!.concord.mapping.v1.MappingSource\"\xa2\x01\n\x18ListFieldMappingsRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x18\n\x10integration_type\x18\x02 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x03 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x87\x01\n\x19ListFieldMappingsResponse\x12\x38\n\x0e\x66ield_mappings\x18\x01 \x03(\x0b\x32 .concord.mapping.v1.FieldMapping\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x17\n\x0fmapping_version\x18\x03 \x01(\x03\"\xcd\x01\n\x1bReplaceFieldMappingsRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x18\n\x10integration_type\x18\x02 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x03 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12\x33\n\toverrides\x18\x04 \x03(\x0b\x32 .concord.mapping.v1.FieldMapping\x12\x18\n\x10\x65xpected_version\x18\x05 \x01(\x03\"q\n\x1cReplaceFieldMappingsResponse\x12\x38\n\x0e\x66ield_mappings\x18\x01 \x03(\x0b\x32 .concord.mapping.v1.FieldMapping\x12\x17\n\x0fmapping_version\x18\x02 \x01(\x03\"\x8f\x01\n\x19\x44\x65leteFieldMappingRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x18\n\x10integration_type\x18\x02 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x03 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12\x11\n\thub_field\x18\x04 \x01(\t\"5\n\x1a\x44\x65leteFieldMappingResponse\x12\x17\n\x0fmapping_version\x18\x01 \x01(\x03\"\xf8\x01\n\x15PreviewMappingRequest\x12\x11\n\tconfig_id\x18\x01 \x01(\t\x12\x18\n\x10integration_type\x18\x02 \x01(\t\x12\x32\n\x0b\x65ntity_type\x18\x03 \x01(\x0e\x32\x1d.concord.common.v1.EntityType\x12\x37\n\tdirection\x18\x04 \x01(\x0e\x32$.concord.mapping.v1.MappingDirection\x12.\n\rvendor_record\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rresource_json\x18\x06 \x01(\t\"\xa8\x01\n\x16PreviewMappingResponse\x12\x15\n\rresource_json\x18\x01 \x01(\t\x12.\n\rvendor_record\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x1e.concord.mapping.v1.FieldError\x12\x17\n\x0fmapping_version\x18\x04 \x01(\x03*\xac\x01\n\x10MappingDirection\x12!\n\x1dMAPPING_DIRECTION_UNSPECIFIED\x10\x00\x12\x1c\n\x18MAPPING_DIRECTION_TO_HUB\x10\x01\x12\x1f\n\x1bMAPPING_DIRECTION_TO_VENDOR\x10\x02\x12\x1a\n\x16MAPPING_DIRECTION_BOTH\x10\x03\x12\x1a\n\x16MAPPING_DIRECTION_NONE\x10\x04*h\n\rMappingSource\x12\x1e\n\x1aMAPPING_SOURCE_UNSPECIFIED\x10\x00\x12\x1a\n\x16MAPPING_SOURCE_DEFAULT\x10\x01\x12\x1b\n\x17MAPPING_SOURCE_OVERRIDE\x10\x02\x32\x92\x05\n\x0eMappingService\x12U\n\x08MapToHub\x12#.concord.mapping.v1.MapToHubRequest\x1a$.concord.mapping.v1.MapToHubResponse\x12^\n\x0bMapToVendor\x12&.concord.mapping.v1.MapToVendorRequest\x1a\'.concord.mapping.v1.MapToVendorResponse\x12p\n\x11ListFieldMappings\x12,.concord.mapping.v1.ListFieldMappingsRequest\x1a-.concord.mapping.v1.ListFieldMappingsResponse\x12y\n\x14ReplaceFieldMappings\x12/.concord.mapping.v1.ReplaceFieldMappingsRequest\x1a\x30.concord.mapping.v1.ReplaceFieldMappingsResponse\x12s\n\x12\x44\x65leteFieldMapping\x12-.concord.mapping.v1.DeleteFieldMappingRequest\x1a..concord.mapping.v1.DeleteFieldMappingResponse\x12g\n\x0ePreviewMapping\x12).concord.mapping.v1.PreviewMappingRequest\x1a*.concord.mapping.v1.PreviewMappingResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'concord.mapping.v1.mapping_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MAPPINGDIRECTION']._serialized_start=2740
-  _globals['_MAPPINGDIRECTION']._serialized_end=2912
-  _globals['_MAPPINGSOURCE']._serialized_start=2914
-  _globals['_MAPPINGSOURCE']._serialized_end=3018
+  _globals['_MAPPINGDIRECTION']._serialized_start=2810
+  _globals['_MAPPINGDIRECTION']._serialized_end=2982
+  _globals['_MAPPINGSOURCE']._serialized_start=2984
+  _globals['_MAPPINGSOURCE']._serialized_end=3088
   _globals['_FIELDERROR']._serialized_start=187
   _globals['_FIELDERROR']._serialized_end=247
   _globals['_MAPTOHUBREQUEST']._serialized_start=250
@@ -49,30 +49,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MAPTOHUBRESPONSE']._serialized_end=730
   _globals['_MAPTOVENDORREQUEST']._serialized_start=733
   _globals['_MAPTOVENDORREQUEST']._serialized_end=927
-  _globals['_VENDORMAPPINGRESULT']._serialized_start=929
-  _globals['_VENDORMAPPINGRESULT']._serialized_end=1046
-  _globals['_MAPTOVENDORRESPONSE']._serialized_start=1048
-  _globals['_MAPTOVENDORRESPONSE']._serialized_end=1152
-  _globals['_TRANSFORM']._serialized_start=1154
-  _globals['_TRANSFORM']._serialized_end=1220
-  _globals['_FIELDMAPPING']._serialized_start=1223
-  _globals['_FIELDMAPPING']._serialized_end=1488
-  _globals['_LISTFIELDMAPPINGSREQUEST']._serialized_start=1491
-  _globals['_LISTFIELDMAPPINGSREQUEST']._serialized_end=1653
-  _globals['_LISTFIELDMAPPINGSRESPONSE']._serialized_start=1656
-  _globals['_LISTFIELDMAPPINGSRESPONSE']._serialized_end=1791
-  _globals['_REPLACEFIELDMAPPINGSREQUEST']._serialized_start=1794
-  _globals['_REPLACEFIELDMAPPINGSREQUEST']._serialized_end=1999
-  _globals['_REPLACEFIELDMAPPINGSRESPONSE']._serialized_start=2001
-  _globals['_REPLACEFIELDMAPPINGSRESPONSE']._serialized_end=2114
-  _globals['_DELETEFIELDMAPPINGREQUEST']._serialized_start=2117
-  _globals['_DELETEFIELDMAPPINGREQUEST']._serialized_end=2260
-  _globals['_DELETEFIELDMAPPINGRESPONSE']._serialized_start=2262
-  _globals['_DELETEFIELDMAPPINGRESPONSE']._serialized_end=2315
-  _globals['_PREVIEWMAPPINGREQUEST']._serialized_start=2318
-  _globals['_PREVIEWMAPPINGREQUEST']._serialized_end=2566
-  _globals['_PREVIEWMAPPINGRESPONSE']._serialized_start=2569
-  _globals['_PREVIEWMAPPINGRESPONSE']._serialized_end=2737
-  _globals['_MAPPINGSERVICE']._serialized_start=3021
-  _globals['_MAPPINGSERVICE']._serialized_end=3679
+  _globals['_VENDORMAPPINGRESULT']._serialized_start=930
+  _globals['_VENDORMAPPINGRESULT']._serialized_end=1116
+  _globals['_MAPTOVENDORRESPONSE']._serialized_start=1118
+  _globals['_MAPTOVENDORRESPONSE']._serialized_end=1222
+  _globals['_TRANSFORM']._serialized_start=1224
+  _globals['_TRANSFORM']._serialized_end=1290
+  _globals['_FIELDMAPPING']._serialized_start=1293
+  _globals['_FIELDMAPPING']._serialized_end=1558
+  _globals['_LISTFIELDMAPPINGSREQUEST']._serialized_start=1561
+  _globals['_LISTFIELDMAPPINGSREQUEST']._serialized_end=1723
+  _globals['_LISTFIELDMAPPINGSRESPONSE']._serialized_start=1726
+  _globals['_LISTFIELDMAPPINGSRESPONSE']._serialized_end=1861
+  _globals['_REPLACEFIELDMAPPINGSREQUEST']._serialized_start=1864
+  _globals['_REPLACEFIELDMAPPINGSREQUEST']._serialized_end=2069
+  _globals['_REPLACEFIELDMAPPINGSRESPONSE']._serialized_start=2071
+  _globals['_REPLACEFIELDMAPPINGSRESPONSE']._serialized_end=2184
+  _globals['_DELETEFIELDMAPPINGREQUEST']._serialized_start=2187
+  _globals['_DELETEFIELDMAPPINGREQUEST']._serialized_end=2330
+  _globals['_DELETEFIELDMAPPINGRESPONSE']._serialized_start=2332
+  _globals['_DELETEFIELDMAPPINGRESPONSE']._serialized_end=2385
+  _globals['_PREVIEWMAPPINGREQUEST']._serialized_start=2388
+  _globals['_PREVIEWMAPPINGREQUEST']._serialized_end=2636
+  _globals['_PREVIEWMAPPINGRESPONSE']._serialized_start=2639
+  _globals['_PREVIEWMAPPINGRESPONSE']._serialized_end=2807
+  _globals['_MAPPINGSERVICE']._serialized_start=3091
+  _globals['_MAPPINGSERVICE']._serialized_end=3749
 # @@protoc_insertion_point(module_scope)

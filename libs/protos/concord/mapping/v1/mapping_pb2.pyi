@@ -94,12 +94,18 @@ class MapToVendorRequest(_message.Message):
     def __init__(self, integration_type: _Optional[str] = ..., entity_type: _Optional[_Union[_common_pb2.EntityType, str]] = ..., resource_jsons: _Optional[_Iterable[str]] = ..., config_id: _Optional[str] = ..., options: _Optional[_Union[_registry_pb2.VendorOptions, _Mapping]] = ...) -> None: ...
 
 class VendorMappingResult(_message.Message):
-    __slots__ = ("vendor_record", "errors")
+    __slots__ = ("vendor_record", "errors", "withheld_fields", "withheld", "disclosed_fields")
     VENDOR_RECORD_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
+    WITHHELD_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    WITHHELD_FIELD_NUMBER: _ClassVar[int]
+    DISCLOSED_FIELDS_FIELD_NUMBER: _ClassVar[int]
     vendor_record: _struct_pb2.Struct
     errors: _containers.RepeatedCompositeFieldContainer[FieldError]
-    def __init__(self, vendor_record: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[FieldError, _Mapping]]] = ...) -> None: ...
+    withheld_fields: _containers.RepeatedScalarFieldContainer[str]
+    withheld: bool
+    disclosed_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, vendor_record: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[FieldError, _Mapping]]] = ..., withheld_fields: _Optional[_Iterable[str]] = ..., withheld: _Optional[bool] = ..., disclosed_fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class MapToVendorResponse(_message.Message):
     __slots__ = ("results", "mapping_version")

@@ -5,7 +5,7 @@ import warnings
 
 from libs.protos.concord.mapping.v1 import mapping_pb2 as concord_dot_mapping_dot_v1_dot_mapping__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 

@@ -40,14 +40,28 @@ SALESFORCE_APPOINTMENT_OBJECT_SERVICE_APPOINTMENT: SalesforceAppointmentObject
 SALESFORCE_APPOINTMENT_OBJECT_EVENT: SalesforceAppointmentObject
 
 class Practice(_message.Message):
-    __slots__ = ("practice_id", "name", "create_time")
+    __slots__ = ("practice_id", "name", "create_time", "business_associate_agreements")
     PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    BUSINESS_ASSOCIATE_AGREEMENTS_FIELD_NUMBER: _ClassVar[int]
     practice_id: str
     name: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, practice_id: _Optional[str] = ..., name: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    business_associate_agreements: _containers.RepeatedCompositeFieldContainer[BusinessAssociateAgreement]
+    def __init__(self, practice_id: _Optional[str] = ..., name: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., business_associate_agreements: _Optional[_Iterable[_Union[BusinessAssociateAgreement, _Mapping]]] = ...) -> None: ...
+
+class BusinessAssociateAgreement(_message.Message):
+    __slots__ = ("integration_type", "effective_date", "record_time", "recorded_by")
+    INTEGRATION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_DATE_FIELD_NUMBER: _ClassVar[int]
+    RECORD_TIME_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_BY_FIELD_NUMBER: _ClassVar[int]
+    integration_type: str
+    effective_date: str
+    record_time: _timestamp_pb2.Timestamp
+    recorded_by: str
+    def __init__(self, integration_type: _Optional[str] = ..., effective_date: _Optional[str] = ..., record_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recorded_by: _Optional[str] = ...) -> None: ...
 
 class Endpoints(_message.Message):
     __slots__ = ("api_base_url", "authorize_url", "token_url", "revocation_url")
@@ -90,7 +104,7 @@ class IntegrationDefinition(_message.Message):
     def __init__(self, integration_type: _Optional[str] = ..., name: _Optional[str] = ..., category: _Optional[str] = ..., version: _Optional[str] = ..., capabilities: _Optional[_Iterable[_Union[_common_pb2.EntityType, str]]] = ..., auth_kind: _Optional[_Union[AuthKind, str]] = ..., pkce_supported: _Optional[bool] = ..., scopes: _Optional[_Iterable[str]] = ..., endpoints: _Optional[_Union[Endpoints, _Mapping]] = ..., baa_required: _Optional[bool] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., supported_auth_kinds: _Optional[_Iterable[_Union[AuthKind, str]]] = ...) -> None: ...
 
 class IntegrationConfig(_message.Message):
-    __slots__ = ("config_id", "practice_id", "integration_type", "sync_direction", "sync_frequency", "conflict_policy", "active", "enabled_entities", "create_time", "update_time", "options", "field_conflict_policies")
+    __slots__ = ("config_id", "practice_id", "integration_type", "sync_direction", "sync_frequency", "conflict_policy", "active", "enabled_entities", "create_time", "update_time", "options", "field_conflict_policies", "field_allow_list", "baa_effective_date")
     class FieldConflictPoliciesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +124,8 @@ class IntegrationConfig(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     FIELD_CONFLICT_POLICIES_FIELD_NUMBER: _ClassVar[int]
+    FIELD_ALLOW_LIST_FIELD_NUMBER: _ClassVar[int]
+    BAA_EFFECTIVE_DATE_FIELD_NUMBER: _ClassVar[int]
     config_id: str
     practice_id: str
     integration_type: str
@@ -122,7 +138,9 @@ class IntegrationConfig(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     options: VendorOptions
     field_conflict_policies: _containers.ScalarMap[str, _common_pb2.ConflictPolicy]
-    def __init__(self, config_id: _Optional[str] = ..., practice_id: _Optional[str] = ..., integration_type: _Optional[str] = ..., sync_direction: _Optional[_Union[_common_pb2.SyncDirection, str]] = ..., sync_frequency: _Optional[_Union[_common_pb2.SyncFrequency, str]] = ..., conflict_policy: _Optional[_Union[_common_pb2.ConflictPolicy, str]] = ..., active: _Optional[bool] = ..., enabled_entities: _Optional[_Iterable[_Union[_common_pb2.EntityType, str]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., options: _Optional[_Union[VendorOptions, _Mapping]] = ..., field_conflict_policies: _Optional[_Mapping[str, _common_pb2.ConflictPolicy]] = ...) -> None: ...
+    field_allow_list: _containers.RepeatedScalarFieldContainer[str]
+    baa_effective_date: str
+    def __init__(self, config_id: _Optional[str] = ..., practice_id: _Optional[str] = ..., integration_type: _Optional[str] = ..., sync_direction: _Optional[_Union[_common_pb2.SyncDirection, str]] = ..., sync_frequency: _Optional[_Union[_common_pb2.SyncFrequency, str]] = ..., conflict_policy: _Optional[_Union[_common_pb2.ConflictPolicy, str]] = ..., active: _Optional[bool] = ..., enabled_entities: _Optional[_Iterable[_Union[_common_pb2.EntityType, str]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., options: _Optional[_Union[VendorOptions, _Mapping]] = ..., field_conflict_policies: _Optional[_Mapping[str, _common_pb2.ConflictPolicy]] = ..., field_allow_list: _Optional[_Iterable[str]] = ..., baa_effective_date: _Optional[str] = ...) -> None: ...
 
 class VendorOptions(_message.Message):
     __slots__ = ("marketing", "booking", "salesforce")
@@ -301,3 +319,19 @@ class UpdateIntegrationConfigResponse(_message.Message):
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     config: IntegrationConfig
     def __init__(self, config: _Optional[_Union[IntegrationConfig, _Mapping]] = ...) -> None: ...
+
+class RecordBusinessAssociateAgreementRequest(_message.Message):
+    __slots__ = ("practice_id", "integration_type", "effective_date")
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    INTEGRATION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_DATE_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    integration_type: str
+    effective_date: str
+    def __init__(self, practice_id: _Optional[str] = ..., integration_type: _Optional[str] = ..., effective_date: _Optional[str] = ...) -> None: ...
+
+class RecordBusinessAssociateAgreementResponse(_message.Message):
+    __slots__ = ("agreement",)
+    AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    agreement: BusinessAssociateAgreement
+    def __init__(self, agreement: _Optional[_Union[BusinessAssociateAgreement, _Mapping]] = ...) -> None: ...

@@ -5,7 +5,7 @@ import warnings
 
 from libs.protos.concord.registry.v1 import registry_pb2 as concord_dot_registry_dot_v1_dot_registry__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -85,6 +85,11 @@ class RegistryServiceStub:
                 request_serializer=concord_dot_registry_dot_v1_dot_registry__pb2.UpdateIntegrationConfigRequest.SerializeToString,
                 response_deserializer=concord_dot_registry_dot_v1_dot_registry__pb2.UpdateIntegrationConfigResponse.FromString,
                 _registered_method=True)
+        self.RecordBusinessAssociateAgreement = channel.unary_unary(
+                '/concord.registry.v1.RegistryService/RecordBusinessAssociateAgreement',
+                request_serializer=concord_dot_registry_dot_v1_dot_registry__pb2.RecordBusinessAssociateAgreementRequest.SerializeToString,
+                response_deserializer=concord_dot_registry_dot_v1_dot_registry__pb2.RecordBusinessAssociateAgreementResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -151,6 +156,16 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordBusinessAssociateAgreement(self, request, context):
+        """Records (or replaces) the date the practice's Business Associate Agreement with a vendor takes
+        effect. Until one is in effect, a vendor whose definition has baa_required receives no PHI
+        field (libs/minimum_necessary.py). INVALID_ARGUMENT INVALID_DATE, NOT_FOUND PRACTICE_NOT_FOUND
+        or DEFINITION_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -203,6 +218,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.UpdateIntegrationConfig,
                     request_deserializer=concord_dot_registry_dot_v1_dot_registry__pb2.UpdateIntegrationConfigRequest.FromString,
                     response_serializer=concord_dot_registry_dot_v1_dot_registry__pb2.UpdateIntegrationConfigResponse.SerializeToString,
+            ),
+            'RecordBusinessAssociateAgreement': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordBusinessAssociateAgreement,
+                    request_deserializer=concord_dot_registry_dot_v1_dot_registry__pb2.RecordBusinessAssociateAgreementRequest.FromString,
+                    response_serializer=concord_dot_registry_dot_v1_dot_registry__pb2.RecordBusinessAssociateAgreementResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -476,6 +496,33 @@ class RegistryService:
             '/concord.registry.v1.RegistryService/UpdateIntegrationConfig',
             concord_dot_registry_dot_v1_dot_registry__pb2.UpdateIntegrationConfigRequest.SerializeToString,
             concord_dot_registry_dot_v1_dot_registry__pb2.UpdateIntegrationConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordBusinessAssociateAgreement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.registry.v1.RegistryService/RecordBusinessAssociateAgreement',
+            concord_dot_registry_dot_v1_dot_registry__pb2.RecordBusinessAssociateAgreementRequest.SerializeToString,
+            concord_dot_registry_dot_v1_dot_registry__pb2.RecordBusinessAssociateAgreementResponse.FromString,
             options,
             channel_credentials,
             insecure,

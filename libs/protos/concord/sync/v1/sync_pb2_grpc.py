@@ -5,7 +5,7 @@ import warnings
 
 from libs.protos.concord.sync.v1 import sync_pb2 as concord_dot_sync_dot_v1_dot_sync__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
