@@ -19,13 +19,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# `make demo TLS=1` runs every service-to-service call over mutual TLS (development certificates
+# made at first start in $(DATA_DIR)/keys/tls).
+TLS_ENV = $(if $(TLS),CONCORD_TLS_DEV_CERTIFICATES=true)
+
 demo: $(STAMP)
 	@mkdir -p $(DATA_DIR)
-	CONCORD_DATA_DIR=$(DATA_DIR) $(BIN)/python -m services.demo
+	CONCORD_DATA_DIR=$(DATA_DIR) $(TLS_ENV) $(BIN)/python -m services.demo
 
 up: $(STAMP)
 	@mkdir -p $(DATA_DIR)
-	CONCORD_DATA_DIR=$(DATA_DIR) $(BIN)/python -m services.supervisor
+	CONCORD_DATA_DIR=$(DATA_DIR) $(TLS_ENV) $(BIN)/python -m services.supervisor
 
 test: $(STAMP)
 	$(BIN)/ruff check .

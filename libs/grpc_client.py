@@ -11,6 +11,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
+from libs import service_auth, tls
 from libs.errors import ConcordError, error_for_code
 from libs.identity import current_caller
 
@@ -18,19 +19,24 @@ StubT = TypeVar("StubT")
 
 
 def open_channel(address: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(
-        address,
-        interceptors=[*aio_client_interceptors(), _IdentityInterceptor()],
-        options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
-    )
+    """A channel to a peer: TLS with this process's client certificate where certificates are
+    configured (libs/tls.py), plaintext otherwise."""
+    interceptors = [*aio_client_interceptors(), _IdentityInterceptor()]
+    options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    material = tls.installed()
+    if material is not None:
+        return grpc.aio.secure_channel(address, material.channel_credentials(), options, interceptors=interceptors)
+    return grpc.aio.insecure_channel(address, options, interceptors=interceptors)
 
 
 class _IdentityInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    """Sends the current caller, signed with the service key (libs/service_auth.py)."""
+
     async def intercept_unary_unary(self, continuation, client_call_details, request):  # noqa: ANN001
-        caller = current_caller()
-        metadata = list(client_call_details.metadata or ())
-        present = {key for key, _ in metadata}
-        metadata.extend(item for item in caller.metadata() if item[0] not in present)
+        token = service_auth.token_for(current_caller())
+        metadata = [item for item in client_call_details.metadata or () if item[0] != service_auth.METADATA_KEY]
+        if token is not None:
+            metadata.append((service_auth.METADATA_KEY, token))
         details = client_call_details._replace(metadata=grpc.aio.Metadata(*metadata))
         return await continuation(details, request)
 

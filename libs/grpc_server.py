@@ -16,6 +16,8 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
+from libs import service_auth, tls
+from libs.confinement import confine_request, confine_response
 from libs.errors import ERROR_DOMAIN, ConcordError
 from libs.identity import Caller, reset_caller, set_caller
 
@@ -46,8 +48,20 @@ def _pack(message: Any) -> any_pb2.Any:
     return packed
 
 
+# Health checks and reflection answer without identity (load balancers, grpcurl); nothing else does.
+_PUBLIC = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+def _identity(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == service_auth.METADATA_KEY:
+            return value if isinstance(value, str) else value.decode()
+    return None
+
+
 class _ErrorAndIdentityInterceptor(grpc.aio.ServerInterceptor):
-    """Binds the caller from metadata and turns domain errors into rich statuses."""
+    """Binds the caller its signed identity names (refusing a call without one) and turns domain
+    errors into rich statuses."""
 
     async def intercept_service(
         self,
@@ -60,10 +74,19 @@ class _ErrorAndIdentityInterceptor(grpc.aio.ServerInterceptor):
         inner = handler.unary_unary
         method = handler_call_details.method
 
+        public = method.startswith(_PUBLIC)
+
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            token = set_caller(Caller.from_metadata(context.invocation_metadata()))
             try:
-                return await inner(request, context)
+                caller = Caller() if public else service_auth.caller_from(_identity(context))
+            except ConcordError as error:
+                await context.abort_with_status(rpc_status.to_status(status_for(error)))
+            token = set_caller(caller)
+            try:
+                confine_request(caller, request)
+                response = await inner(request, context)
+                confine_response(caller, response)
+                return response
             except ConcordError as error:
                 await context.abort_with_status(rpc_status.to_status(status_for(error)))
             except grpc.aio.AbortError:
@@ -102,7 +125,11 @@ async def create_server(
         binding.add(binding.servicer, server)
     names = [b.name for b in bindings]
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(address)
+    material = tls.installed()
+    if material is not None:  # mutual TLS: a client without a certificate from the CA is not served
+        port = server.add_secure_port(address, material.server_credentials())
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"could not bind {address}")
     await server.start()

@@ -1,20 +1,11 @@
-"""The caller's identity as it travels between services in gRPC metadata."""
+"""The caller's identity: bound per request, sent to every service called (signed: libs/service_auth.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-
-_KEYS = {
-    "user_id": "x-concord-user",
-    "practice_id": "x-concord-practice",
-    "role": "x-concord-role",
-    "ip_address": "x-concord-client-ip",
-    "user_agent": "x-concord-client-agent",
-    "request_id": "x-concord-request-id",
-}
 
 
 @dataclass(frozen=True)
@@ -25,14 +16,6 @@ class Caller:
     ip_address: str = ""
     user_agent: str = ""
     request_id: str = ""
-
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        return tuple((key, getattr(self, attr)) for attr, key in _KEYS.items() if getattr(self, attr))
-
-    @classmethod
-    def from_metadata(cls, metadata: Iterable[tuple[str, str | bytes]] | None) -> Caller:
-        values = dict(metadata or ())
-        return cls(**{attr: str(values.get(key, "")) for attr, key in _KEYS.items()})
 
 
 SYSTEM = Caller(user_id="system:concord", role="system")

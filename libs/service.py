@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from libs import service_auth, tls
 from libs.db import create_engine, create_session_factory, migrate, schema_for
 from libs.grpc_server import ServiceBinding, create_server
 from libs.settings import Settings
@@ -31,6 +32,9 @@ class Database:
 
 
 async def open_database(service: str, settings: Settings, migrations_dir: Path) -> Database:
+    """A service's first step: its service key (to call its peers and be called), then its database."""
+    service_auth.install(settings)
+    tls.install(settings)
     engine = create_engine(service, settings)
     await migrate(engine, migrations_dir, schema_for(service, settings))
     return Database(engine, create_session_factory(engine))

@@ -55,9 +55,37 @@ class Settings(BaseSettings):
 
     # Access tokens are refreshed when they expire within this many seconds.
     token_refresh_margin_seconds: int = 300
+    # A larger request body is refused 413 before any route reads it (a 60-patient FHIR import
+    # bundle is about 1 MB).
+    gateway_max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Who wraps the data keys: the local keyring (<data_dir>/keys/keyring.json) or AWS KMS
+    # (libs/key_providers.py; pip install 'concord[aws]').
+    key_provider: Literal["local", "aws-kms"] = "local"
+    # aws-kms: the customer managed key (id, ARN or alias/...) and its region (empty: boto3's chain).
+    aws_kms_key_id: str = ""
+    aws_region: str = ""
+    # TLS and mutual TLS between services (libs/tls.py): this process's certificate, its key and
+    # the CA of every service's; or development certificates made at first start.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_ca_file: str = ""
+    tls_dev_certificates: bool = False
+
     # The development OIDC issuer the gateway trusts in the embedded default.
     jwt_issuer: str = "concord-dev"
     jwt_audience: str = "concord-gateway"
+    # An external OIDC issuer instead (services/gateway/auth.py): its JWKS URL (https), the keys
+    # cached this long; jwt_issuer/jwt_audience then name that issuer and this API as its tokens do.
+    oidc_jwks_url: str = ""
+    oidc_jwks_cache_seconds: int = Field(default=600, ge=30)
+    # The claims naming the user's practice and role (the development issuer writes these two).
+    oidc_practice_claim: str = "practice_id"
+    oidc_role_claim: str = "role"
+    # Clock skew allowed on exp, nbf and iat.
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # Absolute session bound: a token whose session began (auth_time, else iat) longer ago is
+    # refused 401 SESSION_EXPIRED. Idle timeout is the IdP's (short-lived tokens, refreshed). 0: off.
+    session_timeout_minutes: int = Field(default=15, ge=0)
 
     def service_address(self, service: str) -> str:
         return getattr(self, f"{service}_address")

@@ -12,6 +12,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from libs import service_auth, tls
 from libs.grpc_client import open_channel
 from libs.protos.concord.adapter.v1 import adapter_pb2 as pb
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
@@ -110,6 +111,8 @@ class AdapterWorker:
 
 
 def build_worker(vendor: str, settings: Settings, client: Client) -> AdapterWorker:
+    service_auth.install(settings)
+    tls.install(settings)
     channel = open_channel(settings.connection_address)
     context = AdapterContext(settings, connection_pb2_grpc.ConnectionServiceStub(channel))
     adapter = load_adapter(vendor)(context)

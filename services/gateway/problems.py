@@ -39,13 +39,20 @@ def problem(status: int, detail: str, instance: str, **extra: object) -> JSONRes
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def instance_of(request: Request) -> str:
+    """The problem's ``instance``: the route's template (``/patients/{patient_id}``), never the path
+    as sent, which may carry whatever the caller typed (a name, an email)."""
+    route = request.scope.get("route")
+    return getattr(route, "path", "") or "about:blank"
+
+
 def domain_problem(request: Request, error: ConcordError) -> JSONResponse:
     status = STATUS_BY_CODE.get(error.code.name, 500)
     extra: dict[str, object] = {"reason": error.reason}
     if error.field:
         extra["field"] = error.field
     detail = error.message if status < 500 else "the request could not be completed"
-    return problem(status, detail, request.url.path, **extra)
+    return problem(status, detail, instance_of(request), **extra)
 
 
 def _field(loc: tuple) -> str:
@@ -79,15 +86,15 @@ def install(app: FastAPI, authenticate_first: Callable[[Request], None] | None =
         return problem(
             400 if malformed else 422,
             f"invalid request field: {first}",
-            request.url.path,
+            instance_of(request),
             field=first,
             errors=errors,
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return problem(error.status_code, str(error.detail), request.url.path)
+        return problem(error.status_code, str(error.detail), instance_of(request))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        return problem(500, "the request could not be completed", request.url.path)
+        return problem(500, "the request could not be completed", instance_of(request))

@@ -10,6 +10,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from libs import service_auth, tls
 from libs.asgi import RunningAsgi, bind_socket, serve_on
 from libs.grpc_client import open_channel
 from libs.protos.concord.audit.v1 import audit_pb2_grpc
@@ -21,6 +22,7 @@ from libs.settings import Settings
 from services.gateway.app import create_app
 from services.gateway.auth import DevIssuer
 from services.gateway.deps import Backends
+from services.gateway.limits import BodyLimit
 
 NAME = "gateway"
 
@@ -67,6 +69,8 @@ async def start(settings: Settings, port: int | None = None, sock: socket.socket
     """Serves the gateway on ``sock`` (bound earlier, so its URL was known and held) or binds
     ``port`` (settings.gateway_port when None)."""
     issuer = DevIssuer.in_data_dir(settings)
+    service_auth.install(settings)
+    tls.install(settings)
     channels = [
         open_channel(settings.service_address(name)) for name in ("registry", "connection", "sync", "audit", "mapping")
     ]
@@ -81,5 +85,5 @@ async def start(settings: Settings, port: int | None = None, sock: socket.socket
     FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
     if sock is None:
         sock = bind_socket(settings.gateway_host, settings.gateway_port if port is None else port)
-    asgi = await serve_on(sock, FreshTraceContext(app))
+    asgi = await serve_on(sock, FreshTraceContext(BodyLimit(app, settings.gateway_max_body_bytes)))
     return RunningGateway(asgi, issuer, channels)

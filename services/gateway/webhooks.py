@@ -202,7 +202,7 @@ def _retry_later(request: Request, reason: str, what: str) -> JSONResponse:
     # The running pull may have read before this change committed: have the sender retry, so a
     # pull that starts after it is sure to see it.
     answer = problems.problem(
-        503, f"a pull of this entity is running; send the {what} again", request.url.path, reason=reason
+        503, f"a pull of this entity is running; send the {what} again", problems.instance_of(request), reason=reason
     )
     answer.headers["Retry-After"] = "1"
     return answer

@@ -40,9 +40,12 @@ class ConfigDirectory:
         for the wrong vendor."""
         ref = self._known.get(config_id)
         if ref is None:
-            config = (
-                await call(self._registry.GetIntegrationConfig, pb.GetIntegrationConfigRequest(config_id=config_id))
-            ).config
+            try:
+                config = (
+                    await call(self._registry.GetIntegrationConfig, pb.GetIntegrationConfigRequest(config_id=config_id))
+                ).config
+            except NotFound:  # missing, or another practice's (the registry does not tell them apart)
+                raise NotFound("integration config not found", reason="CONFIG_NOT_FOUND") from None
             ref = self._known[config_id] = ConfigRef(config.config_id, config.practice_id, config.integration_type)
         caller = current_caller()
         if caller.practice_id and caller.practice_id != ref.practice_id:

@@ -242,7 +242,8 @@ async def test_a_caller_of_another_practice_is_refused(peers: Peers) -> None:
         for method, request in attempts:
             with pytest.raises(PermissionDenied) as error:
                 await call(method, request)
-            assert error.value.reason == "PRACTICE_SCOPE"
+            # Refused before the service runs (libs/confinement.py); PRACTICE_SCOPE is the service's own check.
+            assert error.value.reason in {"OTHER_PRACTICE", "PRACTICE_SCOPE"}
     [only] = await list_all(peers)
     assert only.version == 1
     assert [e for e in await audit_events(peers, P1) if e.user_id == "nurse-2"] == []
