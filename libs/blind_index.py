@@ -4,8 +4,8 @@ indexes reveal nothing to whoever reads the table without the key.
 
 Each index is of one *kind* (which fields it covers); two records share an index of a kind exactly
 when their normalised values of those fields are equal. The key is per practice (an index of one
-practice never matches another's) and is derived from the keyring: rotating the key-encryption key
-needs a re-index (not yet automated; see docs/ARCHITECTURE.md).
+practice never matches another's) and is derived from the keyring's derivation root, which
+rotating the key-encryption key leaves alone (libs/crypto.py): no re-index is needed.
 """
 
 from __future__ import annotations

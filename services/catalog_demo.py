@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from services.demo import DemoError, _check, run_sync
+from services.demo import DemoError, _check, record_baas, run_sync
 from services.supervisor import Stack
 
 
@@ -25,6 +25,7 @@ async def run_catalog_demo(stack: Stack, practice_id: str = "demo-catalog-practi
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=600) as http:
         _check(await http.post("/practice", json={"name": "Demo Catalog Spa"}, headers=headers), 201, "practice")
+        await record_baas(http, headers, ("zenoti", "fhir"))
         for vendor in ("zenoti", "fhir"):
             body = stack.vendors[vendor].connect
             _check(

@@ -31,6 +31,8 @@ from services.supervisor import Stack, start_stack
 
 SYNTHEA_DIR = Path(__file__).resolve().parent.parent / "data" / "fhir" / "synthea"
 PRACTICE_ID = "demo-practice"
+# The demo practices' Business Associate Agreements with their vendors take effect on this day.
+BAA_DATE = "2024-01-01"
 _tracer = trace.get_tracer("concord.demo")
 EDITED_CITY = "Providence"
 REALTIME_CITY = "Woonsocket"
@@ -72,6 +74,17 @@ def _check(response: httpx.Response, expected: int, step: str) -> dict[str, Any]
     return response.json()
 
 
+async def record_baas(http: httpx.AsyncClient, headers: dict[str, str], slugs: tuple[str, ...]) -> None:
+    """What a practice does before connecting a vendor that handles PHI: records the date its
+    Business Associate Agreement with it takes effect (without one no PHI field reaches the vendor)."""
+    for slug in slugs:
+        _check(
+            await http.put(f"/integrations/{slug}/baa", json={"effective_date": BAA_DATE}, headers=headers),
+            200,
+            f"{slug} BAA",
+        )
+
+
 async def connect_ghl(http: httpx.AsyncClient, headers: dict[str, str]) -> str:
     """The OAuth dance a practice admin does in the browser, done with httpx."""
     started = _check(await http.get("/integrations/hl/authorize", headers=headers), 200, "authorize")
@@ -104,6 +117,7 @@ async def run_demo(stack: Stack, patients_limit: int | None = None) -> DemoResul
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=600) as http:
         await http.post(f"{sandbox}/_sandbox/stats/reset")
         _check(await http.post("/practice", json={"name": "Demo Family Practice"}, headers=headers), 201, "practice")
+        await record_baas(http, headers, ("hl",))
         await connect_ghl(http, headers)
         status = _check(await http.get("/integrations/hl/status", headers=headers), 200, "status")
         if not status["connected"]:
@@ -177,6 +191,7 @@ async def run_vendors_demo(stack: Stack, practice_id: str = "demo-emr-practice")
     targets = [v for v in ("salesforce", "zenoti") if v in stack.vendors]
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=3600) as http:
         _check(await http.post("/practice", json={"name": "Demo Med Spa"}, headers=headers), 201, "practice")
+        await record_baas(http, headers, ("fhir", *targets))
         for vendor in ("fhir", *targets):
             body = stack.vendors[vendor].connect
             _check(
@@ -328,6 +343,7 @@ async def run_zapier_demo(stack: Stack, practice_id: str = "demo-zapier-practice
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=600) as http:
         _check(await http.post("/practice", json={"name": "Demo Wellness Clinic"}, headers=headers), 201, "practice")
+        await record_baas(http, headers, ("zapier",))
         key = _check(await http.post("/integrations/zapier/keys", json={"label": "demo"}, headers=headers), 201, "key")
         app_id = f"concord-{practice_id}"
         _check(

@@ -34,6 +34,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "token_refresh: needs a vendor whose access tokens expire and refresh")
     config.addinivalue_line("markers", "writable: needs an entity Concord may write at the vendor")
     config.addinivalue_line("markers", "pull_only: needs an entity the vendor only gives (pushes refused)")
+    config.addinivalue_line(
+        "markers", "no_baa: practices start with no Business Associate Agreement (minimum-necessary tests)"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -88,3 +91,25 @@ def telemetry() -> None:
     from libs.telemetry import setup_telemetry
 
     setup_telemetry("concord-tests", Settings(otel_exporter="memory"))
+
+
+@pytest.fixture(autouse=True)
+def practices_sign_baas(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A practice the tests make has recorded its Business Associate Agreement with every vendor, as
+    a practice does before it connects one: without it no PHI reaches a vendor whose definition
+    says baa_required (all of them; libs/minimum_necessary.py), and the tests are about other
+    things. Tests of that rule opt out with ``@pytest.mark.no_baa``. The demos record theirs
+    through the gateway (services/demo.py ``record_baas``)."""
+    if request.node.get_closest_marker("no_baa"):
+        return
+    from services.registry.service import RegistryService
+
+    create = RegistryService.create_practice
+
+    async def create_and_sign(self: RegistryService, practice_id: str, name: str):  # noqa: ANN202
+        practice = await create(self, practice_id, name)
+        for definition in await self.list_definitions("", 1000):
+            await self.record_agreement(practice_id, definition["integration_type"], "2020-01-01")
+        return practice
+
+    monkeypatch.setattr(RegistryService, "create_practice", create_and_sign)

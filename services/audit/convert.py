@@ -9,7 +9,9 @@ from libs.protos.concord.audit.v1 import audit_pb2 as pb
 from services.audit.domain import AuditEvent, Verification
 
 
-def timestamp_from_proto(message: pb.AuditEvent | pb.QueryRequest, name: str) -> datetime | None:
+def timestamp_from_proto(
+    message: pb.AuditEvent | pb.QueryRequest | pb.ListDisclosuresRequest, name: str
+) -> datetime | None:
     return getattr(message, name).ToDatetime(tzinfo=UTC) if message.HasField(name) else None
 
 
@@ -28,6 +30,7 @@ def event_from_proto(message: pb.AuditEvent) -> AuditEvent:
         ip_address=message.ip_address,
         user_agent=message.user_agent,
         correlation_id=message.correlation_id,
+        mapping_version=message.mapping_version,
     )
 
 
@@ -49,6 +52,23 @@ def event_to_proto(event: AuditEvent) -> pb.AuditEvent:
         previous_hash=event.previous_hash,
         hash=event.hash,
         correlation_id=event.correlation_id,
+        mapping_version=event.mapping_version,
+    )
+
+
+def disclosure_to_proto(event: AuditEvent) -> pb.Disclosure:
+    return pb.Disclosure(
+        event_id=event.event_id,
+        timestamp=timestamp(event.timestamp) if event.timestamp else None,
+        action=event.action,
+        resource=event.resource,
+        patient_id=event.patient_id,
+        integration_type=event.integration_type,
+        data_accessed=list(event.data_accessed),
+        run_id=event.correlation_id,
+        mapping_version=event.mapping_version,
+        user_id=event.user_id,
+        sequence=event.sequence,
     )
 
 

@@ -3,7 +3,12 @@
 The hash of an event is SHA-256 (hex) over its canonical form: compact JSON with sorted keys
 (``json.dumps(sort_keys=True, separators=(",", ":"))``, ASCII with ``\\uXXXX`` escapes) of every field
 but ``hash``, the timestamp as RFC 3339 UTC with microseconds (``2024-05-01T09:30:00.000000Z``).
-Anyone holding the rows can recompute it.
+Anyone holding the rows can recompute it. ``mapping_version`` (added after the first chains were
+written) is in the canonical form only when non-zero: every event written before it existed, and
+every event that is not a disclosure, hashes exactly as before, so old chains still verify.
+
+A *disclosure* is an event whose action is ``<kind>.disclose`` (PHI sent to a vendor); a
+patient's disclosures are its HIPAA accounting of disclosures (45 CFR 164.528).
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ MAX_LENGTHS = {
     "user_agent": 1024,
     "correlation_id": 128,
 }
+DISCLOSE_VERB = "disclose"
+# An action filter: exact (patient.read), every kind's verb (*.disclose) or every verb of a kind (patient.*).
+ACTION_PATTERN = re.compile(r"^(?:\*\.[A-Za-z0-9_:-]+|[A-Za-z][A-Za-z0-9_:-]*\.\*)$")
 MAX_FIELD_NAME_LENGTH = 128
 MAX_FIELDS_PER_EVENT = 200
 MAX_EVENTS_PER_RECORD = 10_000
@@ -59,6 +67,8 @@ class AuditEvent:
     ip_address: str = ""
     user_agent: str = ""
     correlation_id: str = ""
+    # The field-mapping version a disclosure was made under; 0 otherwise (see canonical).
+    mapping_version: int = 0
     sequence: int = 0
     previous_hash: str = ""
     hash: str = ""
@@ -89,6 +99,20 @@ class Verification:
     first_broken_sequence: int = 0
     problem: str = ""
     head_hash: str = ""
+
+
+def is_disclosure(action: str) -> bool:
+    return action.endswith("." + DISCLOSE_VERB)
+
+
+def validate_action_filter(action: str) -> None:
+    """An exact action or a ``*.verb`` / ``kind.*`` pattern; InvalidArgument otherwise."""
+    if not action:
+        return
+    if len(action) > MAX_LENGTHS["action"] or not (ACTION.fullmatch(action) or ACTION_PATTERN.fullmatch(action)):
+        raise InvalidArgument(
+            "action must be an action (patient.read), *.<verb> or <kind>.*", field="action", reason="INVALID_ACTION"
+        )
 
 
 def utc(value: datetime) -> datetime:
@@ -123,6 +147,12 @@ def validate_event(event: AuditEvent, index: int) -> None:
             field=f"{prefix}.data_accessed",
             reason="TOO_MANY_FIELDS",
         )
+    if event.mapping_version < 0:
+        raise InvalidArgument(
+            f"{prefix}.mapping_version must not be negative",
+            field=f"{prefix}.mapping_version",
+            reason="INVALID_MAPPING_VERSION",
+        )
     for position, name in enumerate(event.data_accessed):
         if len(name) > MAX_FIELD_NAME_LENGTH or not FIELD_NAME.fullmatch(name):
             field = f"{prefix}.data_accessed[{position}]"
@@ -138,6 +168,9 @@ def canonical(event: AuditEvent) -> bytes:
     del document["hash"]
     document["timestamp"] = rfc3339(event.timestamp) if event.timestamp else ""
     document["data_accessed"] = list(event.data_accessed)
+    if not event.mapping_version:
+        # Absent rather than 0: events from before the field existed keep their hashes.
+        del document["mapping_version"]
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 

@@ -28,6 +28,8 @@ events = Table(
     Column("ip_address", String(64), nullable=False),
     Column("user_agent", String(1024), nullable=False),
     Column("correlation_id", String(128), nullable=False),
+    # The field-mapping version a disclosure was made under; 0 for every other event (0002).
+    Column("mapping_version", BigInteger, nullable=False, server_default="0"),
     Column("previous_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     # One event per position: a second writer racing for the same head fails here and retries.

@@ -62,7 +62,11 @@ class AuditRepository:
             conditions.append(c.patient_id == where.patient_id)
         if where.user_id:
             conditions.append(c.user_id == where.user_id)
-        if where.action:
+        if where.action.startswith("*."):
+            conditions.append(c.action.endswith(where.action[1:], autoescape=True))
+        elif where.action.endswith(".*"):
+            conditions.append(c.action.startswith(where.action[:-1], autoescape=True))
+        elif where.action:
             conditions.append(c.action == where.action)
         if where.start_time:
             conditions.append(c.timestamp >= domain.utc(where.start_time))

@@ -66,7 +66,14 @@ class AuditService:
     async def query(self, where: EventFilter, after_sequence: int, limit: int) -> list[AuditEvent]:
         if where.start_time and where.end_time and where.end_time <= where.start_time:
             raise InvalidArgument("end_time must be after start_time", field="end_time", reason="INVALID_TIME_RANGE")
+        domain.validate_action_filter(where.action)
         return await self._repo.query(where, after_sequence, limit)
+
+    async def list_disclosures(self, where: EventFilter, after_sequence: int, limit: int) -> list[AuditEvent]:
+        """The patient's disclosures (every kind's ``.disclose`` events naming it), in chain order."""
+        if not where.patient_id:
+            raise InvalidArgument("patient_id is required", field="patient_id", reason="REQUIRED_FIELD_MISSING")
+        return await self.query(replace(where, action="*." + domain.DISCLOSE_VERB), after_sequence, limit)
 
     async def verify(self, practice_id: str) -> Verification:
         verifier = domain.ChainVerifier()

@@ -49,3 +49,17 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     async def Verify(self, request: pb.VerifyRequest, context) -> pb.VerifyResponse:  # noqa: ANN001
         result = await self._service.verify(required(request.practice_id, "practice_id"))
         return convert.verification_to_proto(result)
+
+    async def ListDisclosures(self, request: pb.ListDisclosuresRequest, context) -> pb.ListDisclosuresResponse:  # noqa: ANN001
+        where = EventFilter(
+            practice_id=required(request.practice_id, "practice_id"),
+            patient_id=required(request.patient_id, "patient_id"),
+            start_time=convert.timestamp_from_proto(request, "start_time"),
+            end_time=convert.timestamp_from_proto(request, "end_time"),
+        )
+        limit = page_size(request.page_size)
+        events = await self._service.list_disclosures(where, _after_sequence(request.page_token), limit)
+        return pb.ListDisclosuresResponse(
+            disclosures=[convert.disclosure_to_proto(e) for e in events],
+            next_page_token=next_token([str(e.sequence) for e in events], limit),
+        )

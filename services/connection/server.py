@@ -10,9 +10,10 @@ from pathlib import Path
 
 import httpx
 
-from libs.crypto import EnvelopeCipher, LocalKeyring
+from libs.crypto import EnvelopeCipher
 from libs.grpc_client import open_channel
 from libs.grpc_server import ServiceBinding
+from libs.key_providers import key_provider_from
 from libs.protos.concord.audit.v1 import audit_pb2_grpc
 from libs.protos.concord.connection.v1 import connection_pb2, connection_pb2_grpc
 from libs.service import RunningService, open_database, serve_grpc
@@ -47,7 +48,8 @@ async def start(
     """``clock`` is what the service takes for now (tests move it to expire tokens and secrets)."""
     options = options or ConnectionSettings()
     db = await open_database(NAME, settings, Path(__file__).parent / "migrations")
-    cipher = EnvelopeCipher(LocalKeyring.in_data_dir(settings.data_dir), db.sessions, models.data_keys)
+    # Data keys wrapped by the configured key provider (the local keyring, or AWS KMS).
+    cipher = EnvelopeCipher(key_provider_from(settings), db.sessions, models.data_keys)
     channel = open_channel(settings.registry_address)
     registry = RegistryClient(channel, options.definition_cache_seconds)
     audit_channel = open_channel(settings.audit_address)

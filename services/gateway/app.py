@@ -21,6 +21,7 @@ from libs.protos.concord.registry.v1 import registry_pb2
 from libs.protos.concord.sync.v1 import sync_pb2
 from libs.settings import Settings
 from services.gateway import (
+    audit,
     availability,
     catalog,
     dead_letters,
@@ -28,6 +29,7 @@ from services.gateway import (
     marketing,
     memberships,
     messaging,
+    minimum_necessary,
     problems,
     reconciliations,
     reviews,
@@ -36,6 +38,7 @@ from services.gateway import (
     zapier,
     zapier_oauth,
 )
+from services.gateway.access import patient_view, replacement_for
 from services.gateway.auth import TokenVerifier, require
 from services.gateway.deps import (
     ENUM_PREFIX,
@@ -54,6 +57,7 @@ from services.gateway.deps import find_config as _find_config
 
 # Areas of the API that live in modules of their own; each is an APIRouter built on deps.
 ROUTERS: list[APIRouter] = [
+    audit.router,
     availability.router,
     catalog.router,
     memberships.router,
@@ -67,6 +71,7 @@ ROUTERS: list[APIRouter] = [
     webhooks.router,
     salesforce.router,
     zapier_oauth.router,
+    minimum_necessary.router,
 ]
 
 
@@ -112,8 +117,9 @@ class MergeIn(BaseModel):
     into: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
 
 
-def _patient_json(patient: sync_pb2.Patient) -> dict[str, Any]:
-    return json.loads(patient.resource_json)
+def _patient_json(patient: sync_pb2.Patient, caller: Caller) -> dict[str, Any]:
+    # Shaped by the caller's data access level (services/gateway/access.py).
+    return patient_view(json.loads(patient.resource_json), caller)
 
 
 def _schedules_json(schedules: Any) -> list[dict[str, Any]]:
@@ -133,7 +139,7 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
         version="0.1.0",
         description="Keeps a practice's patients in agreement with its vendors, under HIPAA.",
     )
-    app.state.verifier = TokenVerifier(keys, settings.jwt_issuer, settings.jwt_audience)
+    app.state.verifier = TokenVerifier.from_settings(settings, keys)
     app.state.backends = backends
     app.state.settings = settings
 
@@ -380,7 +386,7 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
         )
         response.headers["Location"] = f"/patients/{created.patient.patient_id}"
         response.headers["ETag"] = f'W/"{created.patient.version}"'
-        return _patient_json(created.patient)
+        return _patient_json(created.patient, caller)
 
     @app.post("/patients/import", status_code=201, summary="Import the Patients of a FHIR Bundle")
     async def import_patients(bundle: Annotated[dict[str, Any], Body()], caller: CallerDep) -> dict[str, Any]:
@@ -406,7 +412,10 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
             backends.sync.ListPatients,
             sync_pb2.ListPatientsRequest(practice_id=caller.practice_id, page_size=page_size, page_token=page_token),
         )
-        return {"patients": [_patient_json(p) for p in listed.patients], "next_page_token": listed.next_page_token}
+        return {
+            "patients": [_patient_json(p, caller) for p in listed.patients],
+            "next_page_token": listed.next_page_token,
+        }
 
     @app.post("/appointments", status_code=201, summary="Create an appointment (FHIR R4 Appointment)")
     async def create_appointment(
@@ -463,7 +472,7 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
             backends.sync.GetPatient, sync_pb2.GetPatientRequest(practice_id=caller.practice_id, patient_id=patient_id)
         )
         response.headers["ETag"] = f'W/"{found.patient.version}"'
-        return _patient_json(found.patient)
+        return _patient_json(found.patient, caller)
 
     @app.get("/patients/{patient_id}/history", summary="Every change of a patient: side, fields, run")
     async def patient_history(
@@ -510,6 +519,7 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
             if not digits.isdigit() or int(digits) < 1:
                 raise InvalidArgument("If-Match must be an ETag from this API", field="If-Match", reason="INVALID_ETAG")
             expected = int(digits)
+        resource, expected = await replacement_for(backends, caller, patient_id, resource, expected)
         updated = await call(
             backends.sync.UpdatePatient,
             sync_pb2.UpdatePatientRequest(
@@ -520,7 +530,7 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
             ),
         )
         response.headers["ETag"] = f'W/"{updated.patient.version}"'
-        return _patient_json(updated.patient)
+        return _patient_json(updated.patient, caller)
 
     @app.delete("/patients/{patient_id}", status_code=204, summary="Delete a patient (everywhere it is synced)")
     async def delete_patient(patient_id: str, caller: CallerDep) -> Response:
@@ -546,7 +556,7 @@ def create_app(settings: Settings, backends: Backends, keys: KeySet) -> FastAPI:
             ),
         )
         response.headers["ETag"] = f'W/"{merged.patient.version}"'
-        return _patient_json(merged.patient)
+        return _patient_json(merged.patient, caller)
 
     @app.delete("/appointments/{appointment_id}", status_code=204, summary="Delete (not cancel) an appointment")
     async def delete_appointment(appointment_id: str, caller: CallerDep) -> Response:

@@ -13,7 +13,7 @@ from fastapi import Depends, Header, Request
 from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message
 
-from libs.errors import NotFound
+from libs.errors import NotFound, PermissionDenied
 from libs.grpc_client import call
 from libs.identity import Caller, set_caller
 from libs.protos.concord.audit.v1 import audit_pb2_grpc
@@ -23,12 +23,13 @@ from libs.protos.concord.mapping.v1 import mapping_pb2_grpc
 from libs.protos.concord.registry.v1 import registry_pb2, registry_pb2_grpc
 from libs.protos.concord.sync.v1 import sync_pb2, sync_pb2_grpc
 from libs.settings import Settings
-from services.gateway.auth import caller_from_claims, require
+from services.gateway.auth import access_level, caller_from_claims, require
 
 # The seed's URLs say "hl" for GoHighLevel; the registry calls it "ghl". Every other integration
 # type in the registry is its own slug.
 VENDOR_ALIASES = {"hl": "ghl"}
 SLUG = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass
@@ -84,8 +85,9 @@ def run_json(run: sync_pb2.SyncRun) -> dict[str, Any]:
 
 
 async def authenticate(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
-    """Verifies the bearer JWT and binds the caller for every gRPC call this request makes."""
-    claims = request.app.state.verifier.verify(authorization)
+    """Verifies the bearer JWT and binds the caller for every gRPC call this request makes. A
+    read_only caller is refused any unsafe method here, whatever permission the route asks."""
+    claims = await request.app.state.verifier.verify_async(authorization)
     caller = caller_from_claims(
         claims,
         request.client.host if request.client else "",
@@ -93,6 +95,8 @@ async def authenticate(request: Request, authorization: Annotated[str | None, He
         request.headers.get("x-request-id") or uuid.uuid4().hex,
     )
     set_caller(caller)
+    if access_level(caller) == "read_only" and request.method not in SAFE_METHODS:
+        raise PermissionDenied("read-only access may not change anything", reason="READ_ONLY_ACCESS")
     return caller
 
 

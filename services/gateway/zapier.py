@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from google.protobuf import struct_pb2
 from pydantic import BaseModel, Field
 
+from libs import minimum_necessary
 from libs.errors import InvalidArgument, Unauthenticated
 from libs.grpc_client import call
 from libs.identity import Caller, set_caller
 from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.connection.v1 import connection_pb2
 from libs.protos.concord.mapping.v1 import mapping_pb2
+from libs.protos.concord.registry.v1 import registry_pb2
 from libs.protos.concord.sync.v1 import sync_pb2
 from services.gateway.auth import require
 from services.gateway.deps import (
@@ -209,7 +212,7 @@ async def recent_patients(caller: ZapierDep, request: Request, backends: Backend
     )
     samples = []
     for (_, row), result in zip(recent, mapped.results, strict=True):
-        if result.errors:
+        if result.errors or result.withheld:  # withheld: minimum necessary (no BAA with Zapier yet)
             continue
         record = dict(result.vendor_record.items())
         # One id per version: Zapier's dedupe then triggers once for each new or changed patient.
@@ -217,9 +220,33 @@ async def recent_patients(caller: ZapierDep, request: Request, backends: Backend
     return samples
 
 
+async def _appointment_fields(backends: Backends, request: Request) -> frozenset[str] | None:
+    """Minimum necessary for samples not mapped through MapToVendor: the appointment fields the
+    Zapier config may send (libs/minimum_necessary.py); None when nothing restricts them."""
+    config = (
+        await call(
+            backends.registry.GetIntegrationConfig,
+            registry_pb2.GetIntegrationConfigRequest(config_id=_config_id(request)),
+        )
+    ).config
+    definition = (
+        await call(
+            backends.registry.GetIntegrationDefinition,
+            registry_pb2.GetIntegrationDefinitionRequest(integration_type=config.integration_type),
+        )
+    ).definition
+    policy = minimum_necessary.policy_for(
+        config.field_allow_list, definition.baa_required, config.baa_effective_date, datetime.now(UTC).date()
+    )
+    return policy.allowed(minimum_necessary.APPOINTMENT)
+
+
 @router.get("/zapier/appointments", summary="perform-list: recent appointments, newest first")
-async def recent_appointments(caller: ZapierDep, backends: BackendsDep) -> list[dict[str, Any]]:
+async def recent_appointments(caller: ZapierDep, request: Request, backends: BackendsDep) -> list[dict[str, Any]]:
     require(caller, "patient.read")
+    allowed = await _appointment_fields(backends, request)
+    if allowed is not None and "patient" not in allowed:
+        return []  # an appointment of nobody is no sample; nothing withheld is named by value
     samples = []
     for resource, row in await _recent(backends, caller, common_pb2.ENTITY_TYPE_APPOINTMENT):
         patient = next(
@@ -243,6 +270,10 @@ async def recent_appointments(caller: ZapierDep, backends: BackendsDep) -> list[
                 "updated_at": (resource.get("meta") or {}).get("lastUpdated"),
             }
         )
+        if allowed is not None:
+            for name in ("status", "start", "end"):
+                if name not in allowed:
+                    samples[-1][name] = None
     return samples
 
 

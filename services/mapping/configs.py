@@ -5,18 +5,22 @@ overrides under another practice's config or under the wrong vendor.
 A config never changes practice or vendor, and the registry deletes none, so an answer is kept for
 the life of the process: one registry call per config, not one per batch. Unknown configs are
 asked again each time (they may be created meanwhile). A config's vendor options do change: they
-are read each time they are asked for (``options``; the field-mapping RPCs only).
+are read each time they are asked for (``options``; the field-mapping RPCs only), and so is what
+the config may disclose (``disclosure_policy``: its field allow-list, its vendor's baa_required and
+the practice's BAA date), once per MapToVendor batch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from google.protobuf import json_format
 
 from libs.errors import InvalidArgument, NotFound
 from libs.grpc_client import call
 from libs.identity import current_caller
+from libs.minimum_necessary import Policy, policy_for
 from libs.protos.concord.registry.v1 import registry_pb2 as pb
 from libs.protos.concord.registry.v1 import registry_pb2_grpc
 
@@ -62,3 +66,18 @@ class ConfigDirectory:
         """The config's VendorOptions as JSON (proto field names), as they are now."""
         response = await call(self._registry.GetIntegrationConfig, pb.GetIntegrationConfigRequest(config_id=config_id))
         return json_format.MessageToDict(response.config.options, preserving_proto_field_name=True)
+
+    async def disclosure_policy(self, config_id: str) -> Policy:
+        """What the config may send its vendor now (libs/minimum_necessary.py)."""
+        config = (
+            await call(self._registry.GetIntegrationConfig, pb.GetIntegrationConfigRequest(config_id=config_id))
+        ).config
+        definition = (
+            await call(
+                self._registry.GetIntegrationDefinition,
+                pb.GetIntegrationDefinitionRequest(integration_type=config.integration_type),
+            )
+        ).definition
+        return policy_for(
+            config.field_allow_list, definition.baa_required, config.baa_effective_date, datetime.now(UTC).date()
+        )

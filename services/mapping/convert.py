@@ -42,7 +42,12 @@ def hub_result_to_proto(result: HubResult) -> pb.HubMappingResult:
 
 
 def vendor_result_to_proto(result: VendorResult) -> pb.VendorMappingResult:
-    message = pb.VendorMappingResult(errors=_errors(result.errors))
+    message = pb.VendorMappingResult(
+        errors=_errors(result.errors),
+        withheld_fields=list(result.withheld_fields),
+        withheld=result.withheld,
+        disclosed_fields=list(result.disclosed_fields),
+    )
     if result.record is not None:
         message.vendor_record.update(result.record)
     return message

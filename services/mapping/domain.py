@@ -47,6 +47,11 @@ class HubResult:
 class VendorResult:
     record: dict | None = None
     errors: list[FieldError] = field(default_factory=list)
+    # Minimum necessary (libs/minimum_necessary.py): canonical fields kept from the vendor, whether
+    # the whole record is, and what a restricted record still carries. Names only.
+    withheld_fields: tuple[str, ...] = ()
+    withheld: bool = False
+    disclosed_fields: tuple[str, ...] = ()
 
 
 class Mapper(Protocol):

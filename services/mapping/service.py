@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
 
+from libs import minimum_necessary
 from libs.errors import InvalidArgument, NotFound
 from services.adapters.declarative.catalog import DefinitionCatalog
 from services.adapters.declarative.definition import Declarative
@@ -142,9 +143,19 @@ class MappingService:
         mapper = await self.mapper(integration_type, entity_type, options)
         check_batch(len(items), "vendor_records" if direction == "to_hub" else "resource_jsons")
         defaults, overrides, version = await self._rules(mapper, config_id)
-        one = _to_hub if direction == "to_hub" else _to_vendor
-        # FHIR validation is CPU work: off the event loop, so the server keeps answering.
-        results = await asyncio.to_thread(lambda: [one(mapper, item, defaults, overrides) for item in items])
+        if direction == "to_vendor" and config_id and self._configs is not None:
+            # Minimum necessary: what leaves for the vendor is cut down here, where hub records
+            # become vendor payloads (every push, Zapier delivery and Zapier sample maps through it).
+            policy = await self._configs.disclosure_policy(config_id)
+            writes = _written_fields(defaults, overrides)
+            results = await asyncio.to_thread(
+                lambda: [_to_vendor_restricted(mapper, item, defaults, overrides, policy, writes) for item in items]
+            )
+            _log_withheld(config_id, integration_type, entity_type, results)
+        else:
+            one = _to_hub if direction == "to_hub" else _to_vendor
+            # FHIR validation is CPU work: off the event loop, so the server keeps answering.
+            results = await asyncio.to_thread(lambda: [one(mapper, item, defaults, overrides) for item in items])
         _log_counts(direction, integration_type, entity_type, [r.errors for r in results])
         return results, version
 
@@ -319,6 +330,60 @@ def _to_vendor(mapper: Mapper, document: str, defaults: list[FieldRule], overrid
         return VendorResult(errors=invalid.errors)
     except Exception as exc:  # one broken record must not fail the batch
         return VendorResult(errors=[_unexpected(exc)])
+
+
+def _to_vendor_restricted(
+    mapper: Mapper,
+    document: str,
+    defaults: list[FieldRule],
+    overrides: list[FieldRule],
+    policy: minimum_necessary.Policy,
+    writes: frozenset[str] | None,
+) -> VendorResult:
+    """``_to_vendor`` of the record as the config's policy lets it go: withheld whole, or rebuilt
+    from the fields that may go (``disclosed_fields``: those of them the vendor's mapping writes)."""
+    try:
+        resource = json.loads(document)
+    except ValueError:
+        resource = None
+    if not isinstance(resource, dict):
+        return VendorResult(errors=[FieldError("", "INVALID_RESOURCE", "the resource is not a JSON object")])
+    try:
+        cut = minimum_necessary.restrict(mapper.entity_type, resource, policy)
+    except Exception as exc:  # a resource the projection cannot read: the mapper's validation reports it
+        log.info("minimum necessary could not project a %s record: %s", mapper.entity_type, type(exc).__name__)
+        return VendorResult(errors=[FieldError("", "INVALID_RESOURCE", "the resource could not be read")])
+    if not cut.restricted:
+        return _to_vendor(mapper, document, defaults, overrides)
+    if cut.resource is None:
+        return VendorResult(withheld=True, withheld_fields=cut.withheld)
+    result = _to_vendor(mapper, json.dumps(cut.resource), defaults, overrides)
+    # An appointment's or membership's patient goes as the vendor's reference, declared or not.
+    disclosed = tuple(f for f in cut.disclosed if writes is None or f in writes or f == "patient")
+    return dataclasses.replace(result, withheld_fields=cut.withheld, disclosed_fields=disclosed)
+
+
+def _written_fields(defaults: list[FieldRule], overrides: list[FieldRule]) -> frozenset[str] | None:
+    """The hub fields the config's mapping writes to the vendor; None when the mapper declares none."""
+    rules_now = rules.effective(defaults, overrides)
+    return frozenset(r.hub_field for r in rules_now if r.writes) if rules_now else None
+
+
+def _log_withheld(config_id: str, integration_type: str, entity_type: str, results: list[VendorResult]) -> None:
+    """One line per batch with what was kept from the vendor: field names and counts, never values."""
+    fields = sorted({name for r in results for name in r.withheld_fields})
+    if not fields:
+        return
+    whole = sum(1 for r in results if r.withheld)
+    log.info(
+        "minimum necessary: config %s (%s %s) withheld fields %s; %d of %d records withheld whole",
+        config_id,
+        integration_type,
+        entity_type,
+        ",".join(fields),
+        whole,
+        len(results),
+    )
 
 
 def _unexpected(exc: Exception) -> FieldError:

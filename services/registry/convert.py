@@ -7,12 +7,24 @@ from google.protobuf import json_format
 from libs.proto_convert import enum_name, timestamp
 from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.registry.v1 import registry_pb2
-from services.registry.domain import IntegrationConfig, Practice
+from services.registry.domain import BusinessAssociateAgreement, IntegrationConfig, Practice
 
 
 def practice_to_proto(practice: Practice) -> registry_pb2.Practice:
     return registry_pb2.Practice(
-        practice_id=practice.practice_id, name=practice.name, create_time=timestamp(practice.created_at)
+        practice_id=practice.practice_id,
+        name=practice.name,
+        create_time=timestamp(practice.created_at),
+        business_associate_agreements=[agreement_to_proto(a) for a in practice.agreements],
+    )
+
+
+def agreement_to_proto(agreement: BusinessAssociateAgreement) -> registry_pb2.BusinessAssociateAgreement:
+    return registry_pb2.BusinessAssociateAgreement(
+        integration_type=agreement.integration_type,
+        effective_date=agreement.effective_date,
+        record_time=timestamp(agreement.recorded_at),
+        recorded_by=agreement.recorded_by,
     )
 
 
@@ -38,6 +50,7 @@ def config_from_proto(message: registry_pb2.IntegrationConfig) -> IntegrationCon
         field_conflict_policies={
             key: enum_name(common_pb2.ConflictPolicy, value) for key, value in message.field_conflict_policies.items()
         },
+        field_allow_list=list(message.field_allow_list),
     )
 
 
@@ -57,4 +70,6 @@ def config_to_proto(config: IntegrationConfig) -> registry_pb2.IntegrationConfig
         field_conflict_policies={
             key: common_pb2.ConflictPolicy.Value(value) for key, value in config.field_conflict_policies.items()
         },
+        field_allow_list=list(config.field_allow_list or []),
+        baa_effective_date=config.baa_effective_date,
     )

@@ -8,6 +8,7 @@ from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from libs import minimum_necessary
 from libs.errors import InvalidArgument
 from libs.merge_fields import FIELD_KEYS
 
@@ -28,6 +29,7 @@ MUTABLE_FIELDS = (
     "enabled_entities",
     "options",
     "field_conflict_policies",
+    "field_allow_list",
 )
 # SalesforceAppointmentObject names without it are the keys of a definition's extra.appointment_objects.
 APPOINTMENT_OBJECT_PREFIX = "SALESFORCE_APPOINTMENT_OBJECT_"
@@ -40,10 +42,22 @@ MARKETING_NEEDS = {
 
 
 @dataclass(frozen=True)
+class BusinessAssociateAgreement:
+    """A practice's BAA with one vendor: from ``effective_date`` (YYYY-MM-DD) PHI may go to it."""
+
+    practice_id: str
+    integration_type: str
+    effective_date: str
+    recorded_at: datetime
+    recorded_by: str = ""
+
+
+@dataclass(frozen=True)
 class Practice:
     practice_id: str
     name: str
     created_at: datetime
+    agreements: tuple[BusinessAssociateAgreement, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,10 @@ class IntegrationConfig:
     updated_at: datetime | None = None
     # "<entity>.<field>" -> ConflictPolicy name (libs/merge_fields.py).
     field_conflict_policies: dict[str, str] = field(default_factory=dict)
+    # Minimum necessary: "<entity>.<field>" names that may leave for the vendor (libs/minimum_necessary.py).
+    field_allow_list: list[str] = field(default_factory=list)
+    # Not stored with the config: the practice's BAA with its vendor, filled in when read.
+    baa_effective_date: str = ""
 
 
 def validate_practice(practice_id: str, name: str) -> None:
@@ -95,6 +113,7 @@ def validate_config(config: IntegrationConfig, capabilities: list[str]) -> None:
                 reason="UNKNOWN_MERGE_FIELD",
             )
         _one_of(policy, POLICIES, "field_conflict_policies")
+    minimum_necessary.validate_allow_list(config.field_allow_list)
     for entity in config.enabled_entities:
         if entity not in capabilities:
             raise InvalidArgument(

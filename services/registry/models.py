@@ -37,5 +37,17 @@ configs = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("options", JSON, nullable=False, default=dict),
     Column("field_conflict_policies", JSON, nullable=False, default=dict),
+    Column("field_allow_list", JSON, nullable=False, default=list),
     UniqueConstraint("practice_id", "integration_type"),
+)
+
+# A practice's Business Associate Agreement with a vendor: one per (practice, vendor).
+agreements = Table(
+    "registry_business_associate_agreements",
+    metadata,
+    Column("practice_id", String(64), primary_key=True),
+    Column("integration_type", String(64), primary_key=True),
+    Column("effective_date", String(10), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_by", String(200), nullable=False, default=""),
 )

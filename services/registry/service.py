@@ -8,9 +8,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from libs import minimum_necessary
 from libs.errors import InvalidArgument, NotFound
+from libs.identity import current_caller
 from services.registry import declarative, domain
-from services.registry.domain import IntegrationConfig, Practice
+from services.registry.domain import BusinessAssociateAgreement, IntegrationConfig, Practice
 from services.registry.repository import RegistryRepository
 
 DEFINITIONS_DIR = Path(__file__).parent / "definitions"
@@ -58,6 +60,26 @@ class RegistryService:
             raise NotFound("practice not found", reason="PRACTICE_NOT_FOUND")
         return practice
 
+    async def record_agreement(
+        self, practice_id: str, integration_type: str, effective_date: str
+    ) -> BusinessAssociateAgreement:
+        """The practice's BAA with the vendor from ``effective_date`` on (replacing an earlier one).
+        A caller confined to a practice records its own practice's only."""
+        caller = current_caller()
+        if caller.practice_id and caller.practice_id != practice_id:
+            raise NotFound("practice not found", reason="PRACTICE_NOT_FOUND")
+        await self.get_practice(practice_id)
+        await self.get_definition(integration_type)
+        agreement = BusinessAssociateAgreement(
+            practice_id=practice_id,
+            integration_type=integration_type,
+            effective_date=minimum_necessary.validate_effective_date(effective_date),
+            recorded_at=datetime.now(UTC),
+            recorded_by=current_caller().user_id or "",
+        )
+        await self._repo.put_agreement(agreement)
+        return agreement
+
     async def create_config(self, config: IntegrationConfig) -> IntegrationConfig:
         await self.get_practice(config.practice_id)
         definition = await self.get_definition(config.integration_type)
@@ -68,7 +90,8 @@ class RegistryService:
         )
         domain.validate_config(config, capabilities)
         domain.validate_options(config.options, definition)
-        return await self._repo.add_config(config)
+        await self._repo.add_config(config)
+        return await self.get_config(config.config_id)
 
     async def get_config(self, config_id: str) -> IntegrationConfig:
         config = await self._repo.get_config(config_id)
@@ -103,4 +126,4 @@ class RegistryService:
         domain.validate_config(updated, definition.get("capabilities", []))
         domain.validate_options(updated.options, definition)
         await self._repo.save_config(updated)
-        return updated
+        return await self.get_config(updated.config_id)

@@ -70,3 +70,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         changes = convert.config_from_proto(request.config)
         config = await self._service.update_config(changes, list(request.update_mask.paths))
         return pb.UpdateIntegrationConfigResponse(config=convert.config_to_proto(config))
+
+    async def RecordBusinessAssociateAgreement(self, request, context) -> pb.RecordBusinessAssociateAgreementResponse:  # noqa: ANN001
+        agreement = await self._service.record_agreement(
+            required(request.practice_id, "practice_id"),
+            required(request.integration_type, "integration_type"),
+            required(request.effective_date, "effective_date"),
+        )
+        return pb.RecordBusinessAssociateAgreementResponse(agreement=convert.agreement_to_proto(agreement))

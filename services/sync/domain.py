@@ -223,6 +223,12 @@ class PushBatch:
     options: dict = field(default_factory=dict)
     # Tombstones still linked to the vendor, to delete there (DeleteRecords): refs and vendor ids.
     deletes: list[PushItem] = field(default_factory=list)
+    # The config's field-mapping version the items were mapped with (MapToVendorResponse), for the
+    # disclosure audit events.
+    mapping_version: int = 0
+    # Minimum necessary: by ref, the canonical fields a restricted item carries (MapToVendor's
+    # disclosed_fields), what its disclosure audit event names. Unrestricted items are absent.
+    disclosed: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -246,6 +252,10 @@ class PushResults:
     entity_type: str = "ENTITY_TYPE_PATIENT"
     # The options the batch was mapped and written with (PushBatch.options).
     options: dict = field(default_factory=dict)
+    # The mapping version the batch was mapped with (PushBatch.mapping_version).
+    mapping_version: int = 0
+    # PushBatch.disclosed.
+    disclosed: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass

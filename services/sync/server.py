@@ -11,6 +11,7 @@ from libs.blind_index import BlindIndexer
 from libs.crypto import EnvelopeCipher, LocalKeyring
 from libs.grpc_client import open_channel
 from libs.grpc_server import ServiceBinding
+from libs.key_providers import key_provider_from
 from libs.protos.concord.audit.v1 import audit_pb2_grpc
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
 from libs.protos.concord.mapping.v1 import mapping_pb2_grpc
@@ -33,7 +34,8 @@ NAME = "sync"
 
 async def start(settings: Settings, address: str = "127.0.0.1:0") -> RunningService:
     db = await open_database(NAME, settings, Path(__file__).parent / "migrations")
-    cipher = EnvelopeCipher(LocalKeyring.in_data_dir(settings.data_dir), db.sessions, models.data_keys)
+    # Data keys wrapped by the configured key provider (the local keyring, or AWS KMS).
+    cipher = EnvelopeCipher(key_provider_from(settings), db.sessions, models.data_keys)
     channels = {
         name: open_channel(settings.service_address(name)) for name in ("registry", "connection", "mapping", "audit")
     }

@@ -28,7 +28,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from libs import fhir_patient, webhooks
+from libs import fhir_patient, minimum_necessary, webhooks
 from libs.blind_index import MATCH, POSSIBLE, BlindIndexer, decide, lookup_digests
 from libs.crypto import EnvelopeCipher, LocalKeyring
 from libs.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
@@ -1440,6 +1440,7 @@ class SyncService:
         if kind.patient_ref is not None:
             rows, resources, failures = await self._to_vendor_refs(request.config_id, kind, rows, resources)
         mapped = []
+        mapping_version = 0
         # The options as they are now: the batch is mapped and written (and its echo mapped back) with them.
         options = await self._vendor_options(request.config_id) if resources else {}
         if resources:
@@ -1454,13 +1455,32 @@ class SyncService:
                 ),
             )
             mapped = list(response.results)
+            mapping_version = response.mapping_version
         items = []
+        disclosed: dict[str, list[str]] = {}
+        withheld = 0
         for row, result in zip(rows, mapped, strict=True):
             if result.errors:
                 failures.extend(_failures(row.record_id, result.errors))
                 continue
+            if result.withheld:
+                # Minimum necessary: nothing of it may go yet (no BAA, or the allow-list leaves it
+                # pointless). Not a failure: it stays due and goes once it may (the mapping service
+                # logged the field names).
+                withheld += 1
+                continue
             record = json_format.MessageToDict(result.vendor_record)
-            items.append(PushItem(domain.patient_ref(row.record_id, row.version), row.external_id or "", record))
+            ref = domain.patient_ref(row.record_id, row.version)
+            items.append(PushItem(ref, row.external_id or "", record))
+            if result.disclosed_fields:
+                disclosed[ref] = list(result.disclosed_fields)
+        if withheld:
+            log.info(
+                "push of config %s %s: %d records withheld (minimum necessary)",
+                request.config_id,
+                kind.entity_type,
+                withheld,
+            )
         if failures:
             failed_ids = {f["record_ref"] for f in failures}
             async with self._sessions() as session, session.begin():
@@ -1471,7 +1491,13 @@ class SyncService:
                 )
         last = fetched[-1].record_id if fetched else request.after_patient_id
         return PushBatch(
-            items=items, last_patient_id=last, has_more=len(fetched) == request.limit, options=options, deletes=deletes
+            items=items,
+            last_patient_id=last,
+            has_more=len(fetched) == request.limit,
+            options=options,
+            deletes=deletes,
+            mapping_version=mapping_version,
+            disclosed=disclosed,
         )
 
     async def _vendor_options(self, config_id: str) -> dict:
@@ -1558,9 +1584,15 @@ class SyncService:
                         "disclose",
                         record_id,
                         base,
+                        # Minimum necessary: a restricted record names what it carried, not what
+                        # the vendor holds.
+                        fields=results.disclosed.get(outcome.ref),
                         integration=results.integration_type,
                         correlation=results.run_id,
                         kind=kind,
+                        mapping_version=results.mapping_version,
+                        # An appointment's or membership's disclosure is its patient's too (the accounting).
+                        patient_id=(kind.patient_ref(ours) or "").removeprefix("Patient/") if kind.patient_ref else "",
                     )
                 )
             await self._repo.insert_links(session, new_links)
@@ -1654,6 +1686,7 @@ class SyncService:
             raise NotFound("integration config not found", reason="CONFIG_NOT_FOUND")
         if not config.active:
             raise FailedPrecondition("the integration config is not active", reason="CONFIG_INACTIVE")
+        _require_baa(config, await self._definition(config))
         async with self._sessions() as session:
             row = (await self._repo.get_records(session, practice_id, PATIENT, [patient_id])).get(patient_id)
             link = await self._repo.get_link(session, message.config_id, PATIENT, patient_id)
@@ -1716,6 +1749,7 @@ class SyncService:
             raise FailedPrecondition(
                 f"{config.integration_type} offers no provider availability", reason="AVAILABILITY_UNSUPPORTED"
             )
+        _require_baa(config, definition)
         async with self._sessions() as session:
             patient = await self._repo.get_link(session, config_id, PATIENT, patient_id)
             service = await self._repo.get_link(session, config_id, SERVICE, service_id)
@@ -1798,6 +1832,8 @@ class SyncService:
         integration: str = "",
         correlation: str = "",
         kind: EntityKind = ENTITIES[PATIENT],
+        mapping_version: int = 0,
+        patient_id: str = "",
     ) -> audit_pb2.AuditEvent:
         """One audit event; a bare action ("update") is qualified by the record's kind ("patient.update")."""
         caller = current_caller()
@@ -1806,13 +1842,14 @@ class SyncService:
             user_id=caller.user_id or SYNC_USER,
             action=action if "." in action else f"{kind.resource_type.lower()}.{action}",
             resource=f"{kind.resource_type}/{record_id}",
-            patient_id=record_id if kind.is_patient else "",
+            patient_id=record_id if kind.is_patient else patient_id,
             integration_type=integration or (page.integration_type if page else ""),
             data_accessed=fields if fields is not None else _fields_present(projection or {}),
             success=True,
             ip_address=caller.ip_address,
             user_agent=caller.user_agent,
             correlation_id=correlation or (page.run_id if page else caller.request_id),
+            mapping_version=mapping_version,
         )
 
     async def _audit(self, events: list[audit_pb2.AuditEvent]) -> None:
@@ -1822,6 +1859,19 @@ class SyncService:
 
 # What a delivery to a per-config URL that names no such config gets: the same as a bad signature.
 _UNSIGNED = adapter_pb2.VerifyWebhookResponse(valid=False, reason="BAD_SIGNATURE")
+
+
+def _require_baa(config: registry_pb2.IntegrationConfig, definition: Any) -> None:
+    """Minimum necessary: a message or an availability request names a patient to the vendor,
+    which a vendor needing a BAA may not learn before the practice's BAA with it is in effect."""
+    policy = minimum_necessary.policy_for(
+        (), definition.baa_required, config.baa_effective_date, datetime.now(UTC).date()
+    )
+    if not policy.phi_permitted:
+        raise FailedPrecondition(
+            f"the practice has no Business Associate Agreement with {config.integration_type} in effect",
+            reason="BAA_REQUIRED",
+        )
 
 
 def _field_policies(config: registry_pb2.IntegrationConfig) -> dict[str, str]:

@@ -181,6 +181,8 @@ class PatientSyncWorkflow:
                         written.vendor_requests,
                         entity_type=run.entity_type,
                         options=batch.options,
+                        mapping_version=batch.mapping_version,
+                        disclosed=batch.disclosed,
                     ),
                     **HUB_STEP,
                 )

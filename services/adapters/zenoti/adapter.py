@@ -86,7 +86,9 @@ class ZenotiAdapter:
     ) -> None:
         self._context = context
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0))
-        self._pacers = pacers or Pacers(enabled=context.settings.vendor_pacing, share=context.settings.vendor_rate_share)
+        self._pacers = pacers or Pacers(
+            enabled=context.settings.vendor_pacing, share=context.settings.vendor_rate_share
+        )
         self._backoff_seconds = backoff_seconds
         self._clock = clock
         self.resources: dict[int, Resource] = {
