@@ -38,10 +38,11 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -606,3 +607,30 @@ if __name__ == "__main__":  # python -m libs.crypto status|rotate-kek|rewrap|ret
     from libs.key_providers import main
 
     sys.exit(main())
+
+
+_log = logging.getLogger("concord.crypto")
+
+
+def rewrap_in_background(cipher: EnvelopeCipher, service: str) -> Callable[[], Awaitable[None]]:
+    """Starts re-wrapping, once, the data keys a KEK rotation left under an older KEK (a service
+    restarted after ``python -m libs.crypto rotate-kek`` finishes the job without an operator);
+    returns the closer that stops it. A failure is logged by its type and retried at the next start."""
+
+    async def run() -> None:
+        try:
+            done = await cipher.rewrap()
+        except Exception as error:  # noqa: BLE001 (a background step: logged, never raised into serving)
+            _log.warning("%s: re-wrapping data keys failed (%s); the next start retries", service, type(error).__name__)
+            return
+        if done:
+            _log.info("%s: %d data keys re-wrapped under the active key-encryption key", service, done)
+
+    task = asyncio.create_task(run())
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return stop

@@ -21,6 +21,8 @@ from libs.protos.concord.audit.v1 import audit_pb2, audit_pb2_grpc
 CREATE = "credential.create"
 CONSENT = "credential.consent"
 REVOKE = "credential.revoke"
+# Every credential of a practice made unreadable at offboarding (its data keys destroyed).
+SHRED = "credential.shred"
 SYSTEM_USER = "system:connection"
 
 

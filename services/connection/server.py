@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from libs.crypto import EnvelopeCipher
+from libs.crypto import EnvelopeCipher, rewrap_in_background
 from libs.grpc_client import open_channel
 from libs.grpc_server import ServiceBinding
 from libs.key_providers import key_provider_from
@@ -69,9 +69,17 @@ async def start(
     binding = ServiceBinding(
         connection_pb2.DESCRIPTOR.services_by_name["ConnectionService"].full_name,
         connection_pb2_grpc.add_ConnectionServiceServicer_to_server,
-        ConnectionServicer(service, InboundAccess(db.sessions, cipher, registry, repository, audit), oauth_server),
+        ConnectionServicer(
+            service, InboundAccess(db.sessions, cipher, registry, repository, audit), oauth_server, audit=audit
+        ),
     )
-    closers = [db.engine.dispose, channel.close, audit_channel.close, refresher.stop]
+    closers = [
+        db.engine.dispose,
+        channel.close,
+        audit_channel.close,
+        refresher.stop,
+        rewrap_in_background(cipher, NAME),
+    ]
     running = await serve_grpc(NAME, address, [binding], closers)
     refresher.start()
     return ConnectionServer(

@@ -87,6 +87,11 @@ class ConnectionService:
 
     # --- OAuth clients -------------------------------------------------------------------------
 
+    async def shred_practice(self, practice_id: str) -> int:
+        """Offboarding: the practice's data keys are destroyed, so no token or secret Concord held
+        for it can be read again (the rows stay, unreadable). Returns the keys destroyed."""
+        return await self._cipher.shred(practice_id)
+
     async def set_oauth_client(self, integration_type: str, client_id: str, client_secret: str) -> OAuthClient:
         if len(client_id) > 255:
             raise InvalidArgument("client_id is longer than 255 characters", field="client_id")

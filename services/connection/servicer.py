@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from libs.errors import InvalidArgument, Unauthenticated
+from libs.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from libs.identity import current_caller
 from libs.proto_convert import required, timestamp
 from libs.protos.concord.connection.v1 import connection_pb2 as pb
 from libs.protos.concord.connection.v1 import connection_pb2_grpc
 from services.connection import convert
+from services.connection.audit import SHRED, CredentialAudit, audited
 from services.connection.inbound import INBOUND_KIND, InboundAccess, InboundKey, Subscription
 from services.connection.oauth_server import Grant, OAuthServer
 from services.connection.service import ConnectionService
@@ -51,10 +53,17 @@ def _subscription(subscription: Subscription) -> pb.HookSubscription:
 
 
 class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
-    def __init__(self, service: ConnectionService, inbound: InboundAccess, oauth: OAuthServer) -> None:
+    def __init__(
+        self,
+        service: ConnectionService,
+        inbound: InboundAccess,
+        oauth: OAuthServer,
+        audit: CredentialAudit | None = None,
+    ) -> None:
         self._service = service
         self._inbound = inbound
         self._oauth = oauth
+        self._audit = audit
 
     async def SetOAuthClient(self, request: pb.SetOAuthClientRequest, context) -> pb.SetOAuthClientResponse:  # noqa: ANN001
         # The secret is optional where no flow sends one (SMART backend services); the service decides.
@@ -101,6 +110,15 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
             config_id, convert.credential_from_proto(request), request.external_account_id
         )
         return pb.ConnectWithCredentialsResponse(connection=convert.connection_to_proto(connection))
+
+    async def ShredPractice(self, request, context) -> pb.ShredPracticeResponse:  # noqa: ANN001
+        practice_id = required(request.practice_id, "practice_id")
+        caller = current_caller()
+        if caller.practice_id and caller.role != "admin":
+            raise PermissionDenied("only an admin of the practice may offboard it", reason="ROLE_FORBIDDEN")
+        destroyed = await self._service.shred_practice(practice_id)
+        await audited(self._audit, SHRED, f"Practice/{practice_id}", practice_id, "")
+        return pb.ShredPracticeResponse(keys_destroyed=destroyed)
 
     async def Disconnect(self, request, context) -> pb.DisconnectResponse:  # noqa: ANN001
         connection, revoked = await self._service.disconnect(required(request.config_id, "config_id"))

@@ -30,6 +30,7 @@ from services.gateway import (
     memberships,
     messaging,
     minimum_necessary,
+    offboarding,
     problems,
     reconciliations,
     reviews,
@@ -72,6 +73,7 @@ ROUTERS: list[APIRouter] = [
     salesforce.router,
     zapier_oauth.router,
     minimum_necessary.router,
+    offboarding.router,
 ]
 
 

@@ -376,6 +376,10 @@ class SyncRepository:
         await session.execute(delete(PI).where(PI.c.record_id == record_id))
         await self.insert_indexes(session, rows)
 
+    async def delete_indexes_of_practice(self, session: AsyncSession, practice_id: str) -> int:
+        result = await session.execute(delete(PI).where(PI.c.practice_id == practice_id))
+        return result.rowcount or 0
+
     async def index_candidates(
         self, session: AsyncSession, practice_id: str, digests: list[str]
     ) -> dict[str, dict[str, str]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from temporalio.worker import Worker
 
 from libs.blind_index import BlindIndexer
-from libs.crypto import EnvelopeCipher, LocalKeyring
+from libs.crypto import EnvelopeCipher, LocalKeyring, rewrap_in_background
 from libs.grpc_client import open_channel
 from libs.grpc_server import ServiceBinding
 from libs.key_providers import key_provider_from
@@ -77,4 +77,6 @@ async def start(settings: Settings, address: str = "127.0.0.1:0") -> RunningServ
         sync_pb2_grpc.add_SyncServiceServicer_to_server,
         SyncServicer(service),
     )
-    return await serve_grpc(NAME, address, [binding], [db.engine.dispose, close_channels, stop_worker])
+    return await serve_grpc(
+        NAME, address, [binding], [db.engine.dispose, close_channels, stop_worker, rewrap_in_background(cipher, NAME)]
+    )

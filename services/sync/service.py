@@ -29,6 +29,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from libs import fhir_patient, minimum_necessary, webhooks
+from libs.audit_events import caller_event
 from libs.blind_index import MATCH, POSSIBLE, BlindIndexer, decide, lookup_digests
 from libs.crypto import EnvelopeCipher, LocalKeyring
 from libs.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
@@ -655,6 +656,23 @@ class SyncService:
         if config.integration_type not in webhooks.PER_CONFIG:
             raise FailedPrecondition("this vendor signs its webhooks with its own key", reason="NO_WEBHOOK_SECRET")
         return self.webhook_secret_of(config_id)
+
+    async def shred_practice(self, practice_id: str) -> tuple[int, int]:
+        """Offboarding: the practice's blind indexes go and its data keys are destroyed
+        (EnvelopeCipher.shred), so nothing Concord's sync service holds of it can be read again.
+        The audit chain (field names, never values) stays. (keys destroyed, indexes deleted)"""
+        self._scope(practice_id)
+        caller = current_caller()
+        if caller.practice_id and caller.role != "admin":
+            raise PermissionDenied("only an admin of the practice may offboard it", reason="ROLE_FORBIDDEN")
+        async with self._sessions() as session, session.begin():
+            deleted = await self._repo.delete_indexes_of_practice(session, practice_id)
+        destroyed = await self._cipher.shred(practice_id)
+        await self._audit([caller_event(practice_id, "practice.shred", f"Practice/{practice_id}", "", SYNC_USER)])
+        log.info(
+            "practice %s shredded: %d data keys destroyed, %d blind indexes deleted", practice_id, destroyed, deleted
+        )
+        return destroyed, deleted
 
     async def _webhook_config(self, integration_type: str, config_id: str) -> Any:
         """The config a per-config webhook URL names, if it is of that vendor; None otherwise (the

@@ -178,6 +178,10 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         secret = await self._service.webhook_secret(request.practice_id, required(request.config_id, "config_id"))
         return pb.GetWebhookSecretResponse(secret=secret)
 
+    async def ShredPractice(self, request: pb.ShredPracticeRequest, context) -> pb.ShredPracticeResponse:  # noqa: ANN001
+        destroyed, deleted = await self._service.shred_practice(request.practice_id)
+        return pb.ShredPracticeResponse(keys_destroyed=destroyed, indexes_deleted=deleted)
+
     async def ApplySchedules(self, request: pb.ApplySchedulesRequest, context) -> pb.ApplySchedulesResponse:  # noqa: ANN001
         described = await self._service.apply_schedules(request.practice_id, required(request.config_id, "config_id"))
         schedules, reconciling = [], []

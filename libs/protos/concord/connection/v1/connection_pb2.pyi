@@ -87,6 +87,18 @@ class GetConnectionResponse(_message.Message):
     connection: Connection
     def __init__(self, connection: _Optional[_Union[Connection, _Mapping]] = ...) -> None: ...
 
+class ShredPracticeRequest(_message.Message):
+    __slots__ = ("practice_id",)
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    def __init__(self, practice_id: _Optional[str] = ...) -> None: ...
+
+class ShredPracticeResponse(_message.Message):
+    __slots__ = ("keys_destroyed",)
+    KEYS_DESTROYED_FIELD_NUMBER: _ClassVar[int]
+    keys_destroyed: int
+    def __init__(self, keys_destroyed: _Optional[int] = ...) -> None: ...
+
 class FindConnectionsRequest(_message.Message):
     __slots__ = ("integration_type", "external_account_id")
     INTEGRATION_TYPE_FIELD_NUMBER: _ClassVar[int]

@@ -70,6 +70,11 @@ class ConnectionServiceStub:
                 request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.DisconnectRequest.SerializeToString,
                 response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.DisconnectResponse.FromString,
                 _registered_method=True)
+        self.ShredPractice = channel.unary_unary(
+                '/concord.connection.v1.ConnectionService/ShredPractice',
+                request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.ShredPracticeRequest.SerializeToString,
+                response_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.ShredPracticeResponse.FromString,
+                _registered_method=True)
         self.SetOAuthClient = channel.unary_unary(
                 '/concord.connection.v1.ConnectionService/SetOAuthClient',
                 request_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.SetOAuthClientRequest.SerializeToString,
@@ -200,6 +205,15 @@ class ConnectionServiceServicer:
 
     def Disconnect(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShredPractice(self, request, context):
+        """Offboarding a practice (crypto-shredding): destroys its data keys, so every credential held
+        for it is unreadable. Disconnect each config first (tokens revoked at the vendor while they
+        can still be read). An admin of the practice, or the system. Cannot be undone.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -356,6 +370,11 @@ def add_ConnectionServiceServicer_to_server(servicer, server):
                     servicer.Disconnect,
                     request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.DisconnectRequest.FromString,
                     response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.DisconnectResponse.SerializeToString,
+            ),
+            'ShredPractice': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShredPractice,
+                    request_deserializer=concord_dot_connection_dot_v1_dot_connection__pb2.ShredPracticeRequest.FromString,
+                    response_serializer=concord_dot_connection_dot_v1_dot_connection__pb2.ShredPracticeResponse.SerializeToString,
             ),
             'SetOAuthClient': grpc.unary_unary_rpc_method_handler(
                     servicer.SetOAuthClient,
@@ -628,6 +647,33 @@ class ConnectionService:
             '/concord.connection.v1.ConnectionService/Disconnect',
             concord_dot_connection_dot_v1_dot_connection__pb2.DisconnectRequest.SerializeToString,
             concord_dot_connection_dot_v1_dot_connection__pb2.DisconnectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShredPractice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.connection.v1.ConnectionService/ShredPractice',
+            concord_dot_connection_dot_v1_dot_connection__pb2.ShredPracticeRequest.SerializeToString,
+            concord_dot_connection_dot_v1_dot_connection__pb2.ShredPracticeResponse.FromString,
             options,
             channel_credentials,
             insecure,

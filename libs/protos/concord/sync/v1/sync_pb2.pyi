@@ -299,6 +299,20 @@ class AcceptWebhookRequest(_message.Message):
     config_id: str
     def __init__(self, integration_type: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[bytes] = ..., config_id: _Optional[str] = ...) -> None: ...
 
+class ShredPracticeRequest(_message.Message):
+    __slots__ = ("practice_id",)
+    PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]
+    practice_id: str
+    def __init__(self, practice_id: _Optional[str] = ...) -> None: ...
+
+class ShredPracticeResponse(_message.Message):
+    __slots__ = ("keys_destroyed", "indexes_deleted")
+    KEYS_DESTROYED_FIELD_NUMBER: _ClassVar[int]
+    INDEXES_DELETED_FIELD_NUMBER: _ClassVar[int]
+    keys_destroyed: int
+    indexes_deleted: int
+    def __init__(self, keys_destroyed: _Optional[int] = ..., indexes_deleted: _Optional[int] = ...) -> None: ...
+
 class GetWebhookSecretRequest(_message.Message):
     __slots__ = ("practice_id", "config_id")
     PRACTICE_ID_FIELD_NUMBER: _ClassVar[int]

@@ -160,6 +160,11 @@ class SyncServiceStub:
                 request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetWebhookSecretRequest.SerializeToString,
                 response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetWebhookSecretResponse.FromString,
                 _registered_method=True)
+        self.ShredPractice = channel.unary_unary(
+                '/concord.sync.v1.SyncService/ShredPractice',
+                request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ShredPracticeRequest.SerializeToString,
+                response_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ShredPracticeResponse.FromString,
+                _registered_method=True)
         self.GetRecordHistory = channel.unary_unary(
                 '/concord.sync.v1.SyncService/GetRecordHistory',
                 request_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetRecordHistoryRequest.SerializeToString,
@@ -383,6 +388,15 @@ class SyncServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ShredPractice(self, request, context):
+        """Offboarding a practice (crypto-shredding): destroys its data keys, so every record, history
+        entry, merge base and review item of it is unreadable, and deletes its blind indexes. An
+        admin of the practice, or the system. Cannot be undone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetRecordHistory(self, request, context):
         """A record's changes, newest first: version, which side (hub, vendor, review) and who, which
         fields (names only), which run.
@@ -566,6 +580,11 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     servicer.GetWebhookSecret,
                     request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetWebhookSecretRequest.FromString,
                     response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.GetWebhookSecretResponse.SerializeToString,
+            ),
+            'ShredPractice': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShredPractice,
+                    request_deserializer=concord_dot_sync_dot_v1_dot_sync__pb2.ShredPracticeRequest.FromString,
+                    response_serializer=concord_dot_sync_dot_v1_dot_sync__pb2.ShredPracticeResponse.SerializeToString,
             ),
             'GetRecordHistory': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRecordHistory,
@@ -1279,6 +1298,33 @@ class SyncService:
             '/concord.sync.v1.SyncService/GetWebhookSecret',
             concord_dot_sync_dot_v1_dot_sync__pb2.GetWebhookSecretRequest.SerializeToString,
             concord_dot_sync_dot_v1_dot_sync__pb2.GetWebhookSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShredPractice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/concord.sync.v1.SyncService/ShredPractice',
+            concord_dot_sync_dot_v1_dot_sync__pb2.ShredPracticeRequest.SerializeToString,
+            concord_dot_sync_dot_v1_dot_sync__pb2.ShredPracticeResponse.FromString,
             options,
             channel_credentials,
             insecure,
