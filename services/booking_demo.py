@@ -62,7 +62,7 @@ async def run_booking_demo(stack: Stack, practice_id: str = "demo-booking-practi
     org = zenoti.app.state.sandbox.org_by_key(zenoti.connect["api_key"])  # the simulator's memory, to show it
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=600) as http:
         _check(await http.post("/practice", json={"name": "Demo Booking Spa"}, headers=headers), 201, "practice")
-        await record_baas(http, headers, ("zenoti",))
+        await record_baas(http, headers, ("zenoti", "fhir"))  # it books at Zenoti, then tells the EMR
         _check(await http.post("/integrations/zenoti/connect", json=zenoti.connect, headers=headers), 200, "connect")
         _check(
             await http.put(

@@ -532,6 +532,40 @@ def print_summary(result: DemoResult, console: Console) -> None:
     console.print(table)
 
 
+async def run_all(stack: Stack, console: Console) -> None:
+    """Every part of the demo, one after the other, each printing its summary (DemoError on a
+    failed step)."""
+    with console.status("running the demo: GoHighLevel"):
+        result = await run_demo(stack)
+    print_summary(result, console)
+    from services.conflicts_demo import print_conflicts_summary, run_conflicts_demo
+
+    with console.status("running the demo: a conflict in the review queue"):
+        conflicts = await run_conflicts_demo(stack)
+    print_conflicts_summary(conflicts, console)
+    from services.appointments_demo import print_ghl_appointments_summary, run_ghl_appointments_demo
+
+    with console.status("running the demo: appointments with GoHighLevel calendars"):
+        ghl_appointments = await run_ghl_appointments_demo(stack)
+    print_ghl_appointments_summary(ghl_appointments, console)
+    with console.status("running the demo: FHIR EMR -> Salesforce and Zenoti (Zenoti is paced: about 2 minutes)"):
+        vendors = await run_vendors_demo(stack)
+    print_vendors_summary(vendors, console)
+    from services.catalog_demo import run_catalog_demo  # it builds on this module's helpers
+
+    with console.status("running the demo: the Zenoti service catalog -> hub -> FHIR EMR"):
+        catalog = await run_catalog_demo(stack)
+    print_catalog_summary(catalog, console)
+    from services.booking_demo import print_booking_summary, run_booking_demo
+
+    with console.status("running the demo: booking at Zenoti from the hub (paced)"):
+        booking = await run_booking_demo(stack)
+    print_booking_summary(booking, console)
+    with console.status("running the demo: Zapier"):
+        zapier = await run_zapier_demo(stack)
+    print_zapier_summary(zapier, console)
+
+
 async def _main() -> int:
     console = Console()
     settings = get_settings()
@@ -544,35 +578,7 @@ async def _main() -> int:
     with console.status("starting Temporal, the services and the GoHighLevel sandbox"):
         stack = await start_stack(settings, ephemeral_ports=True)
     try:
-        with console.status("running the demo: GoHighLevel"):
-            result = await run_demo(stack)
-        print_summary(result, console)
-        from services.conflicts_demo import print_conflicts_summary, run_conflicts_demo
-
-        with console.status("running the demo: a conflict in the review queue"):
-            conflicts = await run_conflicts_demo(stack)
-        print_conflicts_summary(conflicts, console)
-        from services.appointments_demo import print_ghl_appointments_summary, run_ghl_appointments_demo
-
-        with console.status("running the demo: appointments with GoHighLevel calendars"):
-            ghl_appointments = await run_ghl_appointments_demo(stack)
-        print_ghl_appointments_summary(ghl_appointments, console)
-        with console.status("running the demo: FHIR EMR -> Salesforce and Zenoti (Zenoti is paced: about 2 minutes)"):
-            vendors = await run_vendors_demo(stack)
-        print_vendors_summary(vendors, console)
-        from services.catalog_demo import run_catalog_demo  # it builds on this module's helpers
-
-        with console.status("running the demo: the Zenoti service catalog -> hub -> FHIR EMR"):
-            catalog = await run_catalog_demo(stack)
-        print_catalog_summary(catalog, console)
-        from services.booking_demo import print_booking_summary, run_booking_demo
-
-        with console.status("running the demo: booking at Zenoti from the hub (paced)"):
-            booking = await run_booking_demo(stack)
-        print_booking_summary(booking, console)
-        with console.status("running the demo: Zapier"):
-            zapier = await run_zapier_demo(stack)
-        print_zapier_summary(zapier, console)
+        await run_all(stack, console)
     except DemoError as error:
         console.print(f"[red]demo failed:[/red] {error}")
         return 1
@@ -582,4 +588,8 @@ async def _main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(_main()))
+    # Through the importable module, so a DemoError raised by the other demo modules (which import
+    # services.demo) is the class _main catches, not a twin defined in __main__.
+    from services.demo import _main as main
+
+    sys.exit(asyncio.run(main()))
