@@ -25,7 +25,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from libs.settings import get_settings
-from services.demo import connect_ghl, run_sync, synthetic_patients_bundle
+from services.demo import connect_ghl, record_baas, run_sync, synthetic_patients_bundle
 from services.supervisor import start_stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -57,6 +57,7 @@ async def run(count: int, batch_size: int) -> dict:
         sandbox = stack.sandboxes["ghl"].url
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=3600) as http:
             await http.post("/practice", json={"name": "Benchmark Practice"}, headers=headers)
+            await record_baas(http, headers, ("hl",))  # without it no PHI field goes (minimum necessary)
             await connect_ghl(http, headers)
             patients = generated_patients(count)
             with Progress(transient=True) as progress:
