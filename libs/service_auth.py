@@ -59,6 +59,8 @@ _trusted: dict[str, OctKey] = {}
 _signing: OctKey | None = None
 _minted: dict[Caller, tuple[str, float]] = {}
 _registry = JWTClaimsRegistry(
+    # Services on other hosts: their clocks may differ by this much.
+    leeway=30,
     iss={"essential": True, "value": ISSUER},
     aud={"essential": True, "value": AUDIENCE},
     exp={"essential": True},
