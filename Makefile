@@ -47,9 +47,11 @@ protos: $(STAMP)
 breaking: $(STAMP)
 	$(BIN)/buf breaking --against '.git#branch=main'
 
+# Every benchmark on the embedded default, and on PostgreSQL too when CONCORD_BENCH_POSTGRES_URL
+# is set; a table of figures next to their targets, and bench/results/latest.json.
 bench: $(STAMP)
 	@mkdir -p bench/results
-	$(BIN)/python -m bench.push_ghl
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR)

@@ -1,9 +1,9 @@
 """Push N patients from the hub to the GoHighLevel sandbox, its rate limit switched off.
 
-    make bench                      # N = 1000
+    python -m bench.push_ghl        # N = 1000 (make bench runs the whole suite)
     python -m bench.push_ghl --patients 5000
 
-Prints records per second and vendor API calls per record, and writes bench/results/latest.json.
+Prints records per second and vendor API calls per record, and writes bench/results/push_ghl.json (make bench, all of bench/, writes latest.json).
 A benchmark, not a test: it prints figures and asserts nothing about speed.
 """
 
@@ -116,7 +116,7 @@ def main() -> None:
         table.add_row(key, str(result[key]))
     Console().print(table)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "push_ghl.json").write_text(json.dumps(result, indent=2) + "\n")  # make bench writes latest.json
 
 
 if __name__ == "__main__":
