@@ -25,7 +25,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
+from typing import Any
 
 from libs import fhir_appointment, fhir_membership, fhir_patient, fhir_service
 from libs.errors import InvalidArgument
@@ -109,6 +110,31 @@ def policy_for(allow_list: Iterable[str], baa_required: bool, baa_effective_date
         except ValueError:
             in_effect = False
     return Policy(frozenset(allow_list), phi_permitted=not baa_required or in_effect)
+
+
+async def config_policy(registry: Any, config_id: str) -> Policy:
+    """What a config may send its vendor now: its allow-list, its vendor's baa_required and the
+    practice's BAA date, read from the registry (``registry`` a RegistryServiceStub)."""
+    from libs.grpc_client import call
+    from libs.protos.concord.registry.v1 import registry_pb2
+
+    config = (
+        await call(registry.GetIntegrationConfig, registry_pb2.GetIntegrationConfigRequest(config_id=config_id))
+    ).config
+    definition = (
+        await call(
+            registry.GetIntegrationDefinition,
+            registry_pb2.GetIntegrationDefinitionRequest(integration_type=config.integration_type),
+        )
+    ).definition
+    return policy_now(config, definition)
+
+
+def policy_now(config: Any, definition: Any) -> Policy:
+    """The Policy of an IntegrationConfig and its IntegrationDefinition today."""
+    return policy_for(
+        config.field_allow_list, definition.baa_required, config.baa_effective_date, datetime.now(UTC).date()
+    )
 
 
 def restrict(entity_type: str, resource: dict, policy: Policy) -> Restricted:

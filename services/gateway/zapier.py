@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
@@ -23,7 +22,6 @@ from libs.identity import Caller, set_caller
 from libs.protos.concord.common.v1 import common_pb2
 from libs.protos.concord.connection.v1 import connection_pb2
 from libs.protos.concord.mapping.v1 import mapping_pb2
-from libs.protos.concord.registry.v1 import registry_pb2
 from libs.protos.concord.sync.v1 import sync_pb2
 from services.gateway.auth import require
 from services.gateway.deps import (
@@ -223,21 +221,7 @@ async def recent_patients(caller: ZapierDep, request: Request, backends: Backend
 async def _appointment_fields(backends: Backends, request: Request) -> frozenset[str] | None:
     """Minimum necessary for samples not mapped through MapToVendor: the appointment fields the
     Zapier config may send (libs/minimum_necessary.py); None when nothing restricts them."""
-    config = (
-        await call(
-            backends.registry.GetIntegrationConfig,
-            registry_pb2.GetIntegrationConfigRequest(config_id=_config_id(request)),
-        )
-    ).config
-    definition = (
-        await call(
-            backends.registry.GetIntegrationDefinition,
-            registry_pb2.GetIntegrationDefinitionRequest(integration_type=config.integration_type),
-        )
-    ).definition
-    policy = minimum_necessary.policy_for(
-        config.field_allow_list, definition.baa_required, config.baa_effective_date, datetime.now(UTC).date()
-    )
+    policy = await minimum_necessary.config_policy(backends.registry, _config_id(request))
     return policy.allowed(minimum_necessary.APPOINTMENT)
 
 

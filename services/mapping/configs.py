@@ -13,14 +13,13 @@ the practice's BAA date), once per MapToVendor batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from google.protobuf import json_format
 
 from libs.errors import InvalidArgument, NotFound
 from libs.grpc_client import call
 from libs.identity import current_caller
-from libs.minimum_necessary import Policy, policy_for
+from libs.minimum_necessary import Policy, config_policy
 from libs.protos.concord.registry.v1 import registry_pb2 as pb
 from libs.protos.concord.registry.v1 import registry_pb2_grpc
 
@@ -69,15 +68,4 @@ class ConfigDirectory:
 
     async def disclosure_policy(self, config_id: str) -> Policy:
         """What the config may send its vendor now (libs/minimum_necessary.py)."""
-        config = (
-            await call(self._registry.GetIntegrationConfig, pb.GetIntegrationConfigRequest(config_id=config_id))
-        ).config
-        definition = (
-            await call(
-                self._registry.GetIntegrationDefinition,
-                pb.GetIntegrationDefinitionRequest(integration_type=config.integration_type),
-            )
-        ).definition
-        return policy_for(
-            config.field_allow_list, definition.baa_required, config.baa_effective_date, datetime.now(UTC).date()
-        )
+        return await config_policy(self._registry, config_id)

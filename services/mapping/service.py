@@ -317,12 +317,18 @@ def modified_at(mapper: Mapper, record: dict) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def _to_vendor(mapper: Mapper, document: str, defaults: list[FieldRule], overrides: list[FieldRule]) -> VendorResult:
+def _resource(document: str) -> dict | None:
+    """The hub resource a request carries, or None when it is not a JSON object."""
     try:
         resource = json.loads(document)
     except ValueError:
-        resource = None
-    if not isinstance(resource, dict):
+        return None
+    return resource if isinstance(resource, dict) else None
+
+
+def _to_vendor(mapper: Mapper, document: str, defaults: list[FieldRule], overrides: list[FieldRule]) -> VendorResult:
+    resource = _resource(document)
+    if resource is None:
         return VendorResult(errors=[FieldError("", "INVALID_RESOURCE", "the resource is not a JSON object")])
     try:
         return VendorResult(record=rules.to_vendor(mapper, resource, defaults, overrides))
@@ -342,11 +348,8 @@ def _to_vendor_restricted(
 ) -> VendorResult:
     """``_to_vendor`` of the record as the config's policy lets it go: withheld whole, or rebuilt
     from the fields that may go (``disclosed_fields``: those of them the vendor's mapping writes)."""
-    try:
-        resource = json.loads(document)
-    except ValueError:
-        resource = None
-    if not isinstance(resource, dict):
+    resource = _resource(document)
+    if resource is None:
         return VendorResult(errors=[FieldError("", "INVALID_RESOURCE", "the resource is not a JSON object")])
     try:
         cut = minimum_necessary.restrict(mapper.entity_type, resource, policy)

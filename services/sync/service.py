@@ -1882,10 +1882,7 @@ _UNSIGNED = adapter_pb2.VerifyWebhookResponse(valid=False, reason="BAD_SIGNATURE
 def _require_baa(config: registry_pb2.IntegrationConfig, definition: Any) -> None:
     """Minimum necessary: a message or an availability request names a patient to the vendor,
     which a vendor needing a BAA may not learn before the practice's BAA with it is in effect."""
-    policy = minimum_necessary.policy_for(
-        (), definition.baa_required, config.baa_effective_date, datetime.now(UTC).date()
-    )
-    if not policy.phi_permitted:
+    if not minimum_necessary.policy_now(config, definition).phi_permitted:
         raise FailedPrecondition(
             f"the practice has no Business Associate Agreement with {config.integration_type} in effect",
             reason="BAA_REQUIRED",
