@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fhir.resources.R4B.bundle import Bundle
 
@@ -87,8 +87,15 @@ def _window(since: datetime | None, until: datetime | None) -> None:
 
 
 def _query(
-    caller: Caller, patient_id: str, user_id: str, action: str, since: datetime | None, until: datetime | None
+    caller: CallerDep,
+    patient_id: PatientFilter = "",
+    user_id: UserFilter = "",
+    action: ActionFilter = "",
+    since: Since = None,
+    until: Until = None,
 ) -> audit_pb2.QueryRequest:
+    """The filters every listing and export of the log takes, as the audit service's query of the
+    caller's practice (never a practice the query names)."""
     _window(since, until)
     return audit_pb2.QueryRequest(
         practice_id=caller.practice_id,
@@ -98,6 +105,9 @@ def _query(
         start_time=_stamp(since),
         end_time=_stamp(until),
     )
+
+
+QueryDep = Annotated[audit_pb2.QueryRequest, Depends(_query)]
 
 
 async def _audited(backends: Backends, caller: Caller, action: str, patient_id: str = "") -> None:
@@ -137,19 +147,14 @@ def event_json(event: audit_pb2.AuditEvent) -> dict[str, Any]:
 async def list_events(
     caller: CallerDep,
     backends: BackendsDep,
-    patient_id: PatientFilter = "",
-    user_id: UserFilter = "",
-    action: ActionFilter = "",
-    since: Since = None,
-    until: Until = None,
+    query: QueryDep,
     page_size: PageSize = 100,
     page_token: PageToken = "",
 ) -> dict[str, Any]:
     require(caller, "audit.read")
-    request = _query(caller, patient_id, user_id, action, since, until)
-    request.page_size, request.page_token = page_size, page_token
-    page = await call(backends.audit.Query, request)
-    await _audited(backends, caller, "audit.query", patient_id)
+    query.page_size, query.page_token = page_size, page_token
+    page = await call(backends.audit.Query, query)
+    await _audited(backends, caller, "audit.query", query.patient_id)
     return {"events": [event_json(e) for e in page.events], "next_page_token": page.next_page_token or None}
 
 
@@ -191,25 +196,20 @@ def _csv_lines(rows: list[list[str]]) -> str:
 async def export_csv(
     caller: CallerDep,
     backends: BackendsDep,
-    patient_id: PatientFilter = "",
-    user_id: UserFilter = "",
-    action: ActionFilter = "",
-    since: Since = None,
-    until: Until = None,
+    query: QueryDep,
 ) -> StreamingResponse:
     require(caller, "audit.read")
-    request = _query(caller, patient_id, user_id, action, since, until)
-    request.page_size = EXPORT_PAGE_SIZE
+    query.page_size = EXPORT_PAGE_SIZE
     # The first page is read here, so a bad filter is a problem response, not a broken stream.
-    first = await call(backends.audit.Query, request)
-    await _audited(backends, caller, "audit.export", patient_id)
+    first = await call(backends.audit.Query, query)
+    await _audited(backends, caller, "audit.export", query.patient_id)
 
     async def lines() -> AsyncIterator[str]:
         page = first
         yield _csv_lines([CSV_COLUMNS, *(csv_row(e) for e in page.events)])
         while page.next_page_token:
-            request.page_token = page.next_page_token
-            page = await call(backends.audit.Query, request)
+            query.page_token = page.next_page_token
+            page = await call(backends.audit.Query, query)
             yield _csv_lines([csv_row(e) for e in page.events])
 
     return StreamingResponse(
@@ -420,19 +420,14 @@ async def export_fhir(
     http: Request,
     caller: CallerDep,
     backends: BackendsDep,
-    patient_id: PatientFilter = "",
-    user_id: UserFilter = "",
-    action: ActionFilter = "",
-    since: Since = None,
-    until: Until = None,
+    query: QueryDep,
     page_size: PageSize = 100,
     page_token: PageToken = "",
 ) -> JSONResponse:
     require(caller, "audit.read")
-    request = _query(caller, patient_id, user_id, action, since, until)
-    request.page_size, request.page_token = page_size, page_token
-    page = await call(backends.audit.Query, request)
-    await _audited(backends, caller, "audit.export", patient_id)
+    query.page_size, query.page_token = page_size, page_token
+    page = await call(backends.audit.Query, query)
+    await _audited(backends, caller, "audit.export", query.patient_id)
     next_url = str(http.url.include_query_params(page_token=page.next_page_token)) if page.next_page_token else None
     return JSONResponse(fhir_bundle(list(page.events), str(http.url), next_url), media_type=FHIR_JSON)
 
