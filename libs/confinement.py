@@ -31,7 +31,7 @@ def confine_request(caller: Caller, request: Message) -> None:
     if not caller.practice_id:
         return
     field = request.DESCRIPTOR.fields_by_name.get(FIELD)
-    if field is not None and field.type == _STRING and not field.is_repeated:
+    if field is not None and field.type == FieldDescriptor.TYPE_STRING and not field.is_repeated:
         if not getattr(request, FIELD):
             setattr(request, FIELD, caller.practice_id)
     if _other_practice(request, caller.practice_id, _DEPTH):
@@ -49,19 +49,19 @@ def confine_response(caller: Caller, response: Message) -> None:
             raise NotFound(f"{field.name.replace('_', ' ')} not found", reason=f"{field.name.upper()}_NOT_FOUND")
 
 
-_STRING = 9  # FieldDescriptor.TYPE_STRING
-_MESSAGE = 11  # FieldDescriptor.TYPE_MESSAGE
-
-
 def _other_practice(message: Message, practice_id: str, depth: int) -> bool:
     return any(_names_other(field, value, practice_id, depth) for field, value in message.ListFields())
 
 
 def _names_other(field: FieldDescriptor, value: object, practice_id: str, depth: int) -> bool:
     """Whether this field of a message is, or holds within ``depth`` levels, another practice's id."""
-    if field.name == FIELD and field.type == _STRING:
+    if field.name == FIELD and field.type == FieldDescriptor.TYPE_STRING:
         return bool(value) and value != practice_id
-    if field.type != _MESSAGE or depth <= 0 or field.message_type.full_name.startswith("google.protobuf."):
+    if (
+        field.type != FieldDescriptor.TYPE_MESSAGE
+        or depth <= 0
+        or field.message_type.full_name.startswith("google.protobuf.")
+    ):
         # google.protobuf.Struct and friends carry records' contents, never a practice reference.
         return False
     if field.message_type.GetOptions().map_entry:

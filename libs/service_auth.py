@@ -35,6 +35,7 @@ from joserfc.jwt import JWTClaimsRegistry
 
 from libs.errors import Unauthenticated
 from libs.identity import Caller
+from libs.keyfiles import create_once
 from libs.settings import Settings
 
 METADATA_KEY = "x-concord-identity"
@@ -78,10 +79,6 @@ def install(settings: Settings) -> None:
     if _signing is not key:
         _signing = key
         _minted.clear()
-
-
-def installed() -> bool:
-    return _signing is not None
 
 
 def token_for(caller: Caller) -> str | None:
@@ -130,19 +127,7 @@ def _secret(settings: Settings) -> bytes:
             raise ValueError("CONCORD_SERVICE_TOKEN_KEY must be the base64 of at least 32 bytes")
         return secret
     path: Path = settings.data_dir / "keys" / "service-token.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(base64.b64encode(secrets.token_bytes(32)).decode())
-        try:
-            os.link(tmp, path)  # the first of several processes starting together wins
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    return base64.b64decode(path.read_text().strip())
+    return base64.b64decode(create_once(path, lambda: base64.b64encode(secrets.token_bytes(32)).decode()).strip())
 
 
 def _kid(secret: bytes) -> str:

@@ -31,7 +31,6 @@ import asyncio
 import ipaddress
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -48,6 +47,7 @@ from joserfc.jwt import JWTClaimsRegistry
 
 from libs.errors import PermissionDenied, Unauthenticated, Unavailable
 from libs.identity import Caller
+from libs.keyfiles import create_once
 from libs.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -129,20 +129,12 @@ class DevIssuer:
     @classmethod
     def in_data_dir(cls, settings: Settings) -> DevIssuer:
         path: Path = settings.data_dir / "keys" / "dev-issuer.json"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+        def new_key() -> str:
             key = RSAKey.generate_key(2048, parameters={"kid": uuid.uuid4().hex[:12]}, private=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                json.dump(key.as_dict(private=True), handle)
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass
-            finally:
-                tmp.unlink()
-        key = RSAKey.import_key(json.loads(path.read_text()))
+            return json.dumps(key.as_dict(private=True))
+
+        key = RSAKey.import_key(json.loads(create_once(path, new_key)))
         return cls(key, settings.jwt_issuer, settings.jwt_audience)
 
     def jwks(self) -> dict:
