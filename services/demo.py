@@ -535,35 +535,29 @@ def print_summary(result: DemoResult, console: Console) -> None:
 async def run_all(stack: Stack, console: Console) -> None:
     """Every part of the demo, one after the other, each printing its summary (DemoError on a
     failed step)."""
-    with console.status("running the demo: GoHighLevel"):
-        result = await run_demo(stack)
-    print_summary(result, console)
+    # The other parts build on this module's helpers: imported here, not at its top.
+    from services.appointments_demo import print_ghl_appointments_summary, run_ghl_appointments_demo
+    from services.booking_demo import print_booking_summary, run_booking_demo
+    from services.catalog_demo import run_catalog_demo
     from services.conflicts_demo import print_conflicts_summary, run_conflicts_demo
 
-    with console.status("running the demo: a conflict in the review queue"):
-        conflicts = await run_conflicts_demo(stack)
-    print_conflicts_summary(conflicts, console)
-    from services.appointments_demo import print_ghl_appointments_summary, run_ghl_appointments_demo
-
-    with console.status("running the demo: appointments with GoHighLevel calendars"):
-        ghl_appointments = await run_ghl_appointments_demo(stack)
-    print_ghl_appointments_summary(ghl_appointments, console)
-    with console.status("running the demo: FHIR EMR -> Salesforce and Zenoti (Zenoti is paced: about 2 minutes)"):
-        vendors = await run_vendors_demo(stack)
-    print_vendors_summary(vendors, console)
-    from services.catalog_demo import run_catalog_demo  # it builds on this module's helpers
-
-    with console.status("running the demo: the Zenoti service catalog -> hub -> FHIR EMR"):
-        catalog = await run_catalog_demo(stack)
-    print_catalog_summary(catalog, console)
-    from services.booking_demo import print_booking_summary, run_booking_demo
-
-    with console.status("running the demo: booking at Zenoti from the hub (paced)"):
-        booking = await run_booking_demo(stack)
-    print_booking_summary(booking, console)
-    with console.status("running the demo: Zapier"):
-        zapier = await run_zapier_demo(stack)
-    print_zapier_summary(zapier, console)
+    parts = [
+        ("GoHighLevel", run_demo, print_summary),
+        ("a conflict in the review queue", run_conflicts_demo, print_conflicts_summary),
+        ("appointments with GoHighLevel calendars", run_ghl_appointments_demo, print_ghl_appointments_summary),
+        (
+            "FHIR EMR -> Salesforce and Zenoti (Zenoti is paced: about 2 minutes)",
+            run_vendors_demo,
+            print_vendors_summary,
+        ),
+        ("the Zenoti service catalog -> hub -> FHIR EMR", run_catalog_demo, print_catalog_summary),
+        ("booking at Zenoti from the hub (paced)", run_booking_demo, print_booking_summary),
+        ("Zapier", run_zapier_demo, print_zapier_summary),
+    ]
+    for label, run, show in parts:
+        with console.status(f"running the demo: {label}"):
+            result = await run(stack)
+        show(result, console)
 
 
 async def _main() -> int:
