@@ -56,9 +56,16 @@ _STREET = re.compile(
 _MAYBE_PHONE = re.compile(r"\d(?:[\s().+-]{0,3}\d){6}")
 
 
+# Longer text is cut before it is scanned: the phone matcher's cost grows with the text (a
+# workflow activation dump of hundreds of KB took minutes), and a value this long is a dump.
+MAX_SCANNED = 8192
+
+
 def redact(text: str) -> str:
     """``text`` with every PHI-shaped value replaced by a placeholder. Cheap when there is none:
     the phone matcher runs only on text with seven digits in a row (punctuation allowed)."""
+    if len(text) > MAX_SCANNED:
+        text = f"{text[:MAX_SCANNED]}[{len(text) - MAX_SCANNED} characters cut]"
     if "://" in text:
         text = _QUERY.sub(r"\1?[query]", text)
     if "@" in text or "%40" in text:

@@ -357,3 +357,10 @@ async def test_no_canary_phi_leaves_a_real_flow(tmp_path, temporal_binary, caplo
     assert all("http.url" not in s.attributes for s in spans if s.kind is SpanKind.SERVER)
     assert [(s.name, found) for s in spans if (found := leaks(_span_text(s)))] == []
     assert phi_telemetry.REDACTED in repr([dict(e.attributes) for s in spans for e in s.events])
+
+
+def test_a_huge_value_is_cut_before_it_is_scanned() -> None:
+    dump = f"call {PHONES[1]} " + "digits 12 34 56 78 90 " * 50_000
+    redacted = phi_telemetry.redact(dump)
+    assert len(redacted) < phi_telemetry.MAX_SCANNED + 40
+    assert leaks(redacted) == [] and "characters cut]" in redacted
