@@ -370,6 +370,12 @@ class InboxRequest:
     config_id: str
     practice_id: str
     integration_type: str
+    # Events drained by this workflow id's earlier executions (carried over continue-as-new).
+    drained: int = 0
+    batch_size: int = 100
+    # After this many batches the workflow continues as new, so a busy inbox's history stays far
+    # below Temporal's limits (Temporal may suggest it sooner); the inbox itself is in the database.
+    batches_per_execution: int = 200
 
 
 @dataclass

@@ -270,7 +270,9 @@ class VerifyWebhookWorkflow:
 class InboxWorkflow:
     """Drains one config's webhook inbox in batches through the pull's reconcile path: each batch's
     records are read from the vendor as they are now (get_records), so a duplicated or late event
-    applies nothing old. Signalled (signal-with-start) for each delivery; ends when empty."""
+    applies nothing old. Signalled (signal-with-start) for each delivery; ends when empty, and
+    continues as new every `batches_per_execution` batches (the events wait in the database, so
+    nothing is lost across it); returns how many events this workflow id drained."""
 
     def __init__(self) -> None:
         self._nudged = False
@@ -281,10 +283,13 @@ class InboxWorkflow:
 
     @workflow.run
     async def run(self, request: InboxRequest) -> int:
-        drained = 0
+        drained = request.drained
+        batches = 0
         while True:
+            if batches >= request.batches_per_execution or workflow.info().is_continue_as_new_suggested():
+                workflow.continue_as_new(dataclasses.replace(request, drained=drained))
             self._nudged = False
-            take = InboxTake(request.config_id, str(workflow.uuid4()))
+            take = InboxTake(request.config_id, str(workflow.uuid4()), request.batch_size)
             batch: InboxBatch = await workflow.execute_activity(
                 "take_inbox_batch", take, result_type=InboxBatch, **HUB_STEP
             )
@@ -339,3 +344,4 @@ class InboxWorkflow:
                 "finish_inbox_batch", InboxDone(request.config_id, batch.run_id, batch.event_ids), **HUB_STEP
             )
             drained += len(batch.event_ids)
+            batches += 1

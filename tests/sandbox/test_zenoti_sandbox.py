@@ -472,7 +472,10 @@ async def test_reschedule_moves_the_booked_appointment(client: httpx.AsyncClient
     again = (await client.get(f"/v1/guests/{guest}/appointments", headers=key)).json()["appointments"]
     assert len(again) == 1  # moved, not booked twice
 
-    wrong = {**body, "guests": [{"id": guest, "invoice_id": invoice["id"], "items": [{**item, "invoice_item_id": "0" * 32}]}]}
+    wrong = {
+        **body,
+        "guests": [{"id": guest, "invoice_id": invoice["id"], "items": [{**item, "invoice_item_id": "0" * 32}]}],
+    }
     assert (await client.post("/v1/bookings", json=wrong, headers=key)).status_code == 400
     await client.put(f"/v1/invoices/{invoice['id']}/cancel", json={}, headers=key)
     cancelled = await client.post("/v1/bookings", json=body, headers=key)
