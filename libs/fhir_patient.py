@@ -84,7 +84,17 @@ def parse_patient(resource_json: str | dict) -> dict:
     return patient
 
 
-def validated(resource_json: str | dict, model_class: type[pydantic.BaseModel]) -> dict:
+def hub_patient(resource: dict) -> dict:
+    """A hub Patient going out to a vendor: checked as FHIR R4 (as parse_patient checks it) and
+    returned as it is. The hub stores its documents as parse_patient made them, and parse_patient of
+    such a document gives it back unchanged; a dump of the validated model would cost twice the
+    validation (fhir.resources serialises in Python), once more per record of every push."""
+    validated(resource, Patient, dump=False)
+    _check_codes(resource)
+    return resource
+
+
+def validated(resource_json: str | dict, model_class: type[pydantic.BaseModel], dump: bool = True) -> dict:
     """A resource (JSON text or dict) of ``model_class``'s type validated with fhir.resources, as a
     plain dict without empty values; InvalidArgument naming the path, never the value."""
     resource_type = model_class.__name__
@@ -109,7 +119,7 @@ def validated(resource_json: str | dict, model_class: type[pydantic.BaseModel]) 
         raise InvalidArgument(
             f"{path or 'the resource'} is not valid FHIR R4 ({first['type']})", field=path, reason=INVALID_FHIR_RESOURCE
         ) from None
-    return model.model_dump(mode="json", exclude_none=True, by_alias=True)
+    return model.model_dump(mode="json", exclude_none=True, by_alias=True) if dump else resource
 
 
 def fhir_path(loc: tuple) -> str:

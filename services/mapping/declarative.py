@@ -15,6 +15,7 @@ from libs.errors import InvalidArgument
 from libs.fhir_patient import (
     GENDERS,
     apply,
+    hub_patient,
     is_fhir_date,
     locate,
     normalise_email,
@@ -162,7 +163,7 @@ class DeclarativePatientMapper:
     def to_vendor(self, resource: dict) -> dict:
         """A FHIR Patient as the vendor's write body, without the record id."""
         try:
-            patient = parse_patient(resource)
+            patient = hub_patient(resource)
         except InvalidArgument as error:
             raise RecordInvalid([FieldError.of(error)]) from None
         values, paths = project(patient), locate(patient)

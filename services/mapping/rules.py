@@ -55,11 +55,17 @@ class Entity:
     # Fields FHIR R4 requires (Appointment.status, a participant): the mapper keeps seeing them when an
     # override maps them its own way, and an override must map them both ways.
     fhir_required: frozenset[str] = frozenset()
+    # A hub document on its way to a vendor: checked, taken in the hub's form (parse when None).
+    check: Callable[[dict], dict] | None = None
 
 
 ENTITIES = {
     PATIENT: Entity(
-        fhir_patient.CANONICAL_FIELDS, fhir_patient.project, fhir_patient.apply, fhir_patient.parse_patient
+        fhir_patient.CANONICAL_FIELDS,
+        fhir_patient.project,
+        fhir_patient.apply,
+        fhir_patient.parse_patient,
+        check=fhir_patient.hub_patient,
     ),
     APPOINTMENT: Entity(
         fhir_appointment.CANONICAL_FIELDS,
@@ -212,7 +218,7 @@ def to_vendor(mapper: Mapper, resource: dict, default_rules: list[FieldRule], ov
         return mapper.to_vendor(resource)
     entity = ENTITIES[mapper.entity_type]
     try:
-        parsed = entity.parse(resource)
+        parsed = (entity.check or entity.parse)(resource)
     except InvalidArgument as error:
         raise RecordInvalid([FieldError.of(error)]) from None
     values = entity.project(parsed)

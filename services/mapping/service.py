@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from libs import minimum_necessary
 from libs.errors import InvalidArgument, NotFound
+from libs.fhir_patient import parse_patient
 from services.adapters.declarative.catalog import DefinitionCatalog
 from services.adapters.declarative.definition import Declarative
 from services.mapping import rules
@@ -173,7 +174,7 @@ class MappingService:
             return await asyncio.to_thread(_to_hub, mapper, sample, defaults, overrides), version
         if direction == "to_vendor":
             assert isinstance(sample, str)
-            return await asyncio.to_thread(_to_vendor, mapper, sample, defaults, overrides), version
+            return await asyncio.to_thread(_sample_to_vendor, mapper, sample, defaults, overrides), version
         raise InvalidArgument("direction must be TO_HUB or TO_VENDOR", field="direction", reason="INVALID_DIRECTION")
 
     async def list_field_mappings(
@@ -336,6 +337,20 @@ def _to_vendor(mapper: Mapper, document: str, defaults: list[FieldRule], overrid
         return VendorResult(errors=invalid.errors)
     except Exception as exc:  # one broken record must not fail the batch
         return VendorResult(errors=[_unexpected(exc)])
+
+
+def _sample_to_vendor(
+    mapper: Mapper, sample: str, defaults: list[FieldRule], overrides: list[FieldRule]
+) -> VendorResult:
+    """A preview's sample is not a hub document: a patient is put in the hub's form first (what
+    the hub's write would store), as mappers take hub patients as they are (fhir_patient.hub_patient)."""
+    resource = _resource(sample)
+    if resource is None or mapper.entity_type != rules.PATIENT:
+        return _to_vendor(mapper, sample, defaults, overrides)
+    try:
+        return _to_vendor(mapper, json.dumps(parse_patient(resource)), defaults, overrides)
+    except InvalidArgument as error:
+        return VendorResult(errors=[FieldError.of(error)])
 
 
 def _to_vendor_restricted(

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from typing import Any
 
 from libs.errors import InvalidArgument
-from libs.fhir_patient import GENDERS, apply, locate, parse_patient
+from libs.fhir_patient import GENDERS, apply, hub_patient, locate, parse_patient
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
 from services.mapping.mappers.fhir_elements import Elements
 from services.mapping.rules import FieldRule, rules_from
@@ -66,9 +67,9 @@ def shared_elements(resource: dict) -> dict:
     return shared
 
 
-def _parsed(resource: dict, external_id: str = "") -> dict:
+def _parsed(resource: dict, external_id: str = "", check: Callable[[dict], dict] = parse_patient) -> dict:
     try:
-        return parse_patient(resource)
+        return check(resource)
     except InvalidArgument as error:
         raise RecordInvalid([FieldError.of(error)], external_id) from None
 
@@ -141,7 +142,7 @@ class FhirPatientMapper:
     def to_vendor(self, resource: dict) -> dict:
         """The hub's Patient as the EMR's write body: no id (the adapter sets the EMR's on updates),
         no hub meta, and the hub's id as an identifier."""
-        patient = _parsed(whole_numbers(resource))
+        patient = _parsed(whole_numbers(resource), check=hub_patient)
         body = shared_elements(patient)
         hub_id = patient.get("id")
         if hub_id:

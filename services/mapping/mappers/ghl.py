@@ -14,6 +14,7 @@ from libs.fhir_patient import (
     DENY,
     PERMIT,
     apply,
+    hub_patient,
     locate,
     normalise_email,
     normalise_phone,
@@ -203,7 +204,7 @@ class GhlPatientMapper:
     def to_vendor(self, resource: dict) -> dict:
         """A FHIR Patient as a GHL contact write body, without locationId or id."""
         try:
-            patient = parse_patient(resource)
+            patient = hub_patient(resource)
         except InvalidArgument as error:
             raise RecordInvalid([FieldError.of(error)]) from None
         values, paths = project(patient), locate(patient)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import date
 
 from libs.errors import InvalidArgument
-from libs.fhir_patient import apply, locate, normalise_email, normalise_phone, parse_patient, project
+from libs.fhir_patient import apply, hub_patient, locate, normalise_email, normalise_phone, parse_patient, project
 from services.mapping import transforms
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
 from services.mapping.rules import FieldRule, rules_from
@@ -179,7 +179,7 @@ class SalesforcePatientMapper:
         """A FHIR Patient as a Person Account write body (no Id, no attributes), with the hub id in
         Concord_Patient_Id__c when the resource has one, so upserts on it are idempotent."""
         try:
-            patient = parse_patient(resource)
+            patient = hub_patient(resource)
         except InvalidArgument as error:
             raise RecordInvalid([FieldError.of(error)]) from None
         values, paths = project(patient), locate(patient)

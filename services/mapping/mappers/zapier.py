@@ -107,7 +107,7 @@ class ZapierPatientMapper:
 
     def to_vendor(self, resource: dict) -> dict:
         try:
-            patient = fhir_patient.parse_patient(resource)
+            patient = fhir_patient.hub_patient(resource)
         except InvalidArgument as error:
             raise RecordInvalid([FieldError.of(error)]) from None
         values = fhir_patient.project(patient)

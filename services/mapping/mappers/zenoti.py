@@ -16,7 +16,7 @@ from datetime import date
 import phonenumbers
 
 from libs.errors import InvalidArgument
-from libs.fhir_patient import apply, locate, normalise_email, normalise_phone, parse_patient, project
+from libs.fhir_patient import apply, hub_patient, locate, normalise_email, normalise_phone, parse_patient, project
 from services.mapping.domain import FieldError, HubResult, RecordInvalid
 from services.mapping.rules import FieldRule, rules_from
 from services.mapping.schema import VendorField, VendorSchema, string
@@ -250,7 +250,7 @@ class ZenotiPatientMapper:
         ``address_info`` with only what the hub holds (no ``id``, no ``center_id``). The adapter
         writes them over the guest it reads, so what is absent here stays as Zenoti has it."""
         try:
-            patient = parse_patient(resource)
+            patient = hub_patient(resource)
         except InvalidArgument as error:
             raise RecordInvalid([FieldError.of(error)]) from None
         values, paths = project(patient), locate(patient)
