@@ -15,7 +15,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.converter import (
+    BinaryNullPayloadConverter,
+    BinaryPlainPayloadConverter,
+    BinaryProtoPayloadConverter,
+    CompositePayloadConverter,
+    DataConverter,
+    JSONPlainPayloadConverter,
+    JSONProtoPayloadConverter,
+    PayloadCodec,
+)
 
 from libs.crypto import LocalKeyring
 from libs.settings import Settings
@@ -47,9 +56,26 @@ class EncryptionCodec(PayloadCodec):
         return out
 
 
+class BinaryProtoFirst(CompositePayloadConverter):
+    """The SDK's default converters with protobuf messages written as binary protobuf, not proto3
+    JSON: a page of records (Structs) goes through Temporal as FetchChangesResponse, UpsertBatch-
+    Request and UpsertBatchResponse, and Python's proto3 JSON costs ~0.9 ms a record to write and
+    ~1.4 ms to read, binary 0.06 ms both ways. Either is read back (by its encoding's name), so
+    histories written before this change still replay."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            BinaryNullPayloadConverter(),
+            BinaryPlainPayloadConverter(),
+            BinaryProtoPayloadConverter(),
+            JSONProtoPayloadConverter(),
+            JSONPlainPayloadConverter(),  # last: it refuses what json cannot encode
+        )
+
+
 def data_converter(settings: Settings) -> DataConverter:
     key = LocalKeyring.in_data_dir(settings.data_dir).derive("temporal-payloads")
-    return DataConverter(payload_codec=EncryptionCodec(key))
+    return DataConverter(payload_converter_class=BinaryProtoFirst, payload_codec=EncryptionCodec(key))
 
 
 async def connect(settings: Settings) -> Client:

@@ -6,6 +6,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from libs.errors import ConcordError, InvalidArgument, NotFound
+from libs.protos.concord.adapter.v1 import adapter_pb2
 from services.sync.domain import (
     CursorRequest,
     DeleteResults,
@@ -35,9 +36,11 @@ class SyncActivities:
         return await self._service.load_cursor(request)
 
     @activity.defn(name="reconcile_pull_page")
-    async def reconcile_pull_page(self, page: PullPage) -> None:
+    async def reconcile_pull_page(
+        self, page: PullPage, fetched: adapter_pb2.FetchChangesResponse | None = None
+    ) -> None:
         try:
-            await self._service.reconcile_pull_page(page)
+            await self._service.reconcile_pull_page(page, fetched)
         except (InvalidArgument, NotFound) as error:
             raise _permanent(error) from None
 

@@ -1026,18 +1026,23 @@ class SyncService:
         async with self._sessions() as session:
             return await self._repo.get_cursor(session, request.config_id, request.entity_type)
 
-    async def reconcile_pull_page(self, page: PullPage) -> None:
+    async def reconcile_pull_page(
+        self, page: PullPage, fetched: adapter_pb2.FetchChangesResponse | None = None
+    ) -> None:
         """Maps a vendor page to FHIR and merges it into the hub; the page and its cursor commit
-        together, so a retried or resumed run never applies a page twice or skips one."""
+        together, so a retried or resumed run never applies a page twice or skips one. The page's
+        records come as the adapter read them (``fetched``: Structs, handed to MapToHub as they
+        are), or as dicts in ``page.records``."""
         kind = kind_of(page.entity_type)
         await self._cipher.ensure_key(page.practice_id)  # its writes encrypt inside one transaction
-        mapped = await self._map_to_hub(page.integration_type, kind, page.records, page.config_id, page.options)
+        structs = list(fetched.records) if fetched is not None else [_struct(r) for r in page.records]
+        mapped = await self._map_structs_to_hub(page.integration_type, kind, structs, page.config_id, page.options)
         failures: list[dict[str, str]] = []
         usable = []
         modified: dict[str, datetime] = {}  # the vendor's modification time of each record, when it has one
-        raw_by_ref: dict[str, dict] = {}
-        for raw, result in zip(page.records, mapped, strict=True):
-            ref = result.external_id or str(raw.get("id", ""))
+        raw_by_ref: dict[str, struct_pb2.Struct] = {}
+        for raw, result in zip(structs, mapped, strict=True):
+            ref = result.external_id or _struct_id(raw)
             raw_by_ref[ref] = raw
             if result.errors or not result.external_id:
                 failures.extend(_failures(ref, result.errors) or [_failure(ref, "", "MISSING_ID", "record has no id")])
@@ -1052,7 +1057,7 @@ class SyncService:
             usable, unlinked = await self._to_hub_refs(session, page.config_id, kind, usable)
             failures.extend(unlinked)
             counts = {
-                "records_processed": len(page.records),
+                "records_processed": len(structs),
                 "records_failed": len(failures),
                 "vendor_requests": page.vendor_requests,
             }
@@ -1224,13 +1229,15 @@ class SyncService:
             if page.move_cursor:
                 await self._repo.set_cursor(session, page.config_id, kind.entity_type, page.next_cursor)
             counts.update(
-                records_processed=len(page.records) + len(page.deleted_ids),
+                records_processed=len(structs) + len(page.deleted_ids),
                 records_succeeded=len(usable) + len(page.deleted_ids),
                 records_created=created,
                 records_updated=updated + settled,
             )
             await self._repo.add_to_run(session, page.run_id, counts, failures)
-            await self._park(session, page.practice_id, page.config_id, kind, "pull", page.run_id, failures, raw_by_ref)
+            failed = {f["record_ref"]: raw_by_ref[f["record_ref"]] for f in failures if f["record_ref"] in raw_by_ref}
+            payloads = {ref: json_format.MessageToDict(raw) for ref, raw in failed.items()}
+            await self._park(session, page.practice_id, page.config_id, kind, "pull", page.run_id, failures, payloads)
             await self._heal(session, page.config_id, kind, "pull", [ext for ext, _ in usable])
             await self._audit(events)
 
@@ -1824,6 +1831,11 @@ class SyncService:
     async def _map_to_hub(
         self, integration_type: str, kind: EntityKind, records: list[dict], config_id: str, options: dict
     ) -> list[mapping_pb2.HubMappingResult]:
+        return await self._map_structs_to_hub(integration_type, kind, [_struct(r) for r in records], config_id, options)
+
+    async def _map_structs_to_hub(
+        self, integration_type: str, kind: EntityKind, records: list[struct_pb2.Struct], config_id: str, options: dict
+    ) -> list[mapping_pb2.HubMappingResult]:
         if not records:
             return []
         response = await call(
@@ -1831,7 +1843,7 @@ class SyncService:
             mapping_pb2.MapToHubRequest(
                 integration_type=integration_type,
                 entity_type=common_pb2.EntityType.Value(kind.entity_type),
-                vendor_records=[_struct(r) for r in records],
+                vendor_records=records,
                 config_id=config_id,
                 options=json_format.ParseDict(options, registry_pb2.VendorOptions()),
             ),
@@ -1900,6 +1912,15 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
+
+
+def _struct_id(record: struct_pb2.Struct) -> str:
+    """A vendor record's own "id", when it has one (what names a record the mapping could not read)."""
+    value = record.fields.get("id")
+    if value is None:
+        return ""
+    kind = value.WhichOneof("kind")
+    return value.string_value if kind == "string_value" else str(json_format.MessageToDict(value) or "")
 
 
 def _failure(ref: str, field: str, reason: str, message: str) -> dict[str, str]:

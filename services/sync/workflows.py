@@ -102,21 +102,26 @@ class PatientSyncWorkflow:
                 result_type=adapter_pb2.FetchChangesResponse,
                 **VENDOR_STEP,
             )
+            # The records go on as the adapter read them (binary protobuf), never decoded here.
+            records = adapter_pb2.FetchChangesResponse(records=page.records)
             await workflow.execute_activity(
                 "reconcile_pull_page",
-                PullPage(
-                    run_id=run.run_id,
-                    config_id=run.config_id,
-                    practice_id=run.practice_id,
-                    integration_type=run.integration_type,
-                    conflict_policy=run.conflict_policy,
-                    field_policies=run.field_policies,
-                    records=[json_format.MessageToDict(r) for r in page.records],
-                    next_cursor=page.next_cursor,
-                    vendor_requests=page.vendor_requests,
-                    entity_type=run.entity_type,
-                    options=run.options,
-                ),
+                args=[
+                    PullPage(
+                        run_id=run.run_id,
+                        config_id=run.config_id,
+                        practice_id=run.practice_id,
+                        integration_type=run.integration_type,
+                        conflict_policy=run.conflict_policy,
+                        field_policies=run.field_policies,
+                        records=[],
+                        next_cursor=page.next_cursor,
+                        vendor_requests=page.vendor_requests,
+                        entity_type=run.entity_type,
+                        options=run.options,
+                    ),
+                    records,
+                ],
                 **HUB_STEP,
             )
             cursor = page.next_cursor
@@ -297,7 +302,7 @@ class InboxWorkflow:
                 if self._nudged:
                     continue
                 return drained
-            records: list[dict] = []
+            records = adapter_pb2.FetchChangesResponse()
             missing: list[str] = []
             merged: dict[str, str] = {}
             requests = 0
@@ -315,29 +320,32 @@ class InboxWorkflow:
                     result_type=adapter_pb2.GetRecordsResponse,
                     **VENDOR_STEP,
                 )
-                records = [json_format.MessageToDict(r) for r in found.records]
+                records = adapter_pb2.FetchChangesResponse(records=found.records)
                 # Gone at the vendor when read (a delete event, or a change deleted since): tombstones.
                 missing = list(found.missing_ids)
                 merged = dict(found.merged_into)
                 requests = found.vendor_requests
             await workflow.execute_activity(
                 "reconcile_pull_page",
-                PullPage(
-                    run_id=batch.run_id,
-                    config_id=request.config_id,
-                    practice_id=request.practice_id,
-                    integration_type=request.integration_type,
-                    conflict_policy=batch.conflict_policy,
-                    field_policies=batch.field_policies,
-                    records=records,
-                    next_cursor=batch.cursor,
-                    vendor_requests=requests,
-                    entity_type=batch.entity_type,
-                    options=batch.options,
-                    move_cursor=False,
-                    deleted_ids=missing,
-                    merged_into=merged,
-                ),
+                args=[
+                    PullPage(
+                        run_id=batch.run_id,
+                        config_id=request.config_id,
+                        practice_id=request.practice_id,
+                        integration_type=request.integration_type,
+                        conflict_policy=batch.conflict_policy,
+                        field_policies=batch.field_policies,
+                        records=[],
+                        next_cursor=batch.cursor,
+                        vendor_requests=requests,
+                        entity_type=batch.entity_type,
+                        options=batch.options,
+                        move_cursor=False,
+                        deleted_ids=missing,
+                        merged_into=merged,
+                    ),
+                    records,
+                ],
                 **HUB_STEP,
             )
             await workflow.execute_activity(

@@ -47,7 +47,7 @@ class Inbox:
         return adapter_pb2.GetRecordsResponse(missing_ids=list(request.external_ids), vendor_requests=1)
 
     @activity.defn(name="reconcile_pull_page")
-    async def reconcile(self, page: PullPage) -> None:
+    async def reconcile(self, page: PullPage, fetched: adapter_pb2.FetchChangesResponse) -> None:
         self.reconciled.append(list(page.deleted_ids))
 
     @activity.defn(name="finish_inbox_batch")
