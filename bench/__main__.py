@@ -29,6 +29,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # In the order of the table.
 MODULES = [
     "backfill_salesforce",
+    "service_memory",
     "paced",
     "incremental",
     "webhook_latency",

@@ -17,7 +17,8 @@ Figures:
    default) sampled every 0.25 s during the timed backfill, and the Temporal dev server's (its own
    process). Not per service: tracemalloc, even with no snapshot taken, slows the Temporal workflow
    thread (decoding a page's payloads) past the SDK's 2 s deadlock detector and the sync fails
-   (tried: 15 frames, 300 patients); a per-service figure needs each service in its own process.
+   (tried: 15 frames, 300 patients); a per-service figure needs each service in its own process
+   (bench/service_memory.py).
 
 Seeding the EMR is setup, not timed: the FHIR sandbox has no batch or bulk import, so the patients
 are written through its state (``Sandbox.write``, what its PUT handler stores) into a tenant of
@@ -44,6 +45,8 @@ PATIENTS = int(os.environ.get("CONCORD_BENCH_PATIENTS", "10000"))
 # The script pushes a subset: at one call per record against a real org (~100 ms a call) all of
 # them would take minutes; the local sandbox answers in about a millisecond.
 SCRIPT_RECORDS = int(os.environ.get("CONCORD_BENCH_SCRIPT_RECORDS", "1000"))
+
+VENDORS = ("fhir", "salesforce")
 
 E2E_TARGET = 1_000  # records/s
 CALLS_TARGET = 0.01  # Salesforce API calls per record
@@ -87,14 +90,22 @@ def seed_fhir(stack: Any, tenant_name: str, patients: list[dict[str, Any]]) -> N
 
 
 async def connect(stack: Any, http: httpx.AsyncClient, practice_id: str, tenant: str) -> dict[str, str]:
-    headers = await practice(stack, http, practice_id, ("fhir", "salesforce"))
-    for vendor in ("fhir", "salesforce"):
-        body = dict(stack.vendors[vendor].connect)
+    headers = await practice(stack, http, practice_id, VENDORS)
+    await connect_vendors(http, headers, {vendor: stack.vendors[vendor].connect for vendor in VENDORS}, tenant)
+    return headers
+
+
+async def connect_vendors(
+    http: httpx.AsyncClient, headers: dict[str, str], bodies: dict[str, dict[str, Any]], tenant: str
+) -> None:
+    """Connects the practice to the FHIR EMR (its ``tenant``) and Salesforce: ``bodies`` are the
+    vendors' connect bodies (services/dev_vendors.py DevVendor.connect)."""
+    for vendor in VENDORS:
+        body = dict(bodies[vendor])
         if vendor == "fhir":
             body["account_id"] = tenant
         answer = await http.post(f"/integrations/{vendor}/connect", json=body, headers=headers)
         answer.raise_for_status()
-    return headers
 
 
 def salesforce_api_calls(stats: dict[str, int]) -> int:
@@ -134,9 +145,15 @@ class RssSampler:
 
 def process_peak_mb(pid: int) -> float | None:
     """Another process's peak resident memory (VmHWM), None when it is not readable."""
+    return process_status_mb(pid, "VmHWM")
+
+
+def process_status_mb(pid: int, key: str) -> float | None:
+    """A memory line of /proc/<pid>/status (VmRSS: resident now, VmHWM: peak resident) in MB,
+    None when it is not readable (the process is gone)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         return None
@@ -148,16 +165,21 @@ async def backfill(stack: Any, http: httpx.AsyncClient, practice_id: str, count:
     tenant = practice_id
     seed_fhir(stack, tenant, generated_patients(count))
     headers = await connect(stack, http, practice_id, tenant)
-    sf_url = stack.sandboxes["salesforce"].url
+    return await pull_then_push(http, headers, stack.sandboxes["salesforce"].url, practice_id)
+
+
+async def pull_then_push(http: httpx.AsyncClient, headers: dict[str, str], sf_url: str, label: str) -> dict[str, Any]:
+    """The timed part of ``backfill``: the practice's pull from no cursor (fhir -> hub), then its
+    push to Salesforce (the sandbox at ``sf_url``, whose call counter is reset first)."""
     await http.post(f"{sf_url}/_sandbox/stats/reset")
     began = time.perf_counter()
     pulled = await run_sync(http, headers, "pull", vendor="fhir")
     pull_seconds = time.perf_counter() - began
-    _say(f"{practice_id}: pulled {pulled['records_created']:,} in {pull_seconds:.1f} s")
+    _say(f"{label}: pulled {pulled['records_created']:,} in {pull_seconds:.1f} s")
     began = time.perf_counter()
     pushed = await run_sync(http, headers, "push", vendor="salesforce")
     push_seconds = time.perf_counter() - began
-    _say(f"{practice_id}: pushed {pushed['records_created']:,} in {push_seconds:.1f} s")
+    _say(f"{label}: pushed {pushed['records_created']:,} in {push_seconds:.1f} s")
     stats = (await http.get(f"{sf_url}/_sandbox/stats")).json()
     return {
         "headers": headers,
@@ -198,7 +220,8 @@ async def script_push(stack: Any, http: httpx.AsyncClient, patients: list[dict[s
     return {"created": created, "seconds": seconds, "sf_calls": salesforce_api_calls(stats)}
 
 
-def _ok(run: dict[str, Any], count: int) -> str:
+def backfill_problems(run: dict[str, Any], count: int) -> str:
+    """What went wrong in a ``backfill`` of ``count`` patients ("" when the pull and push are clean)."""
     pulled, pushed = run["pulled"], run["pushed"]
     problems = []
     if pulled["status"] != "succeeded" or pulled["records_created"] != count:
@@ -219,7 +242,7 @@ async def run(database_url: str) -> list[Figure]:
 
     pull_s, push_s = main["pull_seconds"], main["push_seconds"]
     pushed = main["pushed"]["records_created"] + main["pushed"].get("records_updated", 0)
-    problems = _ok(main, count)
+    problems = backfill_problems(main, count)
     flag = f"; NOT CLEAN: {problems}" if problems else ""
     push_rate = pushed / push_s if push_s else 0.0
     script_rate = script["created"] / script["seconds"] if script["seconds"] else 0.0
@@ -288,7 +311,7 @@ async def run(database_url: str) -> list[Figure]:
             note=(
                 "every service runs in this one process; tracemalloc (even without snapshots) slows the "
                 "workflow thread past Temporal's 2 s deadlock detector and the sync fails: per-service figures "
-                "need each service in its own process"
+                "need each service in its own process (bench/service_memory.py)"
             ),
         )
     )

@@ -77,6 +77,11 @@ async def bench_stack(database_url: str = "", *, paced: bool = False, **settings
 async def practice(stack: Stack, http: httpx.AsyncClient, practice_id: str, vendors: tuple[str, ...]) -> dict[str, str]:
     """Registers the practice, records its BAA with each vendor slug, and returns an admin's headers."""
     token = stack.gateway.issuer.mint("bench", practice_id, "admin")  # type: ignore[union-attr]
+    return await register_practice(http, token, vendors)
+
+
+async def register_practice(http: httpx.AsyncClient, token: str, vendors: tuple[str, ...]) -> dict[str, str]:
+    """``practice`` given an admin's bearer token of the practice (minted by whoever holds the issuer)."""
     headers = {"Authorization": f"Bearer {token}"}
     response = await http.post("/practice", json={"name": "Benchmark Practice"}, headers=headers)
     response.raise_for_status()

@@ -67,7 +67,7 @@ class Stack:
                 self.temporal.kill()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -80,7 +80,7 @@ def temporal_binary() -> str:
     return found
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the child before exec: Linux sends it SIGTERM when the supervisor dies, so a killed
     supervisor (or test run) never leaves a Temporal dev server behind."""
     if sys.platform.startswith("linux"):
@@ -92,7 +92,7 @@ def _die_with_parent() -> None:
 def _spawn(args: list[str], log_path: Path) -> subprocess.Popen:
     with open(log_path, "ab") as log:
         return subprocess.Popen(  # noqa: S603
-            args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent
+            args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent
         )
 
 
@@ -168,7 +168,7 @@ async def start_stack(
             for dev in stack.vendors.values():
                 settings = settings.model_copy(update=dev.settings)
         if temporal == "dev":
-            port = _free_port() if ephemeral_ports else int(settings.temporal_address.rsplit(":", 1)[1])
+            port = free_port() if ephemeral_ports else int(settings.temporal_address.rsplit(":", 1)[1])
             for attempt in range(3):
                 try:
                     stack.temporal = await start_temporal_dev_server(settings, port, 8233 if temporal_ui else None)
@@ -178,7 +178,7 @@ async def start_stack(
                     # busy machine another process may hold one. An ephemeral port is tried again.
                     if not ephemeral_ports or attempt == 2:
                         raise
-                    port = _free_port()
+                    port = free_port()
             settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{port}"})
         for name, start in (
             ("registry", start_registry),
