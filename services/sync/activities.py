@@ -10,6 +10,7 @@ from libs.protos.concord.adapter.v1 import adapter_pb2
 from services.sync.domain import (
     CursorRequest,
     DeleteResults,
+    FanOut,
     FinishRun,
     InboxBatch,
     InboxDone,
@@ -36,11 +37,9 @@ class SyncActivities:
         return await self._service.load_cursor(request)
 
     @activity.defn(name="reconcile_pull_page")
-    async def reconcile_pull_page(
-        self, page: PullPage, fetched: adapter_pb2.FetchChangesResponse | None = None
-    ) -> None:
+    async def reconcile_pull_page(self, page: PullPage, fetched: adapter_pb2.FetchChangesResponse | None = None) -> int:
         try:
-            await self._service.reconcile_pull_page(page, fetched)
+            return await self._service.reconcile_pull_page(page, fetched)
         except (InvalidArgument, NotFound) as error:
             raise _permanent(error) from None
 
@@ -71,6 +70,10 @@ class SyncActivities:
     async def take_inbox_batch(self, request: InboxTake) -> InboxBatch:
         return await self._service.take_inbox_batch(request)
 
+    @activity.defn(name="fan_out")
+    async def fan_out(self, request: FanOut) -> int:
+        return await self._service.fan_out(request)
+
     @activity.defn(name="finish_inbox_batch")
     async def finish_inbox_batch(self, request: InboxDone) -> None:
         await self._service.finish_inbox_batch(request)
@@ -79,6 +82,7 @@ class SyncActivities:
         return [
             self.take_inbox_batch,
             self.finish_inbox_batch,
+            self.fan_out,
             self.start_scheduled_sync,
             self.load_cursor,
             self.reconcile_pull_page,

@@ -405,6 +405,15 @@ class InboxDone:
     event_ids: list[str]
 
 
+@dataclass
+class FanOut:
+    """An inbox batch of ``source_config_id`` changed the practice's hub records of the entity."""
+
+    practice_id: str
+    source_config_id: str
+    entity_type: str
+
+
 def inbox_workflow_id(config_id: str) -> str:
     return f"inbox:{config_id}"
 

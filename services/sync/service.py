@@ -1026,13 +1026,11 @@ class SyncService:
         async with self._sessions() as session:
             return await self._repo.get_cursor(session, request.config_id, request.entity_type)
 
-    async def reconcile_pull_page(
-        self, page: PullPage, fetched: adapter_pb2.FetchChangesResponse | None = None
-    ) -> None:
+    async def reconcile_pull_page(self, page: PullPage, fetched: adapter_pb2.FetchChangesResponse | None = None) -> int:
         """Maps a vendor page to FHIR and merges it into the hub; the page and its cursor commit
         together, so a retried or resumed run never applies a page twice or skips one. The page's
         records come as the adapter read them (``fetched``: Structs, handed to MapToHub as they
-        are), or as dicts in ``page.records``."""
+        are), or as dicts in ``page.records``. Returns how many hub records it created or changed."""
         kind = kind_of(page.entity_type)
         await self._cipher.ensure_key(page.practice_id)  # its writes encrypt inside one transaction
         structs = list(fetched.records) if fetched is not None else [_struct(r) for r in page.records]
@@ -1240,6 +1238,58 @@ class SyncService:
             await self._park(session, page.practice_id, page.config_id, kind, "pull", page.run_id, failures, payloads)
             await self._heal(session, page.config_id, kind, "pull", [ext for ext, _ in usable])
             await self._audit(events)
+        return created + updated + settled
+
+    async def fan_out(self, request: domain.FanOut) -> int:
+        """A vendor's real-time change reached the hub (an inbox batch changed records): each other
+        config of the practice that is active, real time, syncs the entity and pushes starts a push
+        in the real-time lane, so the change reaches those vendors in seconds rather than at their
+        next scheduled run. What a push writes is what its links are behind on, so nothing is
+        queued: a config whose run is going is signalled (push_again) to push once more before it
+        ends. Returns how many configs were started or signalled."""
+        configs, token = [], ""
+        while True:
+            page = await call(
+                self._peers.registry.ListIntegrationConfigs,
+                registry_pb2.ListIntegrationConfigsRequest(
+                    practice_id=request.practice_id, page_size=100, page_token=token
+                ),
+            )
+            configs += page.configs
+            token = page.next_page_token
+            if not token:
+                break
+        entity = common_pb2.EntityType.Value(request.entity_type)
+        reached = 0
+        for config in configs:
+            if (
+                config.config_id == request.source_config_id
+                or not config.active
+                or config.sync_frequency != common_pb2.SYNC_FREQUENCY_REAL_TIME
+                or entity not in config.enabled_entities
+                or not domain.pushes(common_pb2.SyncDirection.Name(config.sync_direction))
+            ):
+                continue
+            try:
+                await self.start_sync(
+                    request.practice_id,
+                    config.config_id,
+                    request.entity_type,
+                    domain.PUSH,
+                    lane=adapter_pb2.LANE_REALTIME,
+                )
+            except FailedPrecondition as error:
+                if error.reason != "SYNC_ALREADY_RUNNING":
+                    log.info("real-time push to a %s config skipped: %s", config.integration_type, error.reason)
+                    continue
+                handle = self._temporal.get_workflow_handle(workflow_id(config.config_id, request.entity_type))
+                try:
+                    await handle.signal("push_again")
+                except RPCError as gone:  # it ended meanwhile: its push ran after the change was in
+                    if gone.status != RPCStatusCode.NOT_FOUND:
+                        raise
+            reached += 1
+        return reached
 
     async def _match_unlinked(
         self, session: Any, page: PullPage, kind: EntityKind, usable: list[tuple[str, dict]], state: dict

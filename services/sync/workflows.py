@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from services.sync.domain import (
         CursorRequest,
         DeleteResults,
+        FanOut,
         FinishRun,
         InboxBatch,
         InboxDone,
@@ -64,6 +65,15 @@ def _struct(record: dict) -> struct_pb2.Struct:
 
 @workflow.defn(name="PatientSync")
 class PatientSyncWorkflow:
+    def __init__(self) -> None:
+        self._again = False
+
+    @workflow.signal
+    def push_again(self) -> None:
+        """A real-time change reached the hub while this run was going (SyncService.fan_out): its
+        push passes over the records once more before the run ends."""
+        self._again = True
+
     @workflow.run
     async def run(self, run: SyncRunInput) -> str:
         try:
@@ -71,6 +81,9 @@ class PatientSyncWorkflow:
                 await self._pull(run)
             if domain.pushes(run.direction):
                 await self._push(run)
+                while self._again:
+                    self._again = False
+                    await self._push(run)
         except ActivityError as error:
             cause = error.cause
             reason = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
@@ -325,8 +338,9 @@ class InboxWorkflow:
                 missing = list(found.missing_ids)
                 merged = dict(found.merged_into)
                 requests = found.vendor_requests
-            await workflow.execute_activity(
+            changed = await workflow.execute_activity(
                 "reconcile_pull_page",
+                result_type=int,
                 args=[
                     PullPage(
                         run_id=batch.run_id,
@@ -351,5 +365,13 @@ class InboxWorkflow:
             await workflow.execute_activity(
                 "finish_inbox_batch", InboxDone(request.config_id, batch.run_id, batch.event_ids), **HUB_STEP
             )
+            if changed:
+                # On to the practice's other real-time vendors now, not at their next schedule.
+                await workflow.execute_activity(
+                    "fan_out",
+                    FanOut(request.practice_id, request.config_id, batch.entity_type),
+                    result_type=int,
+                    **HUB_STEP,
+                )
             drained += len(batch.event_ids)
             batches += 1

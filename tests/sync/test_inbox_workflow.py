@@ -1,6 +1,6 @@
 """The webhook inbox workflow on a real Temporal dev server: a busy inbox continues as new every
 few batches instead of growing one history without end, and no event is lost or drained twice
-across it. The hub's activities are stood in for by an in-memory inbox (the workflow's
+across it; a batch that changed the hub is fanned out to the practice's other vendors. The hub's activities are stood in for by an in-memory inbox (the workflow's
 orchestration is what is under test here; tests/e2e/test_webhooks_e2e.py runs the real ones)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from libs.protos.concord.adapter.v1 import adapter_pb2
-from services.sync.domain import InboxBatch, InboxDone, InboxRequest, InboxTake, PullPage, inbox_workflow_id
+from services.sync.domain import FanOut, InboxBatch, InboxDone, InboxRequest, InboxTake, PullPage, inbox_workflow_id
 from services.sync.workflows import InboxWorkflow
 
 
@@ -33,6 +33,7 @@ class Inbox:
         self.taken: dict[str, list[str]] = {}
         self.processed: list[str] = []
         self.reconciled: list[list[str]] = []
+        self.fanned_out: list[FanOut] = []
 
     @activity.defn(name="take_inbox_batch")
     async def take(self, request: InboxTake) -> InboxBatch:
@@ -47,8 +48,14 @@ class Inbox:
         return adapter_pb2.GetRecordsResponse(missing_ids=list(request.external_ids), vendor_requests=1)
 
     @activity.defn(name="reconcile_pull_page")
-    async def reconcile(self, page: PullPage, fetched: adapter_pb2.FetchChangesResponse) -> None:
+    async def reconcile(self, page: PullPage, fetched: adapter_pb2.FetchChangesResponse) -> int:
         self.reconciled.append(list(page.deleted_ids))
+        return 0 if len(self.reconciled) % 2 else len(page.deleted_ids)  # every other batch changes the hub
+
+    @activity.defn(name="fan_out")
+    async def fan_out(self, request: FanOut) -> int:
+        self.fanned_out.append(request)
+        return 1
 
     @activity.defn(name="finish_inbox_batch")
     async def finish(self, done: InboxDone) -> None:
@@ -58,7 +65,10 @@ class Inbox:
 async def test_a_busy_inbox_continues_as_new_and_drains_every_event_once(env: WorkflowEnvironment) -> None:
     inbox, queue, config_id = Inbox(events=23), f"inbox-{uuid.uuid4().hex[:8]}", f"cfg-{uuid.uuid4().hex[:8]}"
     hub = Worker(
-        env.client, task_queue=queue, workflows=[InboxWorkflow], activities=[inbox.take, inbox.reconcile, inbox.finish]
+        env.client,
+        task_queue=queue,
+        workflows=[InboxWorkflow],
+        activities=[inbox.take, inbox.reconcile, inbox.finish, inbox.fan_out],
     )
     # The vendor's reads go to its adapter's queue (this dev server is this module's own).
     vendor = Worker(env.client, task_queue="adapter.ghl", activities=[inbox.get_records])
@@ -76,6 +86,9 @@ async def test_a_busy_inbox_continues_as_new_and_drains_every_event_once(env: Wo
     assert drained == 23
     assert inbox.processed == inbox.pending
     assert [len(b) for b in inbox.reconciled] == [4, 4, 4, 4, 4, 3]
+    # A batch that changed hub records goes on to the practice's other real-time vendors; one
+    # that changed nothing starts nothing.
+    assert inbox.fanned_out == [FanOut("p-1", config_id, "ENTITY_TYPE_PATIENT")] * 3
     # Six batches at two per execution: three executions continued as new, then the last one
     # (which found the inbox empty) completed.
     assert await _executions(env, config_id, handle.first_execution_run_id) == [
