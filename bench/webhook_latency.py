@@ -1,38 +1,33 @@
-"""Webhook received -> change visible (issue 7: "webhook received -> change visible at another
-vendor, 50 events/s for 60 s", p50 ≤ 250 ms, p99 ≤ 1 s).
+"""Webhook received -> change visible at another vendor (issue 7: 50 events/s for 60 s, p50 ≤
+250 ms, p99 ≤ 1 s).
 
-What Concord does today with a vendor's change: a GoHighLevel ContactUpdate webhook reaches the
-gateway (POST /webhooks/ghl), the sync service verifies it, stores it in the inbox of each
-real-time GHL config and signals InboxWorkflow, which reads the contacts back (get_records) and
-reconciles them into the hub through the pull's path (services/sync/workflows.py InboxWorkflow,
-services/sync/service.py accept_webhook / reconcile_pull_page). Nothing then pushes the changed
-hub record on to the practice's other vendors: a second config (here Salesforce, also real time)
-gets it only at its next push, a user's or its schedule's (every 15 minutes for a real-time
-config: the safety net). So the cross-vendor leg is not measurable as real time; this measures
-the leg that exists, and shows the missing one:
+The path: a GoHighLevel ContactUpdate webhook reaches the gateway (POST /webhooks/ghl), the sync
+service verifies it, stores it in the inbox of each real-time GHL config and signals
+InboxWorkflow, which reads the contacts back (get_records) and reconciles them into the hub
+through the pull's path; a batch that changed hub records is fanned out (SyncService.fan_out): a
+push in the real-time lane to each other real-time config of the practice, here Salesforce's.
 
 * setup: a practice with GHL (OAuth) and Salesforce (username-password) connected, BAAs recorded,
   ``CONCORD_BENCH_WEBHOOK_PATIENTS`` patients (default 300) imported and pushed to both; both
   configs set to real time; limits off (bench_stack, unpaced);
 * load: ``CONCORD_BENCH_WEBHOOK_RATE`` edits/s (default 50) for ``CONCORD_BENCH_WEBHOOK_SECONDS``
   (default 60), open loop, each a GHL UI edit (PATCH /_sandbox/contacts/{id}, a new city) of the
-  patients round-robin (repeated edits, one patient every patients / rate seconds), which makes
-  the sandbox sign and deliver a ContactUpdate webhook to the gateway at once;
-* latency of an edit: from just before the edit (so GHL's delivery is included) to the hub having
-  it. The hub's moment is the change's committed history row (GET /patients/{id}/history,
-  ``changed_at`` of the first vendor-side change at or after the edit), read after the run so
-  that no polling loads the single-process stack meanwhile; a sample (every 25th edit) is also
-  polled live through GET /patients/{id} until the city shows, as the API-visible cross-check;
-  every patient's final city is checked against its last edit;
-* the other vendor: Salesforce's Person Accounts are read from its sandbox each second during the
-  run and for a grace period after; edits visible there are counted (none are expected). Then a
-  user's push to Salesforce is timed, which is the only way the change gets there short of the
-  15-minute schedule.
+  patients round-robin (one patient every patients / rate seconds), which makes the sandbox sign
+  and deliver a ContactUpdate webhook to the gateway at once;
+* at the other vendor: from just before the edit (GHL's delivery included) to the moment the
+  Salesforce sandbox holds the city on the patient's Person Account. The sandbox runs in this
+  process: its Account table is looked at every 20 ms (in memory, no HTTP, so watching does not
+  load the stack) and the first time each city is seen is kept;
+* in the hub (printed): to the change's committed history row (GET /patients/{id}/history,
+  ``changed_at`` of the first vendor-side change at or after the edit), read after the run; a
+  sample (every 25th edit) is also polled live through GET /patients/{id} as the API-visible
+  cross-check; every patient's final city is checked in the hub and at Salesforce.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from datetime import datetime
@@ -46,7 +41,8 @@ from services.demo import connect_ghl, run_sync
 NAME = "webhook_latency"
 PRACTICE = "bench-webhooks"
 SAMPLE_EVERY = 25
-GRACE_SECONDS = 10.0
+WATCH_SECONDS = 0.02  # how often the Salesforce sandbox's accounts are looked at
+SETTLE_SECONDS = 60.0
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -122,7 +118,6 @@ async def run(database_url: str) -> list[Figure]:
                     raise RuntimeError(f"{vendor} push ended {pushed['status']}, {pushed['records_created']} created")
             await ghl.webhooks.drain()  # the push's own ContactCreate echoes, ignored while manual
             contacts = await _contacts_by_patient(http, admin, ghl_url, ids)
-            sf_before = await _salesforce_cities(http, sf_url)
             for vendor in ("hl", "salesforce"):
                 body = {"sync_frequency": "real_time"}
                 _ok(await http.post(f"/integrations/{vendor}/patients/sync-settings", json=body, headers=admin))
@@ -135,19 +130,21 @@ async def run(database_url: str) -> list[Figure]:
             unseen_polls = 0
             read_errors: dict[str, int] = {}
             sf_seen: dict[str, float] = {}  # city -> first wall time Salesforce held it
-            stop_watch = asyncio.Event()
+            stop_watch, all_seen = asyncio.Event(), asyncio.Event()
+            wanted: set[str] = set()  # the patients' last cities, once the load is over
+            accounts = stack.sandbox_apps["salesforce"].state.sandbox.org(None).table("Account")  # type: ignore[attr-defined]
 
             async def watch_salesforce() -> None:
                 while not stop_watch.is_set():
-                    try:
-                        cities = await _salesforce_cities(http, sf_url)
-                    except httpx.HTTPError:
-                        cities = {}
-                    for city in cities.values():
+                    now = time.time()
+                    for account in list(accounts.values()):
+                        city = account.get("PersonMailingCity")
                         if city and city.startswith("Hookton ") and city not in sf_seen:
-                            sf_seen[city] = time.time()
+                            sf_seen[city] = now
+                    if wanted and wanted <= sf_seen.keys():
+                        all_seen.set()
                     try:
-                        await asyncio.wait_for(stop_watch.wait(), 1.0)
+                        await asyncio.wait_for(stop_watch.wait(), WATCH_SECONDS)
                     except TimeoutError:
                         pass
 
@@ -202,7 +199,7 @@ async def run(database_url: str) -> list[Figure]:
             last: dict[str, str] = {}
             for patient_id, city, _ in sorted(edits, key=lambda e: e[2]):
                 last[patient_id] = city
-            settle_deadline = time.time() + 60
+            settle_deadline = time.time() + SETTLE_SECONDS
             pending = dict(last)
             while pending and time.time() < settle_deadline:
                 for patient_id in list(pending)[:50]:
@@ -211,7 +208,10 @@ async def run(database_url: str) -> list[Figure]:
                         del pending[patient_id]
                 if pending:
                     await asyncio.sleep(0.5)
-            await asyncio.sleep(GRACE_SECONDS)  # the other vendor's chance to get anything
+            # ... and at Salesforce (the watcher has seen every last city, or the deadline).
+            wanted.update(last.values())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_seen.wait(), max(0.0, settle_deadline - time.time()))
             stop_watch.set()
             await watcher
 
@@ -230,42 +230,51 @@ async def run(database_url: str) -> list[Figure]:
                 if after:
                     latencies.append(after[0] - began)
 
-            # --- the other vendor: what a user's push brings it.
-            sf_mid = await _salesforce_cities(http, sf_url)
-            began = time.perf_counter()
-            pushed = await run_sync(http, admin, "push", vendor="salesforce")
-            push_seconds = time.perf_counter() - began
             sf_after = await _salesforce_cities(http, sf_url)
             runs = _ok(await http.get("/integrations/hl/patients/status", headers=admin))["runs"]
+            sf_runs = _ok(await http.get("/integrations/salesforce/patients/status", headers=admin))["runs"]
 
     inbox_runs = [r for r in runs if r["direction"] == "pull"]
     agree_after = sum(1 for p, city in last.items() if sf_after.get(p) == city)
-    changed_mid = sum(1 for p in last if sf_mid.get(p) != sf_before.get(p))
+    fan_outs = [r for r in sf_runs if r["direction"] == "push"]
     ms = [v * 1000 for v in latencies]
+    at_sf = [(sf_seen[city] - began) * 1000 for _, city, began in edits if city in sf_seen]
     shape = (
         f"{rate:g} GHL edits/s for {seconds:g} s over {len(ids)} patients (each re-edited every"
-        f" {len(ids) / rate:.0f} s), limits off; from just before the GHL edit to the hub's committed change"
+        f" {len(ids) / rate:.0f} s), limits off; from just before the GHL edit to the Salesforce sandbox"
+        f" holding the city (its accounts looked at every {WATCH_SECONDS * 1000:.0f} ms)"
     )
     return [
-        at_most("webhook -> hub p50", percentile(ms, 0.5), "ms", 250, note=shape),
+        at_most("webhook -> other vendor (Salesforce) p50", percentile(at_sf, 0.5), "ms", 250, note=shape),
         at_most(
-            "webhook -> hub p99",
-            percentile(ms, 0.99),
+            "webhook -> other vendor (Salesforce) p99",
+            percentile(at_sf, 0.99),
             "ms",
             1000,
-            note=f"max {max(ms, default=float('nan')):.0f} ms; driver lateness max {lateness * 1000:.0f} ms",
+            note=(
+                f"max {max(at_sf, default=float('nan')):.0f} ms; {len(at_sf):,} of {len(edits):,} edits seen at"
+                f" Salesforce; final city right there for {agree_after} of {len(last)} patients;"
+                f" {len(fan_outs)} real-time push runs; driver lateness max {lateness * 1000:.0f} ms"
+            ),
         ),
         Figure(
-            "webhook -> hub via GET /patients/{id}",
+            "  webhook -> hub p50 (committed history row)",
+            round(percentile(ms, 0.5), 1),
+            "ms",
+            note=f"p99 {percentile(ms, 0.99):.0f} ms, max {max(ms, default=float('nan')):.0f} ms",
+        ),
+        Figure(
+            "  webhook -> hub via GET /patients/{id}",
             round(percentile([v * 1000 for v in polled], 0.5), 1),
             "ms p50",
             note=(
                 f"sample of every {SAMPLE_EVERY}th edit polled live at 25 ms: {len(polled)} seen,"
-                f" p99 {percentile([v * 1000 for v in polled], 0.99):.0f} ms, {unseen_polls} unseen in 30 s; read errors {read_errors or 'none'}"
+                f" p99 {percentile([v * 1000 for v in polled], 0.99):.0f} ms, {unseen_polls} unseen in 30 s;"
+                f" read errors {read_errors or 'none'}"
             ),
         ),
         Figure(
-            "webhook events delivered",
+            "  webhook events delivered",
             delivered,
             "events",
             note=(
@@ -274,24 +283,12 @@ async def run(database_url: str) -> list[Figure]:
             ),
         ),
         Figure(
-            "webhook events visible in the hub",
+            "  webhook events visible in the hub",
             len(latencies),
             "events",
             note=(
                 f"{len(latencies):,} of {len(edits):,} edits found as hub changes;"
-                f" final city right for {len(last) - len(pending)} of {len(last)} patients"
-            ),
-        ),
-        Figure(
-            "webhook -> other vendor (Salesforce, real time)",
-            "not real time",
-            "",
-            target="p50 ≤ 250 ms, p99 ≤ 1 s",
-            met=False,
-            note=(
-                f"no fan-out: {len(sf_seen)} edits reached Salesforce during the run + {GRACE_SECONDS:g} s,"
-                f" {changed_mid} accounts changed before a push; a user's push then took {push_seconds:.1f} s"
-                f" ({pushed['records_updated']} updated, {agree_after} of {len(last)} agree); peak RSS {peak_rss_mb()} MB"
+                f" final city right for {len(last) - len(pending)} of {len(last)} patients; peak RSS {peak_rss_mb()} MB"
             ),
         ),
     ]
