@@ -63,6 +63,10 @@ class _ErrorAndIdentityInterceptor(grpc.aio.ServerInterceptor):
     """Binds the caller its signed identity names (refusing a call without one) and turns domain
     errors into rich statuses."""
 
+    def __init__(self) -> None:
+        # Method -> (its handler, that handler wrapped): wrapped once per method, not per call.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -71,8 +75,11 @@ class _ErrorAndIdentityInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        inner = handler.unary_unary
         method = handler_call_details.method
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        inner = handler.unary_unary
 
         public = method.startswith(_PUBLIC)
 
@@ -107,11 +114,13 @@ class _ErrorAndIdentityInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 reset_caller(token)
 
-        return grpc.unary_unary_rpc_method_handler(
+        wrapped = grpc.unary_unary_rpc_method_handler(
             unary,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
 
 async def create_server(

@@ -44,6 +44,7 @@ ALGORITHMS = ["HS256"]
 # Tokens are minted per caller and reused: short enough that a leaked one soon stops working.
 TOKEN_SECONDS = 300
 _REMINT_BEFORE = 60
+# Both caches below are emptied when full: a miss costs one HMAC, never a refusal.
 _CACHE_LIMIT = 4096
 
 # Claim name -> Caller attribute.
@@ -58,7 +59,14 @@ _CLAIMS = {
 
 _trusted: dict[str, OctKey] = {}
 _signing: OctKey | None = None
-_minted: dict[Caller, tuple[str, float]] = {}
+# By the claims a token carries (_claims_of), so a gateway's caller and the plain Caller a service
+# rebuilds from its token share one token: a request's every hop sends the same one.
+_minted: dict[tuple[str, ...], tuple[str, float]] = {}
+# Tokens whose signature was checked here (or that this process signed), by their exact text, with
+# the caller and claims they carry. A token seen again (the next hop of the same request, in the
+# embedded default) skips the HMAC and the JSON; its claims (expiry, issuer, audience) are still
+# validated on every call, so it stops working exactly when a fresh check would refuse it.
+_verified: dict[str, tuple[Caller, dict]] = {}
 _registry = JWTClaimsRegistry(
     # Services on other hosts: their clocks may differ by this much.
     leeway=30,
@@ -79,6 +87,7 @@ def install(settings: Settings) -> None:
     if _signing is not key:
         _signing = key
         _minted.clear()
+        _verified.clear()
 
 
 def token_for(caller: Caller) -> str | None:
@@ -86,17 +95,32 @@ def token_for(caller: Caller) -> str | None:
     if _signing is None:
         return None
     now = time.time()
-    cached = _minted.get(caller)
+    values = _claims_of(caller)
+    cached = _minted.get(values)
     if cached is not None and cached[1] - now > _REMINT_BEFORE:
         return cached[0]
-    claims = {name: getattr(caller, attr) for name, attr in _CLAIMS.items() if getattr(caller, attr)}
+    claims = {name: value for name, value in zip(_CLAIMS, values, strict=True) if value}
     issued = int(now)
     claims |= {"iss": ISSUER, "aud": AUDIENCE, "iat": issued, "exp": issued + TOKEN_SECONDS}
     token = jwt.encode({"alg": "HS256", "kid": _signing.kid}, claims, _signing)
     if len(_minted) >= _CACHE_LIMIT:
         _minted.clear()
-    _minted[caller] = (token, issued + TOKEN_SECONDS)
+    _minted[values] = (token, issued + TOKEN_SECONDS)
+    # Signed here with a trusted key: as good as verified (caller_from still validates its claims).
+    _remember(token, claims)
     return token
+
+
+def _claims_of(caller: Caller) -> tuple[str, ...]:
+    return tuple(getattr(caller, attr) for attr in _CLAIMS.values())
+
+
+def _remember(token: str, claims: dict) -> Caller:
+    caller = Caller(**{attr: str(claims.get(name, "")) for name, attr in _CLAIMS.items()})
+    if len(_verified) >= _CACHE_LIMIT:
+        _verified.clear()
+    _verified[token] = (caller, claims)
+    return caller
 
 
 def caller_from(token: str | None) -> Caller:
@@ -106,7 +130,11 @@ def caller_from(token: str | None) -> Caller:
             "the call carries no service identity: Concord's services are called through the gateway",
             reason="MISSING_SERVICE_IDENTITY",
         )
+    known = _verified.get(token)
     try:
+        if known is not None:
+            _registry.validate(known[1])
+            return known[0]
         kid = jws.extract_compact(token.encode()).protected.get("kid")
         key = _trusted.get(kid) if isinstance(kid, str) else None
         if key is None:
@@ -114,9 +142,9 @@ def caller_from(token: str | None) -> Caller:
         decoded = jwt.decode(token, key, algorithms=ALGORITHMS)
         _registry.validate(decoded.claims)
     except (JoseError, ValueError, TypeError):
+        _verified.pop(token, None)
         raise Unauthenticated("the service identity is not valid", reason="INVALID_SERVICE_IDENTITY") from None
-    claims = decoded.claims
-    return Caller(**{attr: str(claims.get(name, "")) for name, attr in _CLAIMS.items()})
+    return _remember(token, decoded.claims)
 
 
 def _secret(settings: Settings) -> bytes:

@@ -95,6 +95,8 @@ ACCESS_LEVEL_CLAIM = "data_access_level"
 # within this long; a stream of made-up kids costs the IdP one request per interval).
 JWKS_REFETCH_SECONDS = 30.0
 _MAX_JWKS_BYTES = 256 * 1024
+# Verified bearer tokens kept (emptied when full: a miss costs one signature check).
+_VERIFIED_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -326,6 +328,8 @@ class TokenVerifier:
         self._practice_claim = practice_claim
         self._role_claim = role_claim
         self._now = now
+        # Token text -> (header, key, claims) of tokens whose signature checked out; see verify.
+        self._verified: dict[str, tuple[dict, RSAKey | ECKey, dict]] = {}
         self._registry = JWTClaimsRegistry(
             now=lambda: int(self._now()),
             leeway=leeway,
@@ -361,14 +365,27 @@ class TokenVerifier:
         """The token's claims, with ``practice_id`` and ``role`` under those names; raises
         Unauthenticated (401) with reason INVALID_TOKEN, INVALID_TOKEN_CLAIMS or SESSION_EXPIRED."""
         token = _bearer(authorization)
-        header = _header(token)
-        key = self._key_for(header)
+        known = self._verified.get(token)
+        # A token whose signature was checked before, with a key the issuer still has, skips the
+        # RSA or ECDSA check and the decoding (the same user's next request); everything below,
+        # expiry and session included, is checked again on every request.
+        if known is not None and self._key_for(known[0]) is known[1]:
+            signed = known[2]
+        else:
+            header = _header(token)
+            key = self._key_for(header)
+            try:
+                signed = jwt.decode(token, key, algorithms=[header["alg"]]).claims
+            except (JoseError, ValueError, TypeError) as error:
+                raise _invalid(error) from None
+            if len(self._verified) >= _VERIFIED_LIMIT:
+                self._verified.clear()
+            self._verified[token] = (header, key, signed)
         try:
-            decoded = jwt.decode(token, key, algorithms=[header["alg"]])
-            self._registry.validate(decoded.claims)
+            self._registry.validate(signed)
         except (JoseError, ValueError, TypeError) as error:
             raise _invalid(error) from None
-        claims = dict(decoded.claims)
+        claims = dict(signed)
         role, practice = claims.get(self._role_claim), claims.get(self._practice_claim)
         if role not in ROLES or not isinstance(practice, str) or not practice:
             raise Unauthenticated("the token lacks a practice or a known role", reason="INVALID_TOKEN_CLAIMS")
