@@ -39,6 +39,10 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Link, SpanKind, Status
 
 REDACTED = "[redacted]"
+# phonenumbers loads a region's metadata on first use, under a lock it does not release when the
+# load fails; a first use from inside Temporal's workflow sandbox (a log line there) can fail it
+# and every later scrub then waits on that lock for ever. Loaded here, at import, once.
+phonenumbers.PhoneMetadata.metadata_for_region("US")
 
 # -- shapes ---------------------------------------------------------------------------------------
 
