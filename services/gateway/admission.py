@@ -9,7 +9,10 @@ timeouts, hardly a read answered). Refused at the door, the excess costs little,
 admitted are still answered, and callers learn when to come back (RFC 9110 15.6.4).
 
 ``/healthz`` is always answered: a busy gateway is alive, and a probe that failed under load would
-have it restarted at its busiest.
+have it restarted at its busiest. So are vendors' webhook deliveries (``/webhooks/...``): taking
+one is a signature check and an insert into the config's inbox, which is the durable queue that
+absorbs a burst, whereas a refused delivery waits on the vendor's retry policy (some retry only a
+few times, some not on a 503), and the change it carries reaches the hub only at the next pull.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.gateway.problems import problem
 
 ALWAYS_ADMITTED = frozenset({"/healthz"})
+WEBHOOKS = "/webhooks/"
 
 
 class Admission:
@@ -29,7 +33,8 @@ class Admission:
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.max_in_flight or scope["path"] in ALWAYS_ADMITTED:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not self.max_in_flight or path in ALWAYS_ADMITTED or path.startswith(WEBHOOKS):
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.max_in_flight:

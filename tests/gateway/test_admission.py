@@ -33,6 +33,12 @@ class Held:
         await JSONResponse({"path": scope["path"]})(scope, receive, send)
 
 
+async def _entered(held: Held, count: int) -> None:
+    held.expected, held.all_in = count, asyncio.Event()
+    if held.entered < count:
+        await held.all_in.wait()
+
+
 async def test_past_its_bound_a_request_is_refused_at_once_and_admitted_once_a_place_frees() -> None:
     held = Held(expected=2)
     admission = Admission(held, max_in_flight=2, retry_after_seconds=3)
@@ -49,11 +55,13 @@ async def test_past_its_bound_a_request_is_refused_at_once_and_admitted_once_a_p
         assert_problem(posted, 503, reason="GATEWAY_BUSY")
         assert posted.headers["connection"] == "close"  # its body was never read
         assert held.entered == 2  # neither reached the app
-        # A busy gateway is still alive.
+        # A busy gateway is still alive, and still takes vendors' webhook deliveries (into the inbox).
         assert (await http.get("/healthz")).status_code == 200
+        webhook = asyncio.create_task(http.post("/webhooks/ghl", json={"type": "ContactUpdate"}))
+        await asyncio.wait_for(_entered(held, 3), 10)
 
         held.release.set()
-        assert [(await task).status_code for task in waiting] == [200, 200]
+        assert [(await task).status_code for task in [*waiting, webhook]] == [200, 200, 200]
         assert admission.in_flight == 0
         assert (await http.get("/patients/p-3")).json() == {"path": "/patients/p-3"}
 
