@@ -1233,8 +1233,9 @@ class SyncService:
                 records_updated=updated + settled,
             )
             await self._repo.add_to_run(session, page.run_id, counts, failures)
-            failed = {f["record_ref"]: raw_by_ref[f["record_ref"]] for f in failures if f["record_ref"] in raw_by_ref}
-            payloads = {ref: json_format.MessageToDict(raw) for ref, raw in failed.items()}
+            # Only a failed record's payload is decoded: it is kept with its dead letter.
+            failed = {f["record_ref"] for f in failures} & raw_by_ref.keys()
+            payloads = {ref: json_format.MessageToDict(raw_by_ref[ref]) for ref in failed}
             await self._park(session, page.practice_id, page.config_id, kind, "pull", page.run_id, failures, payloads)
             await self._heal(session, page.config_id, kind, "pull", [ext for ext, _ in usable])
             await self._audit(events)
